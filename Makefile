@@ -1,0 +1,41 @@
+# The README's quick start: `make run`, then `make test`. Both install missing system packages.
+SWIFT ?= swift
+APT_PACKAGES := libzip-dev libopenblas-dev pkg-config
+DEFAULT_CHECKPOINT := Fixtures/checkpoints/tiny-resnet-basic.pth
+VENV := .venv-torch
+PY := $(VENV)/bin/python
+
+.PHONY: deps build run test fixtures venv bench-load clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release
+
+run: build
+	.build/release/torchport inspect $(DEFAULT_CHECKPOINT)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Fixtures and benchmarks need real torch (never a runtime dependency).
+venv:
+	@[ -x $(PY) ] || (python3 -m venv $(VENV) && $(VENV)/bin/pip install torch==2.15.0 torchvision==0.29.2 safetensors onnxruntime onnx)
+
+fixtures: venv
+	$(PY) Fixtures/generate.py
+	python3 Fixtures/hostile/generate_hostile.py
+
+bench-load: venv
+	cd Benchmarks && $(SWIFT) build -c release
+	$(PY) Benchmarks/load_vs_torch.py
+
+clean:
+	rm -rf .build Benchmarks/.build

@@ -1,0 +1,228 @@
+import Foundation
+
+/// Every failure of the reader: what went wrong (`kind`) and where (`file`, `entry`, byte `offset`,
+/// pickle `opcode`, `key`). The reader never traps on file data; it throws one of these.
+public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    public var kind: Kind
+    /// The file being read (as given by the caller).
+    public var file: String?
+    /// The archive entry (zip member, or a section of a legacy stream such as `pickle:main`).
+    public var entry: String?
+    /// Byte offset inside `entry` (or inside the file for container-level errors).
+    public var offset: Int?
+    /// The pickle opcode being executed, when the error came from the unpickler.
+    public var opcode: UInt8?
+    /// The dict key, tensor path or global involved.
+    public var key: String?
+
+    public init(_ kind: Kind, file: String? = nil, entry: String? = nil, offset: Int? = nil,
+                opcode: UInt8? = nil, key: String? = nil) {
+        self.kind = kind
+        self.file = file
+        self.entry = entry
+        self.offset = offset
+        self.opcode = opcode
+        self.key = key
+    }
+
+    /// The resource limits of ``ReaderLimits``, named in ``Kind/limitExceeded(_:limit:)``.
+    public enum Limit: String, Sendable {
+        case depth, memo, ops, elements, stack, entrySize, headerSize, entries
+    }
+
+    public enum Kind: Sendable, Equatable {
+        // MARK: Files and containers
+        /// The bytes are not a zip archive, a legacy stream, or anything else Torchport knows.
+        case unrecognizedFormat(String)
+        /// Reading past the end of the available bytes.
+        case truncated(needed: Int, available: Int)
+        /// The zip end record, Zip64 records or central directory contradict the file.
+        case zipStructure(String)
+        /// A zip entry's data (or local header) extends past the end of the file.
+        case zipEntryOutOfBounds(name: String)
+        /// Two zip entries' data ranges overlap.
+        case zipOverlappingEntries(String, String)
+        /// The same name appears twice in the central directory.
+        case zipDuplicateEntry(String)
+        /// An entry name with `..`, an absolute path, a backslash or a NUL byte.
+        case zipUnsafeName(String)
+        /// A compression method other than stored (0) or deflate (8).
+        case zipUnsupportedCompression(method: Int)
+        /// Inflating a compressed entry failed or produced a size other than the declared one.
+        case zipInflate(String)
+        /// A required entry (e.g. `data.pkl`, a storage `data/<key>`) is absent.
+        case missingEntry(String)
+        /// The legacy stream does not start with torch's magic number.
+        case legacyMagicMismatch
+        /// The legacy stream's protocol version is not 1001.
+        case legacyProtocolVersion(Int)
+        /// A legacy storage's element count is negative, overflows, or exceeds the remaining bytes.
+        case legacyStorageSize(key: String, count: Int64)
+        /// The legacy stream lists a storage the pickle never referenced (or the reverse).
+        case legacyStorageKeys(String)
+
+        // MARK: Pickle structure
+        case unknownOpcode(UInt8)
+        case stackUnderflow
+        case missingMark
+        /// The pickle ended without a STOP opcode.
+        case missingStop
+        /// Bytes follow STOP where nothing should.
+        case trailingData(count: Int)
+        /// A memo GET of an index that was never PUT.
+        case memoMissing(index: Int)
+        /// A declared length is negative, or beyond the remaining bytes.
+        case badLength(Int64)
+        case invalidUTF8
+        /// An opcode operand that is not well formed (e.g. a bad decimal INT, an unquoted STRING).
+        case malformedOperand(String)
+        /// FRAME misuse: a frame that straddles the end of the data, or an opcode across frames.
+        case frameBoundary(String)
+        /// An unsupported protocol number in PROTO.
+        case unsupportedProtocol(Int)
+        /// A configured ``ReaderLimits`` bound was exceeded.
+        case limitExceeded(Limit, limit: Int)
+
+        // MARK: Globals and objects
+        /// A global outside the allowlists; the file is refused (nothing was called).
+        case disallowedGlobal(module: String, name: String)
+        /// GLOBAL / STACK_GLOBAL names that are not plain strings or valid dotted identifiers.
+        case invalidGlobal(String)
+        /// An opcode applied to a value of the wrong kind (BUILD on a list, SETITEM on a tensor, ...).
+        case wrongType(operation: String, expected: String, got: String)
+        /// An interpreted function called with the wrong argument count or types.
+        case badArguments(function: String, reason: String)
+        /// A persistent id that is not a storage reference Torchport understands.
+        case badPersistentID(String)
+        /// EXT1/EXT2/EXT4 refer to the extension registry, which would import code.
+        case extensionRegistry(code: Int)
+
+        // MARK: Tensors
+        /// A storage class or dtype that is not a tensor storage.
+        case unknownStorageType(String)
+        /// A storage key with `/`, `..`, or other characters that could escape the archive folder.
+        case unsafeStorageKey(String)
+        /// Negative sizes or strides, or a shape whose element count overflows.
+        case badShape(String)
+        /// The tensor's view reaches outside its storage.
+        case tensorOutOfBounds(needed: Int, available: Int)
+        /// Two references to one storage disagree on its dtype or size.
+        case storageMismatch(String)
+        /// Could not map or read the file from disk.
+        case io(String)
+    }
+
+    /// A stable short name of the case, used by tests and `--json` output.
+    public var code: String {
+        switch kind {
+        case .unrecognizedFormat: "unrecognizedFormat"
+        case .truncated: "truncated"
+        case .zipStructure: "zipStructure"
+        case .zipEntryOutOfBounds: "zipEntryOutOfBounds"
+        case .zipOverlappingEntries: "zipOverlappingEntries"
+        case .zipDuplicateEntry: "zipDuplicateEntry"
+        case .zipUnsafeName: "zipUnsafeName"
+        case .zipUnsupportedCompression: "zipUnsupportedCompression"
+        case .zipInflate: "zipInflate"
+        case .missingEntry: "missingEntry"
+        case .legacyMagicMismatch: "legacyMagicMismatch"
+        case .legacyProtocolVersion: "legacyProtocolVersion"
+        case .legacyStorageSize: "legacyStorageSize"
+        case .legacyStorageKeys: "legacyStorageKeys"
+        case .unknownOpcode: "unknownOpcode"
+        case .stackUnderflow: "stackUnderflow"
+        case .missingMark: "missingMark"
+        case .missingStop: "missingStop"
+        case .trailingData: "trailingData"
+        case .memoMissing: "memoMissing"
+        case .badLength: "badLength"
+        case .invalidUTF8: "invalidUTF8"
+        case .malformedOperand: "malformedOperand"
+        case .frameBoundary: "frameBoundary"
+        case .unsupportedProtocol: "unsupportedProtocol"
+        case .limitExceeded: "limitExceeded"
+        case .disallowedGlobal: "disallowedGlobal"
+        case .invalidGlobal: "invalidGlobal"
+        case .wrongType: "wrongType"
+        case .badArguments: "badArguments"
+        case .badPersistentID: "badPersistentID"
+        case .extensionRegistry: "extensionRegistry"
+        case .unknownStorageType: "unknownStorageType"
+        case .unsafeStorageKey: "unsafeStorageKey"
+        case .badShape: "badShape"
+        case .tensorOutOfBounds: "tensorOutOfBounds"
+        case .storageMismatch: "storageMismatch"
+        case .io: "io"
+        }
+    }
+
+    var reason: String {
+        switch kind {
+        case .unrecognizedFormat(let s): "not a PyTorch checkpoint: \(s)"
+        case .truncated(let n, let a): "truncated: needed \(n) bytes, \(a) available"
+        case .zipStructure(let s): "inconsistent zip archive: \(s)"
+        case .zipEntryOutOfBounds(let n): "zip entry '\(n)' extends past the end of the file"
+        case .zipOverlappingEntries(let a, let b): "zip entries '\(a)' and '\(b)' overlap"
+        case .zipDuplicateEntry(let n): "duplicate zip entry '\(n)'"
+        case .zipUnsafeName(let n): "unsafe zip entry name \(n.debugDescription)"
+        case .zipUnsupportedCompression(let m): "unsupported zip compression method \(m)"
+        case .zipInflate(let s): "cannot inflate entry: \(s)"
+        case .missingEntry(let n): "missing entry '\(n)'"
+        case .legacyMagicMismatch: "legacy stream does not start with torch's magic number"
+        case .legacyProtocolVersion(let v): "legacy protocol version \(v), expected 1001"
+        case .legacyStorageSize(let k, let c): "legacy storage '\(k)' declares \(c) elements, more than the file holds"
+        case .legacyStorageKeys(let s): "legacy storage keys: \(s)"
+        case .unknownOpcode(let op): "unknown pickle opcode 0x\(String(op, radix: 16))"
+        case .stackUnderflow: "pickle stack underflow"
+        case .missingMark: "pickle MARK expected but absent"
+        case .missingStop: "pickle ends without STOP"
+        case .trailingData(let n): "\(n) bytes after the pickle's STOP"
+        case .memoMissing(let i): "memo index \(i) read before it was set"
+        case .badLength(let l): "declared length \(l) is negative or beyond the remaining bytes"
+        case .invalidUTF8: "invalid UTF-8 in a string"
+        case .malformedOperand(let s): "malformed operand: \(s)"
+        case .frameBoundary(let s): "frame boundary: \(s)"
+        case .unsupportedProtocol(let p): "unsupported pickle protocol \(p)"
+        case .limitExceeded(let l, let v): "\(l.rawValue) limit exceeded (limit \(v))"
+        case .disallowedGlobal(let m, let n): "refused global '\(m).\(n)' (not on the allowlist; nothing was executed)"
+        case .invalidGlobal(let s): "invalid global reference: \(s)"
+        case .wrongType(let op, let e, let g): "\(op) expects \(e), got \(g)"
+        case .badArguments(let f, let r): "bad arguments to \(f): \(r)"
+        case .badPersistentID(let s): "bad persistent id: \(s)"
+        case .extensionRegistry(let c): "extension registry code \(c) refused"
+        case .unknownStorageType(let s): "unknown storage type '\(s)'"
+        case .unsafeStorageKey(let s): "unsafe storage key \(s.debugDescription)"
+        case .badShape(let s): "bad tensor shape: \(s)"
+        case .tensorOutOfBounds(let n, let a): "tensor needs \(n) bytes of its storage, which holds \(a)"
+        case .storageMismatch(let s): "storage mismatch: \(s)"
+        case .io(let s): "I/O error: \(s)"
+        }
+    }
+
+    public var description: String {
+        var context: [String] = []
+        if let file { context.append(file) }
+        if let entry { context.append("entry \(entry)") }
+        if let offset { context.append("offset \(offset)") }
+        if let opcode { context.append(String(format: "opcode 0x%02x", opcode)) }
+        if let key { context.append("key \(key)") }
+        return context.isEmpty ? reason : "\(reason) [\(context.joined(separator: ", "))]"
+    }
+}
+
+extension CheckpointError: LocalizedError {
+    public var errorDescription: String? { description }
+}
+
+extension CheckpointError {
+    /// Fills in context that an inner layer did not know.
+    func with(file: String? = nil, entry: String? = nil) -> CheckpointError {
+        var e = self
+        if e.file == nil { e.file = file }
+        if e.entry == nil { e.entry = entry }
+        return e
+    }
+}
+
+/// Inner layers that know no context yet return a bare `Kind`; callers wrap it with context.
+extension CheckpointError.Kind: Error {}

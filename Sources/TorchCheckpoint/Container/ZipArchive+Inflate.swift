@@ -1,0 +1,47 @@
+import CZip
+
+// The one file that touches libzip: torch writes entries stored, but archives re-packed by other
+// tools (zip -9, cloud storage pipelines) are deflated. libzip inflates them and checks their CRC;
+// the declared size is checked against `ReaderLimits.maxInflatedEntryBytes` before anything is
+// allocated, and the output is cut at the declared size, so a bomb cannot grow memory.
+extension ZipArchive {
+    func inflate(_ entry: Entry, limits: ReaderLimits) throws -> ByteSlice {
+        func fail(_ why: String) -> CheckpointError {
+            CheckpointError(.zipInflate(why), file: fileName, entry: entry.name, offset: entry.localHeaderOffset)
+        }
+        guard entry.uncompressedSize <= limits.maxInflatedEntryBytes else {
+            throw CheckpointError(.limitExceeded(.entrySize, limit: limits.maxInflatedEntryBytes), file: fileName,
+                                  entry: entry.name, offset: entry.localHeaderOffset)
+        }
+        var error = zip_error_t()
+        zip_error_init(&error)
+        defer { zip_error_fini(&error) }
+        guard let source = zip_source_buffer_create(file.bytes.baseAddress, zip_uint64_t(file.count), 0, &error) else {
+            throw fail(String(cString: zip_error_strerror(&error)))
+        }
+        guard let archive = zip_open_from_source(source, ZIP_RDONLY, &error) else {
+            zip_source_free(source)
+            throw fail(String(cString: zip_error_strerror(&error)))
+        }
+        defer { zip_discard(archive) }
+        let index = zip_name_locate(archive, entry.name, zip_flags_t(ZIP_FL_ENC_RAW))
+        guard index >= 0, let handle = zip_fopen_index(archive, zip_uint64_t(index), 0) else {
+            throw fail(String(cString: zip_strerror(archive)))
+        }
+        defer { zip_fclose(handle) }
+        return ByteSlice(owner: try FileBytes.filled(count: entry.uncompressedSize) { out in
+            var done = 0
+            while done < out.count {
+                guard let base = out.baseAddress else { return }
+                let n = zip_fread(handle, base + done, zip_uint64_t(out.count - done))
+                if n < 0 { throw fail(String(cString: zip_file_strerror(handle))) }
+                if n == 0 { throw fail("inflates to \(done) bytes, \(out.count) declared") }
+                done += Int(n)
+            }
+            var extra: UInt8 = 0
+            let more = zip_fread(handle, &extra, 1)
+            if more < 0 { throw fail(String(cString: zip_file_strerror(handle))) }
+            if more > 0 { throw fail("inflates past its declared \(out.count) bytes") }
+        })
+    }
+}

@@ -1,0 +1,69 @@
+/// The arena every container value of one checkpoint lives in. A ``PickleValue`` that is a
+/// container is an index into one of these arrays.
+public struct PickleGraph: Sendable {
+    public internal(set) var lists: [[PickleValue]] = []
+    public internal(set) var tuples: [[PickleValue]] = []
+    public internal(set) var sets: [[PickleValue]] = []
+    public internal(set) var dicts: [PickleDict] = []
+    public internal(set) var objects: [InertObject] = []
+    public internal(set) var globals: [PickleGlobal] = []
+    public internal(set) var tensors: [TensorMeta] = []
+    public internal(set) var storages: [StorageRef] = []
+    var storageIndex: [String: Int] = [:]
+
+    public init() {}
+
+    mutating func add(list: [PickleValue]) -> PickleValue { lists.append(list); return .list(lists.count - 1) }
+    mutating func add(tuple: [PickleValue]) -> PickleValue { tuples.append(tuple); return .tuple(tuples.count - 1) }
+    mutating func add(set: [PickleValue]) -> PickleValue { sets.append(set); return .set(sets.count - 1) }
+    mutating func add(dict: PickleDict) -> PickleValue { dicts.append(dict); return .dict(dicts.count - 1) }
+    mutating func add(object: InertObject) -> PickleValue { objects.append(object); return .object(objects.count - 1) }
+    mutating func add(global: PickleGlobal) -> PickleValue { globals.append(global); return .global(globals.count - 1) }
+    mutating func add(tensor: TensorMeta) -> PickleValue { tensors.append(tensor); return .tensor(tensors.count - 1) }
+
+    /// The elements of a tuple or list value, or nil for anything else.
+    public func sequence(_ v: PickleValue) -> [PickleValue]? {
+        switch v {
+        case .tuple(let i): tuples[i]
+        case .list(let i): lists[i]
+        default: nil
+        }
+    }
+
+    /// A one-line description of a value for reports (`dict(161)`, `argparse.Namespace`, `3`).
+    public func summary(_ v: PickleValue) -> String {
+        switch v {
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .bigInt(let b): return b.description
+        case .float(let d): return String(d)
+        case .string(let s): return s.count > 60 ? String(s.prefix(57)).debugDescription + "..." : s.debugDescription
+        case .bytes(let b): return "bytes(\(b.count))"
+        case .list(let i): return "list(\(lists[i].count))"
+        case .tuple(let i): return "tuple(\(tuples[i].count))"
+        case .set(let i): return "set(\(sets[i].count))"
+        case .dict(let i): return "\(dicts[i].isOrdered ? "OrderedDict" : "dict")(\(dicts[i].count))"
+        case .object(let i): return objects[i].qualifiedName
+        case .global(let i): return "<global \(globals[i].qualifiedName)>"
+        case .tensor(let i): return "tensor \(tensors[i].dtype.rawValue)\(tensors[i].shape)"
+        case .storage(let i): return "storage \(storages[i].dtype.rawValue)[\(storages[i].numel)]"
+        case .dtype(let d): return "torch.\(d.rawValue)"
+        case .device(let d): return "device(\(d))"
+        }
+    }
+}
+
+/// A tensor as the pickle describes it: a view (offset, shape, strides, all in elements) onto a
+/// storage named by key. ``Checkpoint`` binds it to bytes and validates it.
+public struct TensorMeta: Sendable, Equatable {
+    public let dtype: DType
+    public let shape: [Int]
+    public let strides: [Int]
+    public let storageOffset: Int
+    /// Index into ``PickleGraph/storages``.
+    public let storage: Int
+    public var requiresGrad = false
+    public var isParameter = false
+    public let numel: Int
+}

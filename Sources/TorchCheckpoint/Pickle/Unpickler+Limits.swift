@@ -1,0 +1,35 @@
+/// Resource bounds of the reader. Each default is far above what real checkpoints need (a
+/// resnet152 state dict uses about 6,000 memo entries, 40,000 ops and a MARK depth of 4) and far
+/// below what would exhaust this machine. A file exceeding one is refused with
+/// ``CheckpointError/Kind/limitExceeded(_:limit:)``.
+public struct ReaderLimits: Sendable, Equatable {
+    /// Nested MARKs open at once.
+    public var maxDepth: Int = 1_000
+    /// Distinct memo entries (PUT, BINPUT, LONG_BINPUT, MEMOIZE).
+    public var maxMemoEntries: Int = 10_000_000
+    /// Opcodes executed per pickle.
+    public var maxOps: Int = 100_000_000
+    /// Values on the unpickler's stack at once.
+    public var maxStackSize: Int = 10_000_000
+    /// Logical elements of one tensor (a zero-stride view may claim far more than it stores).
+    public var maxElements: Int = 1 << 32
+    /// Declared size of one compressed zip entry, inflated.
+    public var maxInflatedEntryBytes: Int = 1 << 32
+    /// Entries in a zip central directory.
+    public var maxEntries: Int = 1_000_000
+
+    public init() {}
+}
+
+/// How the reader treats a file.
+public struct ReaderOptions: Sendable {
+    public var limits = ReaderLimits()
+    /// When true, globals outside the allowlists are kept as inert records instead of refusing the
+    /// file. Nothing is ever called either way; this only decides whether such files load.
+    public var allowUnknownGlobals = false
+
+    public init(limits: ReaderLimits = ReaderLimits(), allowUnknownGlobals: Bool = false) {
+        self.limits = limits
+        self.allowUnknownGlobals = allowUnknownGlobals
+    }
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Read-only bytes of a checkpoint: a memory map of a file, or an owned buffer (in-memory input,
+/// inflated zip entries, byte-swapped data). Tensor views keep their `FileBytes` alive, so the
+/// memory stays valid for as long as any tensor refers to it.
+public final class FileBytes: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
+    private let release: (UnsafeRawBufferPointer) -> Void
+
+    private init(bytes: UnsafeRawBufferPointer, release: @escaping (UnsafeRawBufferPointer) -> Void) {
+        self.bytes = bytes
+        self.release = release
+    }
+
+    deinit { release(bytes) }
+
+    public var count: Int { bytes.count }
+
+    /// Maps `path` read-only. Nothing is read until touched; the file is never opened for writing.
+    public static func map(path: String) throws -> FileBytes {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw CheckpointError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw CheckpointError(.io("cannot stat: \(String(cString: strerror(errno)))"), file: path)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw CheckpointError(.io("not a regular file"), file: path)
+        }
+        let size = Int(st.st_size)
+        if size == 0 { return FileBytes.owned([]) }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw CheckpointError(.io("cannot map: \(String(cString: strerror(errno)))"), file: path)
+        }
+        return FileBytes(bytes: UnsafeRawBufferPointer(start: base, count: size)) { b in
+            munmap(UnsafeMutableRawPointer(mutating: b.baseAddress), b.count)
+        }
+    }
+
+    /// Owned copy of `data` (64-byte aligned).
+    public static func owned<C: Collection>(_ data: C) -> FileBytes where C.Element == UInt8 {
+        let n = data.count
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(n, 1), alignment: 64)
+        _ = p.initializeMemory(as: UInt8.self, from: data)
+        return FileBytes(bytes: UnsafeRawBufferPointer(rebasing: p[0..<n])) { b in
+            UnsafeMutableRawPointer(mutating: b.baseAddress)?.deallocate()
+        }
+    }
+
+    /// Owned uninitialised buffer filled by `fill`.
+    static func filled(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> FileBytes {
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        do { try fill(UnsafeMutableRawBufferPointer(rebasing: p[0..<count])) } catch {
+            p.deallocate()
+            throw error
+        }
+        return FileBytes(bytes: UnsafeRawBufferPointer(rebasing: p[0..<count])) { b in
+            UnsafeMutableRawPointer(mutating: b.baseAddress)?.deallocate()
+        }
+    }
+}
+
+/// A range of bytes inside a `FileBytes`, bounds checked at creation.
+public struct ByteSlice: @unchecked Sendable {
+    public let owner: FileBytes
+    public let range: Range<Int>
+
+    init(owner: FileBytes, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= owner.count)
+        self.owner = owner
+        self.range = range
+    }
+
+    public init(owner: FileBytes) { self.init(owner: owner, range: 0..<owner.count) }
+
+    public var count: Int { range.count }
+    /// The bytes; valid only while `owner` is alive (prefer `withUnsafeBytes`).
+    public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: owner.bytes[range]) }
+
+    /// Calls `body` with the bytes, keeping their owner alive for the duration.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(buffer) }
+    }
+
+    /// A sub-slice, relative to this slice; `nil` when outside it.
+    public func slice(_ offset: Int, _ length: Int) -> ByteSlice? {
+        guard offset >= 0, length >= 0, offset <= count, length <= count - offset else { return nil }
+        let start = range.lowerBound + offset
+        return ByteSlice(owner: owner, range: start..<(start + length))
+    }
+}

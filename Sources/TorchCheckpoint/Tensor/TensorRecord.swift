@@ -1,0 +1,130 @@
+/// A tensor of a checkpoint: dtype, shape, strides and storage offset (in elements, as torch
+/// counts them) over its storage's bytes, already validated against them. Contiguous tensors of
+/// stored entries are views of the mapped file; non-contiguous ones are gathered on request.
+public struct TensorRecord: Sendable {
+    public let dtype: DType
+    public let shape: [Int]
+    public let strides: [Int]
+    public let storageOffset: Int
+    public let numel: Int
+    public let storageKey: String
+    /// Where the storage says it lived when saved (`cpu`, `cuda:0`): informational, read on the CPU.
+    public let location: String
+    public let requiresGrad: Bool
+    public let isParameter: Bool
+    /// All bytes of the storage (little-endian).
+    public let storage: ByteSlice
+
+    init(meta: TensorMeta, storage ref: StorageRef, bytes: ByteSlice) {
+        dtype = meta.dtype
+        shape = meta.shape
+        strides = meta.strides
+        storageOffset = meta.storageOffset
+        numel = meta.numel
+        storageKey = ref.viewKey ?? ref.key
+        location = ref.location
+        requiresGrad = meta.requiresGrad
+        isParameter = meta.isParameter
+        storage = bytes
+    }
+
+    /// Logical size in bytes (`numel * dtype.size`).
+    public var nbytes: Int { numel * dtype.size }
+
+    /// Row-major strides for `shape`.
+    public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var s = Array(repeating: 1, count: shape.count)
+        var acc = 1
+        for i in shape.indices.reversed() {
+            s[i] = acc
+            acc = acc &* max(shape[i], 1)
+        }
+        return s
+    }
+
+    /// True when the elements lie in row-major order without gaps (size-1 dimensions ignored).
+    public var isContiguous: Bool {
+        if numel <= 1 { return true }
+        var expected = 1
+        for (size, stride) in zip(shape, strides).reversed() where size != 1 {
+            if stride != expected { return false }
+            expected *= size
+        }
+        return true
+    }
+
+    /// The bytes of a contiguous tensor as a view of its storage (no copy); nil when not contiguous.
+    public var contiguousView: ByteSlice? {
+        guard isContiguous else { return nil }
+        // Validated at load: offset + numel fits the storage.
+        return storage.slice(storageOffset * dtype.size, nbytes)
+    }
+
+    /// Calls `body` with the tensor's values in logical (row-major) order: the mapped bytes
+    /// themselves when contiguous, a gathered copy otherwise.
+    public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if let view = contiguousView { return try body(view.buffer) }
+        let copy = gathered()
+        return try copy.withUnsafeBytes(body)
+    }
+
+    /// The tensor's values in logical order, as a new array of bytes.
+    public func contiguousBytes() -> [UInt8] {
+        if let view = contiguousView { return Array(view.buffer) }
+        return gathered()
+    }
+
+    /// Gathers a strided view into row-major order, one element (or inner run) at a time.
+    private func gathered() -> [UInt8] {
+        let size = dtype.size
+        var out = [UInt8](repeating: 0, count: nbytes)
+        guard numel > 0 else { return out }
+        let src = storage.buffer
+        let rank = shape.count
+        // Copy innermost runs with memcpy when the last dimension is dense.
+        let innerDense = rank > 0 && strides[rank - 1] == 1
+        let run = innerDense ? shape[rank - 1] : 1
+        let outerRank = innerDense ? rank - 1 : rank
+        var index = Array(repeating: 0, count: outerRank)
+        var srcElem = storageOffset
+        var dst = 0
+        out.withUnsafeMutableBytes { o in
+            while true {
+                o.baseAddress!.advanced(by: dst).copyMemory(from: src.baseAddress!.advanced(by: srcElem * size), byteCount: run * size)
+                dst += run * size
+                var d = outerRank - 1
+                while d >= 0 {
+                    index[d] += 1
+                    srcElem += strides[d]
+                    if index[d] < shape[d] { break }
+                    srcElem -= strides[d] * shape[d]
+                    index[d] = 0
+                    d -= 1
+                }
+                if d < 0 { break }
+            }
+        }
+        return out
+    }
+
+    /// Values widened to `Float` in logical order (float, integer and bool dtypes).
+    public func floats() -> [Float] {
+        withContiguousBytes { b in
+            (0..<numel).map { i -> Float in
+                switch dtype {
+                case .float32: b.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
+                case .float64: Float(b.loadUnaligned(fromByteOffset: i * 8, as: Double.self))
+                case .float16: Float(Float16(bitPattern: b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
+                case .bfloat16: Float(bitPattern: UInt32(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) << 16)
+                case .int64: Float(b.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
+                case .int32: Float(b.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))
+                case .int16: Float(b.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))
+                case .int8: Float(Int8(bitPattern: b[i]))
+                case .uint8, .bool: Float(b[i])
+                case .complex64: b.loadUnaligned(fromByteOffset: i * 8, as: Float.self)
+                case .complex128: Float(b.loadUnaligned(fromByteOffset: i * 16, as: Double.self))
+                }
+            }
+        }
+    }
+}

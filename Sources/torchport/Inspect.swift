@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import Torchport
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a checkpoint's format, structure and every tensor, without executing anything.",
+        discussion: """
+            Example:
+              torchport inspect resnet50.pth
+              torchport inspect checkpoint.pth --json | jq '.tensors[].name'
+            A file that refers to code outside the allowlist is refused (exit 1) unless
+            --allow-unknown-globals keeps such objects as inert records.
+            """)
+
+    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript).", completion: .file())
+    var file: String
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    @OptionGroup var reader: ReaderFlags
+
+    func run() throws {
+        let checkpoint = try reader.open(file)
+        if json {
+            try printJSON(InspectReport(checkpoint))
+        } else {
+            print(InspectReport(checkpoint).text)
+        }
+    }
+}
+
+/// Reader options shared by every command that opens a checkpoint.
+struct ReaderFlags: ParsableArguments {
+    @Flag(help: "Load files that reference globals outside the allowlist, keeping them as inert records (nothing is executed).")
+    var allowUnknownGlobals = false
+
+    func open(_ path: String) throws -> Checkpoint {
+        try Checkpoint(contentsOf: path, options: ReaderOptions(allowUnknownGlobals: allowUnknownGlobals))
+    }
+}
+
+struct InspectReport: Encodable {
+    struct Tensor: Encodable {
+        let name: String
+        let dtype: String
+        let shape: [Int]
+        let strides: [Int]?
+        let storageKey: String
+        let storageOffset: Int
+        let location: String
+        let bytes: Int
+    }
+    struct Entry: Encodable {
+        let key: String
+        let value: String
+    }
+    let file: String
+    let format: String
+    let prefix: String?
+    let byteOrder: String
+    let pickleProtocol: Int
+    let root: String
+    let topLevel: [Entry]
+    let tensors: [Tensor]
+    let totalTensors: Int
+    let totalElements: Int
+    let totalBytes: Int
+
+    init(_ c: Checkpoint) {
+        file = c.file ?? "-"
+        format = c.format.rawValue
+        prefix = c.prefix
+        byteOrder = c.byteOrder
+        pickleProtocol = c.pickleProtocol
+        root = c.graph.summary(c.root)
+        topLevel = c.topLevel.map { Entry(key: $0.key, value: $0.summary) }
+        tensors = c.tensors.map {
+            let t = $0.tensor
+            return Tensor(name: $0.name, dtype: t.dtype.rawValue, shape: t.shape,
+                          strides: t.isContiguous ? nil : t.strides, storageKey: t.storageKey,
+                          storageOffset: t.storageOffset, location: t.location, bytes: t.nbytes)
+        }
+        totalTensors = c.tensors.count
+        totalElements = c.totalElements
+        totalBytes = c.totalBytes
+    }
+
+    var text: String {
+        var lines = ["file:      \(file)",
+                     "format:    \(format)\(prefix.map { " (archive folder '\($0)')" } ?? "")",
+                     "byteorder: \(byteOrder), pickle protocol \(pickleProtocol)",
+                     "root:      \(root)"]
+        let nonTensor = topLevel.filter { !$0.value.hasPrefix("tensor") }
+        if !topLevel.isEmpty && nonTensor.count < topLevel.count && nonTensor.isEmpty {
+            lines.append("           a state dict of \(topLevel.count) tensors")
+        } else {
+            for e in topLevel.prefix(40) { lines.append("  \(e.key): \(e.value)") }
+            if topLevel.count > 40 { lines.append("  ... \(topLevel.count - 40) more") }
+        }
+        lines.append("")
+        let width = min(max(tensors.map(\.name.count).max() ?? 4, 4), 60)
+        lines.append("NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  DTYPE     SHAPE                 STORAGE        BYTES")
+        for t in tensors {
+            var shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
+            if let s = t.strides { shape += " stride (" + s.map(String.init).joined(separator: ", ") + ")" }
+            let storage = "\(t.storageKey)+\(t.storageOffset)" + (t.location == "cpu" ? "" : " @\(t.location)")
+            lines.append(t.name.padding(toLength: max(width, t.name.count), withPad: " ", startingAt: 0) + "  "
+                         + t.dtype.padding(toLength: 9, withPad: " ", startingAt: 0) + " "
+                         + shape.padding(toLength: max(21, shape.count), withPad: " ", startingAt: 0) + " "
+                         + storage.padding(toLength: max(14, storage.count), withPad: " ", startingAt: 0) + " "
+                         + String(t.bytes))
+        }
+        lines.append("")
+        lines.append("total: \(totalTensors) tensors, \(totalElements) elements, \(totalBytes) bytes")
+        return lines.joined(separator: "\n")
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    let data = try encoder.encode(value)
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}

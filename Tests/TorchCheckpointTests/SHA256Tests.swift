@@ -1,0 +1,19 @@
+import Testing
+@testable import TorchCheckpoint
+
+@Suite("SHA-256")
+struct SHA256Tests {
+    @Test("Matches the FIPS 180-4 test vectors, across block boundaries and split updates")
+    func vectors() {
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let twoBlocks = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        #expect(SHA256.hex(twoBlocks) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        var split = SHA256()
+        let million = [UInt8](repeating: 0x61, count: 1_000_000)
+        split.update(Array(million[0..<333_333]))
+        split.update(Array(million[333_333...]))
+        let digest = split.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        #expect(digest == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
