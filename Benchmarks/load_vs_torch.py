@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.dont_write_bytecode = True  # importing sibling scripts must not leave __pycache__ behind
 DEFAULT_FILE = HERE / "generated" / "resnet50.pth"
 DEFAULT_BIN = HERE / ".build" / "release" / "torchport-bench"
 

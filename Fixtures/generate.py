@@ -46,7 +46,6 @@ import sys
 import tempfile
 import warnings
 import zipfile
-import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -71,6 +70,7 @@ torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
 HERE = Path(__file__).resolve().parent
+sys.dont_write_bytecode = True  # importing sibling scripts must not leave __pycache__ behind
 REPO = HERE.parent
 MAX_FILE_BYTES = 1 << 20  # 1 MiB per fixture
 MAX_TOTAL_BYTES = 8 << 20  # 8 MiB for all fixtures together
@@ -997,6 +997,13 @@ def generate(root: Path) -> list[str]:
     print(f"{total:>9}  total ({len(written)} files)")
     for n in w.notes:
         print("note:", n)
+    # independent, torch-free cross-check of every expectations file against the raw bytes
+    sys.path.insert(0, str(HERE))
+    import verify_expectations
+
+    for p in sorted(ckpt_dir.glob("*.expected.json")):
+        verify_expectations.check(p)
+    print("expectations verified against raw bytes (verify_expectations.py)")
     return w.notes
 
 

@@ -32,6 +32,7 @@ Every file is smaller than 64 KiB; bombs are declared huge, never actually huge.
 """
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -409,8 +410,6 @@ class _Tensor:
 
 
 class _CheckUnpickler(pickle._Unpickler):  # pure Python: its memo is a dict
-    ALLOWED = {("collections", "OrderedDict")}
-
     def find_class(self, module, name):
         if (module, name) == ("collections", "OrderedDict"):
             import collections
@@ -430,7 +429,6 @@ class _CheckUnpickler(pickle._Unpickler):  # pure Python: its memo is a dict
 
 def python_load(pkl):
     """Load with a restricted unpickler; also checks that STOP ends the data exactly."""
-    import io
     f = io.BytesIO(pkl)
     value = _CheckUnpickler(f).load()
     assert f.tell() == len(pkl), "trailing bytes after STOP"
@@ -438,7 +436,6 @@ def python_load(pkl):
 
 
 def check_disassembles(pkl):
-    import io
     pickletools.dis(pkl, out=io.StringIO())
 
 
@@ -486,7 +483,7 @@ def build_cases():
     assert list(v) == ["w"] and v["w"].size == (4,) and v["w"].stride == (1,)
     assert v["w"].storage[0:2] == ("PID", "storage") and v["w"].storage[3:] == ("0", "cpu", 4)
     base_zip = torch_zip(base_pkl)
-    with zipfile.ZipFile(__import__("io").BytesIO(base_zip)) as z:
+    with zipfile.ZipFile(io.BytesIO(base_zip)) as z:
         assert z.testzip() is None
         assert z.read("archive/data.pkl") == base_pkl
         assert z.read("archive/data/0") == W4
@@ -788,6 +785,20 @@ def build_cases():
     zcase("memo-bomb-tensor-paths-62", 5, "one tensor reachable through 2^62 key paths",
           P(dict_bomb(62, tensor())), None, entry=None, has_offset=False)
 
+    # Tensor-name amplification: one 30 000-character key, stored once and fetched from the memo at
+    # each of 200 nesting levels, then 16 names for one tensor at the bottom: 16 names of 6 MB each
+    # from a file of ~1 KB. (Scaled up, e.g. 1000 levels x 64 names, it is a memory bomb for any
+    # reader that builds full names eagerly without a cap.)
+    step = asm([("LONG_BINGET", 5), "EMPTY_DICT", ("BINPUT", 0), "SETITEM", "POP", ("BINGET", 0)])
+    bottom = ["MARK", S("t0"), tensor(), ("LONG_BINPUT", 6)]
+    for i in range(1, 16):
+        bottom += [S("t%d" % i), ("LONG_BINGET", 6)]
+    names = asm([("PROTO", 2), ("BINUNICODE", "k" * 30000), ("LONG_BINPUT", 5), "POP",
+                 "EMPTY_DICT", ("BINPUT", 1), ("BINPUT", 0), ("RAW", step * 200), bottom, "SETITEMS", "POP",
+                 ("BINGET", 1), "STOP"])
+    add("memo-name-expansion", 5, "a 30 000-char key fetched from the memo at 200 levels: 16 tensor names of 6 MB",
+        build_zip(torch_entries(names, pkl_method=8))[0], None)
+
     # ---------------------------------------------------------------- class 6: lengths
     def length_case(name, desc, raw, code="badLength", op=None):
         pkl = asm([("PROTO", 2), odict(), "MARK", S("w"), tensor(), S("x"), ("RAW", raw)])
@@ -1065,7 +1076,7 @@ def build_cases():
     data = patch(data, zl2["z64eocd"] + 24, "<QQQ", 5, 5, zl["cd_size"] + shift)
     data = patch(data, zl2["z64loc"] + 8, "<Q", zl2["z64eocd"])
     data = patch(data, zl2["eocd"] + 8, "<HHI", 5, 5, zl["cd_size"] + shift)
-    with zipfile.ZipFile(__import__("io").BytesIO(data)) as z:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.read("archive/data/1") == inner_payload
     z9("zip-overlap-nested-entry", "data/1's local header and data lie inside data/0's data",
        data, "zipOverlappingEntries")
@@ -1089,7 +1100,7 @@ def build_cases():
     data = patch(data, z64 + 24, "<QQQ", 4, 4, zl["cd_size"] + shift)
     data = patch(data, loc + 8, "<Q", z64)
     data = patch(data, eo + 8, "<HHI", 4, 4, zl["cd_size"] + shift)
-    with zipfile.ZipFile(__import__("io").BytesIO(data)) as z:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.read("archive/data/0") == W4
     z9("zip-overlap-storage-inside-pickle", "data/0's local header and data lie inside data.pkl's data",
        data, "zipOverlappingEntries")
@@ -1112,7 +1123,7 @@ def build_cases():
     crc = zlib.crc32(data[start0:start0 + ext_len])
     r = zl["cd_record"][b"archive/data/0"]
     data = patch(data, r + 16, "<III", crc, ext_len, ext_len)
-    with zipfile.ZipFile(__import__("io").BytesIO(data)) as z:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert len(z.read("archive/data/0")) == ext_len and z.read("archive/data/1") == s1["1"]
     z9("zip-overlap-extended-size", "data/0's declared size extends over data/1's local header and data",
        data, "zipOverlappingEntries")

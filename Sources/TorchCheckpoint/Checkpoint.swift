@@ -56,13 +56,18 @@ public final class Checkpoint: @unchecked Sendable {
         } catch let e as CheckpointError {
             throw e.with(file: name)
         }
+        do {
+            tensors = try Self.collectTensors(graph: parsed.graph, root: parsed.root, storages: parsed.storageBytes,
+                                              limits: options.limits)
+        } catch let e as CheckpointError {
+            throw e.with(file: name)
+        }
         format = parsed.format
         prefix = parsed.prefix
         byteOrder = parsed.bigEndian ? "big" : "little"
         pickleProtocol = parsed.protocolVersion
         graph = parsed.graph
         root = parsed.root
-        tensors = try Self.collectTensors(graph: parsed.graph, root: parsed.root, storages: parsed.storageBytes)
     }
 
     struct Parsed {
@@ -250,12 +255,16 @@ public final class Checkpoint: @unchecked Sendable {
     // MARK: - Naming
 
     /// Walks the graph depth-first in insertion order; each container is expanded once (shared or
-    /// cyclic structures cost nothing extra), iteratively (any nesting depth is safe).
-    private static func collectTensors(graph: PickleGraph, root: PickleValue, storages: [ByteSlice]) throws -> [NamedTensor] {
+    /// cyclic structures cost nothing extra), iteratively (any nesting depth is safe). Paths are
+    /// parent links, spelled out only for tensors, so deep nesting costs no quadratic string work;
+    /// a tensor nested deeper than `maxDepth`, or names adding up past `maxNameBytes`, is refused.
+    private static func collectTensors(graph: PickleGraph, root: PickleValue, storages: [ByteSlice],
+                                       limits: ReaderLimits) throws -> [NamedTensor] {
         var out: [NamedTensor] = []
         var visited = Set<DictKey>()
-        var work: [(String, PickleValue)] = [("", root)]
-        func join(_ path: String, _ part: String) -> String { path.isEmpty ? part : "\(path).\(part)" }
+        var paths: [(parent: Int, part: String, depth: Int)] = [(-1, "", 0)]
+        var work: [(path: Int, value: PickleValue)] = [(0, root)]
+        var nameBytes = 0
         func keyName(_ k: PickleValue) -> String {
             switch k {
             case .string(let s): s
@@ -263,18 +272,34 @@ public final class Checkpoint: @unchecked Sendable {
             default: graph.summary(k)
             }
         }
+        func name(_ path: Int) throws -> String {
+            guard paths[path].depth <= limits.maxDepth else {
+                throw CheckpointError(.limitExceeded(.depth, limit: limits.maxDepth), entry: "tensor names")
+            }
+            var parts: [String] = []
+            var p = path
+            while p > 0 { parts.append(paths[p].part); p = paths[p].parent }
+            let n = parts.reversed().joined(separator: ".")
+            nameBytes += n.utf8.count
+            guard nameBytes <= limits.maxNameBytes else {
+                throw CheckpointError(.limitExceeded(.names, limit: limits.maxNameBytes), entry: "tensor names")
+            }
+            return n
+        }
+        func record(_ meta: TensorMeta, _ path: Int) throws {
+            out.append(NamedTensor(name: try name(path), tensor: TensorRecord(
+                meta: meta, storage: graph.storages[meta.storage], bytes: storages[meta.storage])))
+        }
         while let (path, value) = work.popLast() {
-            var children: [(String, PickleValue)] = []
+            let children: [(String, PickleValue)]
             switch value {
             case .tensor(let i):
-                let meta = graph.tensors[i]
-                out.append(NamedTensor(name: path, tensor: TensorRecord(meta: meta, storage: graph.storages[meta.storage],
-                                                                        bytes: storages[meta.storage])))
+                try record(graph.tensors[i], path)
                 continue
             case .storage(let i):
                 let ref = graph.storages[i]
-                let meta = TensorMeta(dtype: ref.dtype, shape: [ref.numel], strides: [1], storageOffset: 0, storage: i, numel: ref.numel)
-                out.append(NamedTensor(name: path, tensor: TensorRecord(meta: meta, storage: ref, bytes: storages[i])))
+                try record(TensorMeta(dtype: ref.dtype, shape: [ref.numel], strides: [1], storageOffset: 0, storage: i,
+                                      numel: ref.numel), path)
                 continue
             case .list, .tuple, .set, .dict, .object:
                 guard visited.insert(DictKey(value)).inserted else { continue }
@@ -282,20 +307,30 @@ public final class Checkpoint: @unchecked Sendable {
                 continue
             }
             switch value {
-            case .list(let i): children = graph.lists[i].enumerated().map { (join(path, String($0.offset)), $0.element) }
-            case .tuple(let i): children = graph.tuples[i].enumerated().map { (join(path, String($0.offset)), $0.element) }
-            case .set(let i): children = graph.sets[i].enumerated().map { (join(path, String($0.offset)), $0.element) }
+            case .list(let i): children = graph.lists[i].enumerated().map { (String($0.offset), $0.element) }
+            case .tuple(let i): children = graph.tuples[i].enumerated().map { (String($0.offset), $0.element) }
+            case .set(let i): children = graph.sets[i].enumerated().map { (String($0.offset), $0.element) }
             case .dict(let i):
                 let d = graph.dicts[i]
-                children = zip(d.keys, d.values).map { (join(path, keyName($0.0)), $0.1) }
+                children = zip(d.keys, d.values).map { (keyName($0.0), $0.1) }
             case .object(let i):
                 let o = graph.objects[i]
-                children = o.attributes.map { (join(path, $0.name), $0.value) }
-                    + o.entries.map { (join(path, keyName($0.key)), $0.value) }
-                    + o.items.enumerated().map { (join(path, String($0.offset)), $0.element) }
-            default: break
+                children = o.attributes.map { ($0.name, $0.value) }
+                    + o.entries.map { (keyName($0.key), $0.value) }
+                    + o.items.enumerated().map { (String($0.offset), $0.element) }
+            default:
+                children = []
             }
-            work.append(contentsOf: children.reversed())
+            let depth = paths[path].depth + 1
+            for (part, child) in children.reversed() {
+                switch child {
+                case .tensor, .storage, .list, .tuple, .set, .dict, .object:
+                    paths.append((path, part, depth))
+                    work.append((paths.count - 1, child))
+                default:
+                    continue
+                }
+            }
         }
         return out
     }

@@ -27,7 +27,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
 
     /// The resource limits of ``ReaderLimits``, named in ``Kind/limitExceeded(_:limit:)``.
     public enum Limit: String, Sendable {
-        case depth, memo, ops, elements, stack, entrySize, headerSize, entries
+        case depth, memo, ops, elements, stack, entrySize, headerSize, entries, names
     }
 
     public enum Kind: Sendable, Equatable {

@@ -3,7 +3,7 @@
 /// below what would exhaust this machine. A file exceeding one is refused with
 /// ``CheckpointError/Kind/limitExceeded(_:limit:)``.
 public struct ReaderLimits: Sendable, Equatable {
-    /// Nested MARKs open at once.
+    /// Nested MARKs open at once, and the nesting depth of a tensor's path.
     public var maxDepth: Int = 1_000
     /// Distinct memo entries (PUT, BINPUT, LONG_BINPUT, MEMOIZE).
     public var maxMemoEntries: Int = 10_000_000
@@ -17,6 +17,8 @@ public struct ReaderLimits: Sendable, Equatable {
     public var maxInflatedEntryBytes: Int = 1 << 32
     /// Entries in a zip central directory.
     public var maxEntries: Int = 1_000_000
+    /// Total bytes of all tensor names (a tensor reached through many deep paths).
+    public var maxNameBytes: Int = 64 << 20
 
     public init() {}
 }

@@ -90,7 +90,10 @@ extension Unpickler {
             }
             marks.append(stack.count)
         case Op.pop:
-            if stack.count > (marks.last ?? 0) { stack.removeLast() } else { _ = try popMark() }
+            // Python pops the innermost MARK when nothing is above it; with neither, it underflows.
+            if stack.count > (marks.last ?? 0) { stack.removeLast() } else if marks.isEmpty {
+                throw error(.stackUnderflow)
+            } else { _ = try popMark() }
         case Op.popMark:
             _ = try popMark()
         case Op.dup:

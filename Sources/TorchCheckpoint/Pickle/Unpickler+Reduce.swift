@@ -321,12 +321,12 @@ extension TensorMeta {
         for (d, st) in zip(shape, strides) {
             let (a, o1) = (d - 1).multipliedReportingOverflow(by: st)
             let (b, o2) = last.addingReportingOverflow(a)
-            guard !o1, !o2 else { return .failure(.badShape("extent of size \(shape) stride \(strides) overflows")) }
+            guard !o1, !o2 else { return .failure(.tensorOutOfBounds(needed: Int.max, available: storageBytes)) }
             last = b
         }
         let (elements, o3) = last.addingReportingOverflow(1)
         let (needed, o4) = elements.multipliedReportingOverflow(by: dtype.size)
-        guard !o3, !o4 else { return .failure(.badShape("extent overflows")) }
+        guard !o3, !o4 else { return .failure(.tensorOutOfBounds(needed: Int.max, available: storageBytes)) }
         guard needed <= storageBytes else { return .failure(.tensorOutOfBounds(needed: needed, available: storageBytes)) }
         return .success(numel)
     }

@@ -45,10 +45,11 @@ public final class Unpickler {
                 opStart = pos
                 throw error(.missingStop)
             }
+            // A frame ends where its bytes end; an opcode and its operands must lie in one frame.
+            if let end = frameEnd, pos >= end { frameEnd = nil }
             opStart = pos
             opcode = data[pos]
             pos += 1
-            if let end = frameEnd, pos == end { frameEnd = nil }
             ops += 1
             if ops > options.limits.maxOps { throw error(.limitExceeded(.ops, limit: options.limits.maxOps)) }
             if opcode == Op.stop {
@@ -83,7 +84,6 @@ public final class Unpickler {
         }
         if let end = frameEnd {
             guard n <= end - pos else { throw error(.frameBoundary("operand of \(n) bytes crosses the frame end at \(end)")) }
-            if pos + n == end { frameEnd = nil }
         }
         defer { pos += n }
         return UnsafeRawBufferPointer(rebasing: data[pos..<(pos + n)])
