@@ -34,7 +34,7 @@ fixtures: venv
 	python3 Fixtures/hostile/generate_hostile.py
 
 bench-load: venv
-	cd Benchmarks && $(SWIFT) build -c release
+	$(SWIFT) build -c release --product torchport-bench
 	$(PY) Benchmarks/load_vs_torch.py
 
 clean:

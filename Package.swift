@@ -29,9 +29,13 @@ let package = Package(
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // MARK: - Benchmarks (not a product: never reaches users)
+        .executableTarget(name: "torchport-bench", dependencies: ["TorchCheckpoint"],
+                          path: "Benchmarks/Sources/torchport-bench"),
+
         // MARK: - Tests
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"],
                     resources: []),
-        .testTarget(name: "TorchportCLITests", dependencies: ["TorchCheckpoint"]),
+        .testTarget(name: "TorchportCLITests", dependencies: ["torchport"]),
     ]
 )

@@ -5,7 +5,7 @@
 
 1. Makes F if it is absent (a ResNet-50 state dict, see make_resnet50.py).
 2. Runs `PATH load F --repeat N`. This is the Swift benchmark binary, by default
-   Benchmarks/.build/release/torchport-bench. It prints one JSON object on stdout:
+   .build/release/torchport-bench (swift build -c release --product torchport-bench). It prints one JSON object on stdout:
    {"median_ms", "min_ms", "max_ms", "peak_rss_bytes", "tensors", "bytes"}.
 3. In this (warm) Python process, times `torch.load(F, weights_only=True, map_location="cpu")`
    N times after one warm-up load (time.perf_counter; median/min/max).
@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.dont_write_bytecode = True  # importing sibling scripts must not leave __pycache__ behind
 DEFAULT_FILE = HERE / "generated" / "resnet50.pth"
-DEFAULT_BIN = HERE / ".build" / "release" / "torchport-bench"
+DEFAULT_BIN = HERE.parent / ".build" / "release" / "torchport-bench"
 
 # Runs in a fresh interpreter. Importing torch alone sets a high-water mark of hundreds of MiB
 # (shared libraries), so on Linux the probe resets the peak after the import (`5` to
