@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 // The flow of data, one module per stage:
 // file bytes -> archive entries -> unpickled values -> tensor records (TorchCheckpoint)
-//   -> state dict -> name mapping -> bound ResNet -> logits -> verification report.
+//   -> state dict -> name mapping -> bound ResNet (ResNet) -> logits -> report (Verification);
+// SafeTensors is the native format written by `convert` and read back zero-copy.
 import PackageDescription
 
 let package = Package(
@@ -17,7 +18,10 @@ let package = Package(
     targets: [
         // MARK: - Public API
         .target(name: "TorchCheckpoint", dependencies: ["CZip"]),
-        .target(name: "Torchport", dependencies: ["TorchCheckpoint"]),
+        .target(name: "SafeTensors", dependencies: ["TorchCheckpoint"]),
+        .target(name: "ResNet", dependencies: ["TorchCheckpoint", "COpenBLAS"]),
+        .target(name: "Verification", dependencies: ["TorchCheckpoint", "SafeTensors"]),
+        .target(name: "Torchport", dependencies: ["TorchCheckpoint", "SafeTensors", "ResNet", "Verification"]),
         .executableTarget(
             name: "torchport",
             dependencies: [
@@ -34,8 +38,10 @@ let package = Package(
                           path: "Benchmarks/Sources/torchport-bench"),
 
         // MARK: - Tests
-        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"],
-                    resources: []),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Torchport"]),
+        .testTarget(name: "VerificationTests", dependencies: ["Verification"]),
         .testTarget(name: "TorchportCLITests", dependencies: ["torchport"]),
     ]
 )

@@ -366,4 +366,9 @@ public final class Checkpoint: @unchecked Sendable {
 public struct NamedTensor: Sendable {
     public let name: String
     public let tensor: TensorRecord
+
+    public init(name: String, tensor: TensorRecord) {
+        self.name = name
+        self.tensor = tensor
+    }
 }

@@ -36,8 +36,10 @@ struct ReaderFlags: ParsableArguments {
     @Flag(help: "Load files that reference globals outside the allowlist, keeping them as inert records (nothing is executed).")
     var allowUnknownGlobals = false
 
+    var options: ReaderOptions { ReaderOptions(allowUnknownGlobals: allowUnknownGlobals) }
+
     func open(_ path: String) throws -> Checkpoint {
-        try Checkpoint(contentsOf: path, options: ReaderOptions(allowUnknownGlobals: allowUnknownGlobals))
+        try Checkpoint(contentsOf: path, options: options)
     }
 }
 
@@ -67,6 +69,18 @@ struct InspectReport: Encodable {
     let totalTensors: Int
     let totalElements: Int
     let totalBytes: Int
+    let model: ModelSection?
+
+    /// What the name-mapping layer makes of the file: where the ResNet is, what was stripped or
+    /// dropped, the recognised architecture, and whether binding would succeed.
+    struct ModelSection: Encodable {
+        let root: String
+        let kind: String
+        let decisions: [String]
+        let architecture: String?
+        let numClasses: Int?
+        let binding: String
+    }
 
     init(_ c: Checkpoint) {
         file = c.file ?? "-"
@@ -85,6 +99,20 @@ struct InspectReport: Encodable {
         totalTensors = c.tensors.count
         totalElements = c.totalElements
         totalBytes = c.totalBytes
+        if let mapping = try? NameMapping.map(c.tensors) {
+            let arch = ResNetArchitecture.recognise(mapping.shapes)
+            let binding: String
+            do {
+                _ = try ResNetModel.checkBinding(mapping: mapping)
+                binding = "ok"
+            } catch {
+                binding = "\(error)"
+            }
+            model = ModelSection(root: mapping.root, kind: mapping.kind.rawValue, decisions: mapping.decisions,
+                                 architecture: arch?.description, numClasses: arch?.numClasses, binding: binding)
+        } else {
+            model = nil
+        }
     }
 
     var text: String {
@@ -114,6 +142,16 @@ struct InspectReport: Encodable {
         }
         lines.append("")
         lines.append("total: \(totalTensors) tensors, \(totalElements) elements, \(totalBytes) bytes")
+        lines.append("")
+        if let m = model {
+            lines.append("model:     \(m.architecture ?? "unrecognised")" + (m.numClasses.map { ", \($0) classes" } ?? ", headless (features)")
+                         + (m.kind == "detection-backbone" ? ", detection backbone" : ""))
+            lines.append("mapping:   root '\(m.root)'")
+            for d in m.decisions { lines.append("           - \(d)") }
+            lines.append("binding:   \(m.binding)")
+        } else {
+            lines.append("model:     no ResNet found")
+        }
         return lines.joined(separator: "\n")
     }
 }

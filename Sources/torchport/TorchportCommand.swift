@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Torchport
 
 @main
 struct TorchportCommand: ParsableCommand {
@@ -7,5 +8,23 @@ struct TorchportCommand: ParsableCommand {
         commandName: "torchport",
         abstract: "Read, bind, convert and verify PyTorch ResNet checkpoints without Python.",
         version: "0.1.0",
-        subcommands: [Inspect.self])
+        subcommands: [Inspect.self, Verify.self, Bench.self])
+
+    static func main() {
+        selectBLASKernels()
+        main(nil)
+    }
+
+    /// When OpenBLAS fell back to its generic kernels on a CPU it does not know, restart once with
+    /// `OPENBLAS_CORETYPE` naming the kernels the CPU supports (OpenBLAS reads it only at load).
+    /// An `OPENBLAS_CORETYPE` already set by the user is always respected.
+    static func selectBLASKernels() {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              let core = BLASKernels.betterCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        var args = CommandLine.arguments.map { strdup($0) }
+        args.append(nil)
+        execv("/proc/self/exe", &args)
+        // exec failed: carry on with the generic kernels.
+    }
 }

@@ -56,7 +56,7 @@ public final class FileBytes: @unchecked Sendable {
     }
 
     /// Owned uninitialised buffer filled by `fill`.
-    static func filled(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> FileBytes {
+    public static func filled(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> FileBytes {
         let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
         do { try fill(UnsafeMutableRawBufferPointer(rebasing: p[0..<count])) } catch {
             p.deallocate()

@@ -1,0 +1,44 @@
+import COpenBLAS
+import Foundation
+
+// The one file that touches OpenBLAS.
+
+enum BLAS {
+    /// C[m x n] = alpha * A[m x k] * B[k x n] + beta * C, row-major; `transB` multiplies by Bᵀ
+    /// (B then stored n x k).
+    static func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0, transB: Bool = false) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Threads OpenBLAS uses for each call (process-wide).
+    static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+}
+
+/// Sets the number of threads inference uses (process-wide; default 2).
+public func setInferenceThreads(_ n: Int) { Parallel.setThreads(n) }
+public var inferenceThreads: Int { Parallel.threads }
+
+/// OpenBLAS picks its kernels once, when the library loads, from the CPU model. 0.3.21 (Debian 12)
+/// does not know recent Xeons (family 6, model 207 here) and falls back to its SSE3 "Prescott"
+/// kernels, at about a quarter of the speed. When that happened on a CPU with AVX-512 (or AVX2),
+/// this returns the `OPENBLAS_CORETYPE` that selects the right kernels; the process must then be
+/// restarted with it set (the CLI does this once, see `torchport`'s entry point).
+public enum BLASKernels {
+    public static var coreName: String { BLAS.coreName }
+
+    public static func betterCoreType(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String? {
+        guard coreName.lowercased() == "prescott", let info = cpuinfo,
+              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        return nil
+    }
+}

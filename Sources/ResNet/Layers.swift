@@ -1,0 +1,271 @@
+/// A batch of feature maps, float32, layout NCHW (as torch).
+public struct FeatureMap: Sendable {
+    public var n: Int, c: Int, h: Int, w: Int
+    public var data: [Float]
+
+    public init(n: Int, c: Int, h: Int, w: Int, data: [Float]) {
+        precondition(data.count == n * c * h * w, "FeatureMap data does not match its shape")
+        self.n = n; self.c = c; self.h = h; self.w = w
+        self.data = data
+    }
+
+    init(n: Int, c: Int, h: Int, w: Int) {
+        self.init(n: n, c: c, h: h, w: w, data: [Float](repeating: 0, count: n * c * h * w))
+    }
+
+    public var shape: [Int] { [n, c, h, w] }
+    var plane: Int { h * w }
+    var imageSize: Int { c * h * w }
+}
+
+/// BatchNorm2d in eval mode: `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`,
+/// applied as a per-channel `scale` and `shift` (computed in Double) in the epilogue of the
+/// convolution before it. FrozenBatchNorm2d (detection backbones) has the same four buffers.
+public struct BatchNorm2d: Sendable {
+    public let scale: [Float]
+    public let shift: [Float]
+    public static let eps = 1e-5
+
+    public init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Double = BatchNorm2d.eps) {
+        var scale = [Float](repeating: 0, count: weight.count)
+        var shift = [Float](repeating: 0, count: weight.count)
+        for i in weight.indices {
+            let s = Double(weight[i]) / (Double(runningVar[i]) + eps).squareRoot()
+            scale[i] = Float(s)
+            shift[i] = Float(Double(bias[i]) - Double(runningMean[i]) * s)
+        }
+        self.scale = scale
+        self.shift = shift
+    }
+}
+
+/// Conv2d without bias (as in every torchvision ResNet), followed by its BatchNorm2d, an optional
+/// residual add and ReLU, fused in one pass over the output. Weight layout `[out, in/groups, kh, kw]`
+/// (torch's). Computed by im2col + sgemm per group; 1x1 stride-1 convolutions skip im2col.
+public struct Conv2d: Sendable {
+    public let weight: [Float]
+    public let outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
+    public let bn: BatchNorm2d
+
+    public init(weight: [Float], shape: [Int], stride: Int, padding: Int, groups: Int, bn: BatchNorm2d) {
+        precondition(shape.count == 4 && shape[2] == shape[3])
+        self.weight = weight
+        outChannels = shape[0]
+        inChannels = shape[1] * groups
+        kernel = shape[2]
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+        self.bn = bn
+    }
+
+    func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        ((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1)
+    }
+
+    /// FLOPs (multiply-adds x 2) for one image of size h x w.
+    func flops(_ h: Int, _ w: Int) -> Int {
+        let (oh, ow) = outputSize(h, w)
+        return 2 * outChannels * (inChannels / groups) * kernel * kernel * oh * ow
+    }
+
+    /// Runs the convolution with BN, residual and ReLU fused. Work is split across the inference
+    /// threads (`setInferenceThreads`): by image when the batch has enough of them, otherwise by
+    /// columns of output pixels, each thread doing its own im2col, sgemm (single-threaded OpenBLAS)
+    /// and epilogue, so no stage runs serially while other cores wait.
+    func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool, scratch: inout [Float]) -> FeatureMap {
+        precondition(x.c == inChannels)
+        let (oh, ow) = outputSize(x.h, x.w)
+        var out = FeatureMap(n: x.n, c: outChannels, h: oh, w: ow)
+        let npix = oh * ow
+        let threads = max(1, min(Parallel.threads, x.n >= Parallel.threads ? x.n : max(1, npix / 64)))
+        let byImage = x.n >= threads
+        let chunks = byImage ? threads : threads
+        let outImage = outChannels * npix
+        x.data.withUnsafeBufferPointer { src in
+            out.data.withUnsafeMutableBufferPointer { dst in
+                let res = residual?.data
+                res.withOptionalPointer { resPtr in
+                    let srcBase = src.baseAddress!, dstBase = dst.baseAddress!
+                    Parallel.forEach(chunks) { t in
+                        if byImage {
+                            var b = t
+                            while b < x.n {
+                                run(srcBase + b * x.imageSize, x.h, x.w, dst: dstBase + b * outImage, oh: oh, ow: ow,
+                                    columns: 0..<npix, residual: resPtr.map { $0 + b * outImage }, relu: relu)
+                                b += chunks
+                            }
+                        } else {
+                            let lo = npix * t / chunks, hi = npix * (t + 1) / chunks
+                            for b in 0..<x.n {
+                                run(srcBase + b * x.imageSize, x.h, x.w, dst: dstBase + b * outImage, oh: oh, ow: ow,
+                                    columns: lo..<hi, residual: resPtr.map { $0 + b * outImage }, relu: relu)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// One image, output pixels `columns`: im2col of those columns, sgemm per group, epilogue.
+    private func run(_ image: UnsafePointer<Float>, _ h: Int, _ w: Int, dst: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
+                     columns: Range<Int>, residual: UnsafePointer<Float>?, relu: Bool) {
+        guard !columns.isEmpty else { return }
+        let cinG = inChannels / groups, coutG = outChannels / groups
+        let kdim = cinG * kernel * kernel
+        let npix = oh * ow, cols = columns.count
+        let direct = kernel == 1 && stride == 1 && padding == 0
+        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kdim * cols)
+        defer { col?.deallocate() }
+        weight.withUnsafeBufferPointer { wt in
+            for g in 0..<groups {
+                let groupImage = image + g * cinG * h * w
+                let b: UnsafePointer<Float>, ldb: Int
+                if let col {
+                    im2col(groupImage, channels: cinG, h: h, w: w, oh: oh, ow: ow, columns: columns, into: col)
+                    (b, ldb) = (UnsafePointer(col), cols)
+                } else {
+                    (b, ldb) = (groupImage + columns.lowerBound, npix)
+                }
+                BLAS.sgemm(m: coutG, n: cols, k: kdim, a: wt.baseAddress! + g * coutG * kdim, lda: kdim,
+                           b: b, ldb: ldb, c: dst + g * coutG * npix + columns.lowerBound, ldc: npix)
+            }
+        }
+        // Epilogue: out = out * scale[c] + shift[c] (+ residual) (ReLU), on these columns only.
+        bn.scale.withUnsafeBufferPointer { scale in
+            bn.shift.withUnsafeBufferPointer { shift in
+                for c in 0..<outChannels {
+                    let s = scale[c], t = shift[c]
+                    let o = dst + c * npix + columns.lowerBound
+                    if let residual {
+                        let r = residual + c * npix + columns.lowerBound
+                        if relu { for i in 0..<cols { o[i] = max(o[i] * s + t + r[i], 0) } }
+                        else { for i in 0..<cols { o[i] = o[i] * s + t + r[i] } }
+                    } else {
+                        if relu { for i in 0..<cols { o[i] = max(o[i] * s + t, 0) } }
+                        else { for i in 0..<cols { o[i] = o[i] * s + t } }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Unfolds `channels` planes into a `[channels * k * k, columns.count]` matrix (zero padding),
+    /// for the output pixels `columns` (row-major over the `oh x ow` output).
+    private func im2col(_ src: UnsafePointer<Float>, channels: Int, h: Int, w: Int, oh: Int, ow: Int,
+                        columns: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+        let k = kernel, s = stride, p = padding
+        let cols = columns.count
+        var row = 0
+        for c in 0..<channels {
+            let plane = src + c * h * w
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    let dstRow = col + row * cols
+                    var j = 0
+                    var pix = columns.lowerBound
+                    while pix < columns.upperBound {
+                        let oy = pix / ow, ox0 = pix % ow
+                        let run = min(ow - ox0, columns.upperBound - pix)
+                        let d = dstRow + j
+                        let iy = oy * s - p + ky
+                        if iy < 0 || iy >= h {
+                            d.update(repeating: 0, count: run)
+                        } else {
+                            let line = plane + iy * w
+                            if s == 1 {
+                                // ix = ox - p + kx: one contiguous run with zero borders.
+                                let lo = max(ox0, p - kx), hi = min(ox0 + run, w + p - kx)
+                                if hi > lo {
+                                    if lo > ox0 { d.update(repeating: 0, count: lo - ox0) }
+                                    (d + (lo - ox0)).update(from: line + (lo - p + kx), count: hi - lo)
+                                    if ox0 + run > hi { (d + (hi - ox0)).update(repeating: 0, count: ox0 + run - hi) }
+                                } else {
+                                    d.update(repeating: 0, count: run)
+                                }
+                            } else {
+                                for i in 0..<run {
+                                    let ix = (ox0 + i) * s - p + kx
+                                    d[i] = (ix >= 0 && ix < w) ? line[ix] : 0
+                                }
+                            }
+                        }
+                        j += run
+                        pix += run
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+}
+
+/// Linear: `y = x Wᵀ + b`, weight `[out, in]` (torch's layout).
+public struct Linear: Sendable {
+    public let weight: [Float]
+    public let bias: [Float]
+    public let inFeatures: Int, outFeatures: Int
+
+    public init(weight: [Float], bias: [Float], inFeatures: Int, outFeatures: Int) {
+        self.weight = weight
+        self.bias = bias
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+    }
+
+    func callAsFunction(_ x: [Float], batch: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: batch * outFeatures)
+        for b in 0..<batch { for o in 0..<outFeatures { out[b * outFeatures + o] = bias[o] } }
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    BLAS.sgemm(m: batch, n: outFeatures, k: inFeatures, a: xp.baseAddress!, lda: inFeatures,
+                               b: wp.baseAddress!, ldb: inFeatures, c: op.baseAddress!, ldc: outFeatures, beta: 1, transB: true)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// MaxPool2d(kernel 3, stride 2, padding 1), padding never selected (−∞), as torch.
+func maxPool3x3s2(_ x: FeatureMap) -> FeatureMap {
+    let oh = (x.h + 2 - 3) / 2 + 1, ow = (x.w + 2 - 3) / 2 + 1
+    var out = FeatureMap(n: x.n, c: x.c, h: oh, w: ow)
+    x.data.withUnsafeBufferPointer { src in
+        out.data.withUnsafeMutableBufferPointer { dst in
+            for p in 0..<(x.n * x.c) {
+                let s = src.baseAddress! + p * x.plane
+                let d = dst.baseAddress! + p * oh * ow
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var m = -Float.infinity
+                        for ky in max(0, 2 * oy - 1)..<min(x.h, 2 * oy + 2) {
+                            for kx in max(0, 2 * ox - 1)..<min(x.w, 2 * ox + 2) {
+                                let v = s[ky * x.w + kx]
+                                if v > m || v.isNaN { m = v }
+                            }
+                        }
+                        d[oy * ow + ox] = m
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// AdaptiveAvgPool2d(1) then flatten: `[n, c]`.
+func globalAveragePool(_ x: FeatureMap) -> [Float] {
+    var out = [Float](repeating: 0, count: x.n * x.c)
+    x.data.withUnsafeBufferPointer { src in
+        for p in 0..<(x.n * x.c) {
+            var sum: Float = 0
+            for i in (p * x.plane)..<((p + 1) * x.plane) { sum += src[i] }
+            out[p] = sum / Float(x.plane)
+        }
+    }
+    return out
+}

@@ -1,0 +1,161 @@
+import Foundation
+import TorchCheckpoint
+
+// MARK: - Key Mapping
+//
+// A pure stage between the reader and the model: from every tensor of a checkpoint (full dotted
+// paths) to a state dict under canonical torchvision names, with each decision recorded so
+// `torchport inspect` can show it. Nothing here looks at values.
+
+/// What the mapping stage did to reach canonical torchvision names.
+public struct NameMapping: Sendable {
+    public enum Kind: String, Sendable, Codable {
+        /// A full classifier (or a headless state dict without `fc`).
+        case resnet
+        /// The `backbone.body.` of a torchvision detection model (FrozenBatchNorm2d): headless.
+        case detectionBackbone = "detection-backbone"
+    }
+
+    /// The path of the model inside the checkpoint (`""`, `model.`, `model.module.`, `backbone.body.`).
+    public let root: String
+    public let kind: Kind
+    /// Canonical name -> tensor, in checkpoint order.
+    public let stateDict: [(name: String, tensor: TensorRecord)]
+    /// Human-readable decisions, in the order they were taken.
+    public let decisions: [String]
+
+    public var shapes: [String: [Int]] {
+        Dictionary(stateDict.map { ($0.name, $0.tensor.shape) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public var tensors: [String: TensorRecord] {
+        Dictionary(stateDict.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Wrapper keys that hold a state dict in training checkpoints, and what they mean.
+    static let wrappers: [String: String] = [
+        "model": "training checkpoint (torchvision reference scripts)",
+        "state_dict": "wrapped state dict",
+        "model_state_dict": "wrapped state dict",
+        "module": "DataParallel / DistributedDataParallel",
+        "_orig_mod": "torch.compile",
+        "net": "wrapped state dict", "network": "wrapped state dict", "ema": "EMA weights", "model_ema": "EMA weights",
+        "backbone": "detection model", "body": "detection backbone (IntermediateLayerGetter)",
+    ]
+
+    /// Finds the ResNet inside `tensors` and maps it to canonical names.
+    public static func map(_ tensors: [NamedTensor]) throws -> NameMapping {
+        // A ResNet's stem: `<root>conv1.weight`, 4-D, three input channels.
+        var counts: [String: Int] = [:]
+        var order: [String] = []
+        for t in tensors where t.name.hasSuffix("conv1.weight") && t.tensor.shape.count == 4 && t.tensor.shape[1] == 3 {
+            let root = String(t.name.dropLast("conv1.weight".count))
+            guard root.isEmpty || root.hasSuffix("."), !root.contains("layer") else { continue }
+            if counts[root] == nil { order.append(root) }
+            counts[root] = 0
+        }
+        guard !order.isEmpty else {
+            throw BindingError.noResNet(found: Array(tensors.prefix(8).map(\.name)), total: tensors.count)
+        }
+        for t in tensors {
+            for r in order where t.name.hasPrefix(r) { counts[r, default: 0] += 1 }
+        }
+        // The root with the most tensors; on a tie, the first in the file (e.g. `model` before `model_ema`).
+        var root = order[0]
+        for r in order.dropFirst() where (counts[r] ?? 0) > (counts[root] ?? 0) { root = r }
+
+        var decisions: [String] = []
+        let parts = root.split(separator: ".").map(String.init)
+        if parts.isEmpty {
+            decisions.append("state dict at the root of the file")
+        }
+        for part in parts {
+            switch part {
+            case "module": decisions.append("stripped prefix 'module.' (DataParallel / DistributedDataParallel)")
+            case "_orig_mod": decisions.append("stripped prefix '_orig_mod.' (torch.compile)")
+            default: decisions.append("unwrapped '\(part)' (\(wrappers[part] ?? "wrapper"))")
+            }
+        }
+        let kind: Kind = root.hasSuffix("backbone.body.") ? .detectionBackbone : .resnet
+        for other in order where other != root {
+            decisions.append("ignored a second network at '\(other)' (\(counts[other] ?? 0) tensors)")
+        }
+
+        var stateDict: [(String, TensorRecord)] = []
+        var dropped = 0
+        var outside: [String: Int] = [:]
+        for t in tensors {
+            guard t.name.hasPrefix(root) else {
+                // Group by the first component, or the first two when it is shared with the root.
+                let comps = t.name.split(separator: ".").map(String.init)
+                let head = comps.count > 1 && comps[0] == parts.first ? "\(comps[0]).\(comps[1])" : (comps.first ?? t.name)
+                outside[head, default: 0] += 1
+                continue
+            }
+            let name = String(t.name.dropFirst(root.count))
+            if name.hasSuffix("num_batches_tracked") {
+                dropped += 1
+                continue
+            }
+            stateDict.append((name, t.tensor))
+        }
+        if dropped > 0 {
+            decisions.append("dropped \(dropped) num_batches_tracked buffers (BatchNorm training counters, unused in eval)")
+        }
+        if !outside.isEmpty {
+            let list = outside.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+            decisions.append("ignored \(outside.values.reduce(0, +)) tensors outside the model: \(list)")
+        }
+        return NameMapping(root: root, kind: kind, stateDict: stateDict, decisions: decisions)
+    }
+}
+
+/// A state dict that does not fit the model: *all* missing, unexpected and mismatched keys at once.
+public enum BindingError: Error, Sendable, CustomStringConvertible {
+    case noResNet(found: [String], total: Int)
+    case unrecognisedArchitecture(String)
+    case mismatch(missing: [String], unexpected: [String], shapes: [(name: String, expected: [Int], actual: [Int])],
+                  hints: [String: String])
+    case unsupportedDType(name: String, dtype: String)
+    case badInput(String)
+
+    public var description: String {
+        switch self {
+        case .noResNet(let found, let total):
+            return "no ResNet found: no tensor '<prefix>conv1.weight' of shape [C, 3, k, k] among \(total) tensors (first: \(found.joined(separator: ", ")))"
+        case .unrecognisedArchitecture(let s):
+            return "cannot recognise the architecture: \(s)"
+        case .mismatch(let missing, let unexpected, let shapes, let hints):
+            var lines = ["the state dict does not match the model: \(missing.count) missing, \(unexpected.count) unexpected, \(shapes.count) with the wrong shape"]
+            for m in missing { lines.append("  missing:    \(m)" + (hints[m].map { "  (closest present: \($0))" } ?? "")) }
+            for u in unexpected { lines.append("  unexpected: \(u)" + (hints[u].map { "  (closest expected: \($0))" } ?? "")) }
+            for s in shapes { lines.append("  shape:      \(s.name) is \(s.actual), expected \(s.expected)") }
+            return lines.joined(separator: "\n")
+        case .unsupportedDType(let name, let dtype):
+            return "tensor \(name) has dtype \(dtype); weights must be float32, float16, bfloat16 or float64"
+        case .badInput(let s):
+            return "bad input: \(s)"
+        }
+    }
+}
+
+extension BindingError: LocalizedError {
+    public var errorDescription: String? { description }
+}
+
+/// Levenshtein distance, for "closest name" hints.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8), b = Array(b.utf8)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var prev = Array(0...b.count)
+    var cur = prev
+    for i in 1...a.count {
+        cur[0] = i
+        for j in 1...b.count {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&prev, &cur)
+    }
+    return prev[b.count]
+}

@@ -1,0 +1,159 @@
+import TorchCheckpoint
+
+/// A torchvision ResNet bound to its weights, for CPU inference in float32 on OpenBLAS.
+/// Properties carry torchvision's names: `conv1` (with `bn1`), `layer1`...`layer4`, `fc`.
+public struct ResNetModel: Sendable {
+    public let architecture: ResNetArchitecture
+    public let conv1: Conv2d
+    public let layer1: [Block], layer2: [Block], layer3: [Block], layer4: [Block]
+    /// nil for a headless backbone, which returns pooled features instead of logits.
+    public let fc: Linear?
+
+    public var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
+
+    /// Binds a mapped state dict strictly: every expected key present with its shape, nothing
+    /// unexpected. All problems are reported together in one ``BindingError``.
+    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil) throws {
+        // A forced architecture keeps the head the file has (a fine-tuned head of any size).
+        let arch = try Self.checkBinding(mapping: mapping, architecture: forced)
+        let t = mapping.tensors
+        func floats(_ name: String) throws -> [Float] {
+            guard let r = t[name] else { throw BindingError.mismatch(missing: [name], unexpected: [], shapes: [], hints: [:]) }
+            guard r.dtype.isFloatingPoint else { throw BindingError.unsupportedDType(name: name, dtype: r.dtype.rawValue) }
+            return r.floats()
+        }
+        func bn(_ p: String) throws -> BatchNorm2d {
+            BatchNorm2d(weight: try floats("\(p).weight"), bias: try floats("\(p).bias"),
+                        runningMean: try floats("\(p).running_mean"), runningVar: try floats("\(p).running_var"))
+        }
+        func conv(_ name: String, bn bnName: String, stride: Int, groups: Int = 1) throws -> Conv2d {
+            let shape = t[name + ".weight"]?.shape ?? []
+            return Conv2d(weight: try floats(name + ".weight"), shape: shape, stride: stride, padding: shape[2] / 2,
+                          groups: groups, bn: try bn(bnName))
+        }
+        conv1 = try conv("conv1", bn: "bn1", stride: 2)
+        var stages: [[Block]] = []
+        for (s, count) in arch.layers.enumerated() {
+            var blocks: [Block] = []
+            for i in 0..<count {
+                let p = "layer\(s + 1).\(i)"
+                let stride = (s > 0 && i == 0) ? 2 : 1
+                let down = t["\(p).downsample.0.weight"] != nil
+                    ? try conv("\(p).downsample.0", bn: "\(p).downsample.1", stride: stride) : nil
+                switch arch.block {
+                case .basic:
+                    blocks.append(.basic(BasicBlock(conv1: try conv("\(p).conv1", bn: "\(p).bn1", stride: stride),
+                                                    conv2: try conv("\(p).conv2", bn: "\(p).bn2", stride: 1),
+                                                    downsample: down)))
+                case .bottleneck:
+                    blocks.append(.bottleneck(Bottleneck(conv1: try conv("\(p).conv1", bn: "\(p).bn1", stride: 1),
+                                                         conv2: try conv("\(p).conv2", bn: "\(p).bn2", stride: stride, groups: arch.groups),
+                                                         conv3: try conv("\(p).conv3", bn: "\(p).bn3", stride: 1),
+                                                         downsample: down)))
+                }
+            }
+            stages.append(blocks)
+        }
+        (layer1, layer2, layer3, layer4) = (stages[0], stages[1], stages[2], stages[3])
+        if let classes = arch.numClasses {
+            fc = Linear(weight: try floats("fc.weight"), bias: try floats("fc.bias"),
+                        inFeatures: arch.featureWidth, outFeatures: classes)
+        } else {
+            fc = nil
+        }
+        architecture = arch
+    }
+
+    /// Recognises the architecture and checks the state dict against it without reading any value.
+    public static func checkBinding(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil) throws -> ResNetArchitecture {
+        guard var arch = forced ?? ResNetArchitecture.recognise(mapping.shapes) else {
+            throw BindingError.unrecognisedArchitecture("need conv1.weight and layer1...layer4 blocks")
+        }
+        if forced != nil { arch.numClasses = mapping.shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil } }
+        try check(mapping: mapping, architecture: arch)
+        return arch
+    }
+
+    /// Compares the state dict with what `architecture` expects; throws one error listing everything.
+    static func check(mapping: NameMapping, architecture: ResNetArchitecture) throws {
+        let expected = architecture.expectedShapes
+        let expectedNames = Set(expected.map(\.name))
+        let present = mapping.shapes
+        var missing: [String] = [], shapes: [(String, [Int], [Int])] = []
+        for (name, shape) in expected {
+            guard let actual = present[name] else { missing.append(name); continue }
+            if actual != shape { shapes.append((name, shape, actual)) }
+        }
+        let unexpected = mapping.stateDict.map(\.name).filter { !expectedNames.contains($0) }
+        guard missing.isEmpty && unexpected.isEmpty && shapes.isEmpty else {
+            var hints: [String: String] = [:]
+            for m in missing {
+                if let best = unexpected.min(by: { editDistance($0, m) < editDistance($1, m) }) { hints[m] = best }
+            }
+            for u in unexpected {
+                if let best = (missing.isEmpty ? Array(expectedNames) : missing).min(by: { editDistance($0, u) < editDistance($1, u) }) {
+                    hints[u] = best
+                }
+            }
+            throw BindingError.mismatch(missing: missing, unexpected: unexpected,
+                                        shapes: shapes.map { (name: $0.0, expected: $0.1, actual: $0.2) }, hints: hints)
+        }
+    }
+
+    // MARK: - Inference
+
+    /// The layer4 feature map of a batch `[n, 3, h, w]`.
+    public func featureMap(_ input: FeatureMap) throws -> FeatureMap {
+        guard input.c == 3 else { throw BindingError.badInput("expected 3 input channels, got \(input.c)") }
+        guard input.n > 0 else { throw BindingError.badInput("empty batch") }
+        // The spatial size must stay >= 1 through the stem (/2), the pool (/2) and three stride-2 stages.
+        var h = input.h, w = input.w
+        for _ in 0..<5 { h = (h + 2 - 3) / 2 + 1; w = (w + 2 - 3) / 2 + 1 }
+        guard input.h >= 1, input.w >= 1, h >= 1, w >= 1 else {
+            throw BindingError.badInput("input \(input.h)x\(input.w) is too small for a ResNet")
+        }
+        var scratch: [Float] = []
+        var x = conv1(input, relu: true, scratch: &scratch)
+        x = maxPool3x3s2(x)
+        for stage in layers {
+            for block in stage { x = block(x, scratch: &scratch) }
+        }
+        return x
+    }
+
+    /// Pooled features `[n, C]` (AdaptiveAvgPool2d(1) + flatten).
+    public func features(_ input: FeatureMap) throws -> [Float] {
+        globalAveragePool(try featureMap(input))
+    }
+
+    /// Logits `[n, classes]`, or pooled features for a headless backbone.
+    public func callAsFunction(_ input: FeatureMap) throws -> [Float] {
+        let f = try features(input)
+        guard let fc else { return f }
+        return fc(f, batch: input.n)
+    }
+
+    /// Output width: classes, or feature channels for a headless backbone.
+    public var outputWidth: Int { architecture.numClasses ?? architecture.featureWidth }
+
+    /// Multiply-add FLOPs x 2 of one forward pass of one image of size h x w.
+    public func flops(height h: Int, width w: Int) -> Int {
+        var total = conv1.flops(h, w)
+        var (ch, cw) = conv1.outputSize(h, w)
+        (ch, cw) = ((ch - 1) / 2 + 1, (cw - 1) / 2 + 1)  // max pool
+        for block in layers.joined() {
+            let main: [Conv2d]
+            let down: Conv2d?
+            switch block {
+            case .basic(let b): (main, down) = ([b.conv1, b.conv2], b.downsample)
+            case .bottleneck(let b): (main, down) = ([b.conv1, b.conv2, b.conv3], b.downsample)
+            }
+            if let down { total += down.flops(ch, cw) }
+            for conv in main {
+                total += conv.flops(ch, cw)
+                (ch, cw) = conv.outputSize(ch, cw)
+            }
+        }
+        return total + 2 * (fc.map { $0.inFeatures * $0.outFeatures } ?? 0)
+    }
+}

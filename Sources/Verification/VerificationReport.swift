@@ -1,0 +1,166 @@
+import Foundation
+
+/// The outcome of comparing computed outputs with a reference: per-sample metrics, their
+/// aggregates, the verdict and the criterion it was reached under.
+///
+/// Encodes with snake_case keys whatever the encoder's key strategy (`passed`, `max_abs_error`,
+/// `max_rel_error`, `min_cosine`, `top1_agreement`, `per_sample`, ...). A computed NaN makes
+/// `max_abs_error` NaN, which a default `JSONEncoder` refuses: use ``jsonString(pretty:)`` or
+/// ``jsonEncoder`` (non-finite numbers become the strings `"nan"`, `"inf"`, `"-inf"`).
+public struct VerificationReport: Sendable, Codable, Equatable {
+    /// Every sample passed (and there was at least one).
+    public var passed: Bool
+    /// ``Criterion/formula``: the rule with its numbers filled in.
+    public var criterion: String
+    public var atol: Double
+    public var rtol: Double
+    /// What was compared: `logits`, `features` or `feature_map`.
+    public var output: String
+    /// `N`.
+    public var samples: Int
+    /// `C`: values per sample (for a feature map, `C x h x w`).
+    public var classes: Int
+    /// The largest of the samples' `max|d|`.
+    public var maxAbsError: Double
+    /// The largest of the samples' `max|d| / max|ref|`.
+    public var maxRelError: Double
+    /// The smallest of the samples' cosine similarities.
+    public var minCosine: Double
+    /// Samples whose top-1 index is identical.
+    public var top1Agreement: Int
+    /// Samples whose top-1 index differs within a reference tie (they do not fail on it).
+    public var top1Ties: Int
+    /// Samples whose top-k sets are equal, `k = min(5, C)`.
+    public var top5Agreement: Int
+    /// `k` of the top-k sets: `min(5, C)`.
+    public var topK: Int
+    /// Indices of the failing samples.
+    public var failedSamples: [Int]
+    public var perSample: [SampleMetrics]
+    /// How far PyTorch's own float32 output is from its float64 run, when the golden has one.
+    public var float64Reference: Float64Reference?
+
+    enum CodingKeys: String, CodingKey {
+        case passed, criterion, atol, rtol, output, samples, classes
+        case maxAbsError = "max_abs_error"
+        case maxRelError = "max_rel_error"
+        case minCosine = "min_cosine"
+        case top1Agreement = "top1_agreement"
+        case top1Ties = "top1_ties"
+        case top5Agreement = "top5_agreement"
+        case topK = "top_k"
+        case failedSamples = "failed_samples"
+        case perSample = "per_sample"
+        case float64Reference = "reference_f64"
+    }
+
+    /// ``ExitStatus/passed`` (0) when passed, ``ExitStatus/mismatch`` (1) otherwise.
+    public var exitCode: Int32 { passed ? ExitStatus.passed : ExitStatus.mismatch }
+
+    /// Builds the aggregates from per-sample metrics.
+    public init(perSample: [SampleMetrics], classes: Int, criterion: Criterion, output: String = GoldenOutput.logits.rawValue,
+                float64Reference: Float64Reference? = nil) {
+        self.perSample = perSample
+        self.criterion = criterion.formula
+        atol = criterion.atol
+        rtol = criterion.rtol
+        self.output = output
+        samples = perSample.count
+        self.classes = classes
+        maxAbsError = Self.maximum(perSample.map(\.maxAbsError))
+        maxRelError = Self.maximum(perSample.map(\.maxRelError))
+        minCosine = -Self.maximum(perSample.map { -$0.cosine }, empty: -1)
+        top1Agreement = perSample.filter { $0.top1 == .match }.count
+        top1Ties = perSample.filter { $0.top1 == .tie }.count
+        top5Agreement = perSample.filter(\.top5).count
+        topK = min(5, classes)
+        failedSamples = perSample.filter { !$0.passed }.map(\.sample)
+        passed = !perSample.isEmpty && failedSamples.isEmpty
+        self.float64Reference = float64Reference
+    }
+
+    /// The maximum, NaN if any value is NaN (`Swift.max` would drop it).
+    static func maximum(_ values: [Double], empty: Double = 0) -> Double {
+        guard !values.isEmpty else { return empty }
+        var m = -Double.infinity
+        for v in values {
+            if v.isNaN { return .nan }
+            m = max(m, v)
+        }
+        return m
+    }
+
+    /// An encoder for reports: sorted keys, non-finite numbers as strings.
+    public static var jsonEncoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    /// A decoder matching ``jsonEncoder``.
+    public static var jsonDecoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
+    /// The report as JSON (sorted keys; indented when `pretty`).
+    public func jsonString(pretty: Bool = true) -> String {
+        let e = Self.jsonEncoder
+        if pretty { e.outputFormatting.insert(.prettyPrinted) }
+        // Every field is a number, string, bool or array of them, and non-finite numbers have a
+        // strategy: encoding cannot fail.
+        guard let data = try? e.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The golden's float64 run as a second reference: how far PyTorch's float32 logits and the
+/// computed ones each are from it. The two numbers side by side say whether Torchport's error is
+/// of the size float32 itself imposes.
+public struct Float64Reference: Sendable, Codable, Equatable {
+    /// Max over samples of `max|torch_f32 - torch_f64|`, and relative to each sample's scale.
+    public var pytorchMaxAbsError: Double
+    public var pytorchMaxRelError: Double
+    /// Max over samples of `max|computed - torch_f64|`, and relative to each sample's scale.
+    public var computedMaxAbsError: Double
+    public var computedMaxRelError: Double
+
+    enum CodingKeys: String, CodingKey {
+        case pytorchMaxAbsError = "pytorch_max_abs_error"
+        case pytorchMaxRelError = "pytorch_max_rel_error"
+        case computedMaxAbsError = "computed_max_abs_error"
+        case computedMaxRelError = "computed_max_rel_error"
+    }
+
+    public init(pytorchMaxAbsError: Double, pytorchMaxRelError: Double, computedMaxAbsError: Double,
+                computedMaxRelError: Double) {
+        self.pytorchMaxAbsError = pytorchMaxAbsError
+        self.pytorchMaxRelError = pytorchMaxRelError
+        self.computedMaxAbsError = computedMaxAbsError
+        self.computedMaxRelError = computedMaxRelError
+    }
+
+    /// Compares both float32 outputs (`N x C`, row-major) with the float64 one.
+    public init(computed: [Float], pytorch: [Float], float64: [Double], batch: Int, classes: Int) {
+        func errors(_ values: [Float]) -> (abs: Double, rel: Double) {
+            var maxAbs = 0.0, maxRel = 0.0
+            for i in 0..<batch {
+                var rowAbs = 0.0, scale = 0.0
+                for j in 0..<classes {
+                    let r = float64[i * classes + j]
+                    let d = abs(Double(values[i * classes + j]) - r)
+                    if d.isNaN { return (.nan, .nan) }
+                    rowAbs = max(rowAbs, d)
+                    scale = max(scale, abs(r))
+                }
+                maxAbs = max(maxAbs, rowAbs)
+                maxRel = max(maxRel, scale > 0 ? rowAbs / scale : (rowAbs == 0 ? 0 : .infinity))
+            }
+            return (maxAbs, maxRel)
+        }
+        let p = errors(pytorch), c = errors(computed)
+        self.init(pytorchMaxAbsError: p.abs, pytorchMaxRelError: p.rel, computedMaxAbsError: c.abs, computedMaxRelError: c.rel)
+    }
+}

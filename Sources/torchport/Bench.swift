@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Torchport
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the forward pass of a model on random input.",
+        discussion: """
+            Runs warm-up passes, then times each forward and reports the median, min and max.
+            Example:
+              torchport bench resnet50.pth --batch 8 --threads 2 --json
+            """)
+
+    @Argument(help: "A checkpoint (.pth / .pt) or a converted .safetensors file.", completion: .file())
+    var model: String
+
+    @Option(help: "Images per forward pass.") var batch = 1
+    @Option(help: "Threads (OpenBLAS).") var threads = 2
+    @Option(help: "Input height and width.") var size = 224
+    @Option(help: "Timed runs.") var runs = 10
+    @Option(help: "Untimed warm-up runs.") var warmup = 2
+    @Option(help: "Architecture override (e.g. resnet50).") var arch: ArchChoice?
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var reader: ReaderFlags
+
+    func validate() throws {
+        guard batch >= 1, threads >= 1, size >= 1, runs >= 1, warmup >= 0 else {
+            throw ValidationError("--batch, --threads, --size and --runs must be positive")
+        }
+    }
+
+    struct Report: Encodable {
+        let model: String
+        let architecture: String
+        let batch: Int
+        let threads: Int
+        let size: Int
+        let runs: Int
+        let medianMs: Double
+        let minMs: Double
+        let maxMs: Double
+        let msPerImage: Double
+        let gflops: Double
+        let achievedGflopsPerSecond: Double
+    }
+
+    func run() throws {
+        let loaded = try withExitCode2 { try loadModel(model, arch: arch, reader: reader) }
+        setInferenceThreads(threads)
+        var rng = SplitMix64(seed: 0)
+        let input = FeatureMap(n: batch, c: 3, h: size, w: size,
+                               data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
+        for _ in 0..<warmup { _ = try loaded.model(input) }
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try loaded.model(input)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        let sorted = times.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let flops = Double(loaded.model.flops(height: size, width: size) * batch)
+        let report = Report(model: model, architecture: loaded.model.architecture.description, batch: batch, threads: threads,
+                            size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1],
+                            msPerImage: median / Double(batch), gflops: flops / 1e9,
+                            achievedGflopsPerSecond: flops / (median * 1e6))
+        if json {
+            try printJSON(report)
+        } else {
+            print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) threads, \(runs) runs")
+            print(String(format: "median %.2f ms (min %.2f, max %.2f), %.2f ms/image, %.1f GFLOP/s",
+                         median, report.minMs, report.maxMs, report.msPerImage, report.achievedGflopsPerSecond))
+        }
+    }
+}
+
+/// Deterministic pseudo-random numbers for benchmark inputs.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}

@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Torchport
+
+/// `--arch` choices: torchvision's ten ResNets.
+enum ArchChoice: String, ExpressibleByArgument, CaseIterable {
+    case resnet18, resnet34, resnet50, resnet101, resnet152
+    case resnext50_32x4d, resnext101_32x8d, resnext101_64x4d
+    case wide_resnet50_2, wide_resnet101_2
+
+    var architecture: ResNetArchitecture? { ResNetArchitecture.named[rawValue] }
+}
+
+/// Loads and binds a model, for commands that run one.
+func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags) throws -> LoadedResNet {
+    try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options)
+}
+
+/// Runs `body`; a failure to read or bind a file is printed and exits with status 2 (unusable file),
+/// keeping status 1 for numerical mismatches.
+func withExitCode2<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+        throw ExitCode(2)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+@testable import ResNet
+import TorchCheckpoint
+
+/// The tiny networks of `Fixtures/models` (torchvision's own blocks), run in Swift and compared
+/// with the logits real PyTorch produced.
+struct ModelFixture: Decodable, CustomTestStringConvertible {
+    struct Arch: Decodable {
+        let block: String
+        let layers: [Int]
+        let groups: Int
+        let stage_widths: [Int]
+        let num_classes: Int?
+        let stem_width: Int
+    }
+    let name: String
+    let checkpoint: String
+    let golden: String
+    let arch: Arch
+    let kind: String
+    let golden_keys: [String]
+
+    var testDescription: String { name }
+
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/models")
+
+    static var all: [ModelFixture] {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("manifest.json")) else { return [] }
+        return (try? JSONDecoder().decode([ModelFixture].self, from: data)) ?? []
+    }
+
+    func path(_ file: String) -> String { Self.folder.appendingPathComponent(file).path }
+}
+
+@Suite("ResNet parity with PyTorch on the tiny fixtures")
+struct ModelParityTests {
+    static func run(_ f: ModelFixture) throws -> (model: ResNetModel, mapping: NameMapping, golden: Checkpoint) {
+        let checkpoint = try Checkpoint(contentsOf: f.path(f.checkpoint))
+        let mapping = try NameMapping.map(checkpoint.tensors)
+        let model = try ResNetModel(mapping: mapping)
+        return (model, mapping, try Checkpoint(contentsOf: f.path(f.golden)))
+    }
+
+    static func input(_ golden: Checkpoint) throws -> FeatureMap {
+        let x = try #require(golden.tensor(named: "input"))
+        return FeatureMap(n: x.shape[0], c: x.shape[1], h: x.shape[2], w: x.shape[3], data: x.floats())
+    }
+
+    /// max|d| / max|ref|
+    static func relativeError(_ got: [Float], _ want: [Float]) -> Float {
+        let scale = want.map(abs).max() ?? 0
+        let d = zip(got, want).map { abs($0 - $1) }.max() ?? .infinity
+        return d / max(scale, .leastNormalMagnitude)
+    }
+
+    @Test("The manifest lists the variants: basic, bottleneck, grouped, wide, odd heads, headless, detection")
+    func coverage() {
+        let all = ModelFixture.all
+        #expect(all.count >= 10)
+        #expect(all.contains { $0.arch.block == "basic" })
+        #expect(all.contains { $0.arch.block == "bottleneck" && $0.arch.groups > 1 })
+        #expect(all.contains { $0.kind == "headless" })
+        #expect(all.contains { $0.kind == "detection-backbone" })
+    }
+
+    @Test("Recognised architecture matches what the generator built", arguments: ModelFixture.all)
+    func recognisesArchitecture(_ f: ModelFixture) throws {
+        let (model, _, _) = try Self.run(f)
+        let a = model.architecture
+        #expect(a.block.rawValue == f.arch.block)
+        #expect(a.layers == f.arch.layers)
+        #expect(a.groups == f.arch.groups)
+        #expect(a.stageWidths == f.arch.stage_widths)
+        #expect(a.stemWidth == f.arch.stem_width)
+        #expect(a.numClasses == f.arch.num_classes)
+    }
+
+    @Test("Outputs match torch within 1e-5 of the logit scale", arguments: ModelFixture.all)
+    func matchesTorch(_ f: ModelFixture) throws {
+        let (model, _, golden) = try Self.run(f)
+        let x = try Self.input(golden)
+        if f.golden_keys.contains("logits") {
+            let want = try #require(golden.tensor(named: "logits")).floats()
+            let got = try model(x)
+            #expect(got.count == want.count)
+            #expect(Self.relativeError(got, want) <= 1e-5, "\(f.name): \(Self.relativeError(got, want))")
+        }
+        if f.golden_keys.contains("features") {
+            let want = try #require(golden.tensor(named: "features")).floats()
+            let got = try model.features(x)
+            #expect(Self.relativeError(got, want) <= 1e-5, "\(f.name) features: \(Self.relativeError(got, want))")
+        }
+        if f.golden_keys.contains("feature_map") {
+            let want = try #require(golden.tensor(named: "feature_map"))
+            let got = try model.featureMap(x)
+            #expect(got.shape == want.shape)
+            #expect(Self.relativeError(got.data, want.floats()) <= 1e-5)
+        }
+    }
+}
