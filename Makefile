@@ -1,11 +1,12 @@
 # The README's quick start: `make run`, then `make test`. Both install missing system packages.
 SWIFT ?= swift
 APT_PACKAGES := libzip-dev libopenblas-dev pkg-config
-DEFAULT_CHECKPOINT := Fixtures/checkpoints/tiny-resnet-basic.pth
+DEFAULT_CHECKPOINT := Fixtures/models/tiny-basic-r18ish.pth
+DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch
 PY := $(VENV)/bin/python
 
-.PHONY: deps build run test fixtures venv bench-load clean
+.PHONY: deps build run test fixtures venv bench-load bench parity clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -18,8 +19,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
+# The bundled default checkpoint: inspect it, then verify it against the golden real PyTorch wrote.
 run: build
-	.build/release/torchport inspect $(DEFAULT_CHECKPOINT)
+	.build/release/torchport inspect $(DEFAULT_CHECKPOINT) | tail -8
+	.build/release/torchport verify $(DEFAULT_CHECKPOINT) --golden $(DEFAULT_GOLDEN)
 
 test: deps
 	$(SWIFT) build --build-tests
@@ -31,7 +34,16 @@ venv:
 
 fixtures: venv
 	$(PY) Fixtures/generate.py
+	$(PY) Fixtures/generate_models.py
 	python3 Fixtures/hostile/generate_hostile.py
+
+# All ten full-size torchvision ResNets, seeded, verified against torch (generated, not committed).
+parity: venv build
+	$(PY) scripts/parity.py
+
+# ResNet-50 batch 1 and 8, 2 threads: Torchport vs torch eager vs ONNX Runtime, side by side.
+bench: venv build
+	$(PY) Benchmarks/speed_vs_torch.py
 
 bench-load: venv
 	$(SWIFT) build -c release --product torchport-bench

@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Torchport"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification"]),
-        .testTarget(name: "TorchportCLITests", dependencies: ["torchport"]),
+        .testTarget(name: "TorchportCLITests", dependencies: ["torchport", "Torchport"]),
     ]
 )

@@ -8,7 +8,7 @@ import TorchCheckpoint
 ///
 /// ```swift
 /// let resnet = try LoadedResNet(contentsOf: "resnet50.pth")
-/// let logits = try resnet.model(batch)   // batch: FeatureMap [n, 3, h, w]
+/// let logits = try resnet(batch)   // batch: FeatureMap [n, 3, h, w] -> [n * classes]
 /// ```
 public struct LoadedResNet: Sendable {
     public let model: ResNetModel
@@ -22,6 +22,9 @@ public struct LoadedResNet: Sendable {
         model = try ResNetModel(mapping: mapping, architecture: architecture)
         sourceFormat = format
     }
+
+    /// Logits `[n * classes]` (row-major), or pooled features for a headless backbone.
+    public func callAsFunction(_ batch: FeatureMap) throws -> [Float] { try model(batch) }
 }
 
 /// Every tensor of a checkpoint or a safetensors file (recognised by content, not extension).

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import Torchport
+
+@Suite("torchport verify and bench, run as a user would")
+struct VerifyCommandTests {
+    static let models = CLIRunner.repoRoot.appendingPathComponent("Fixtures/models")
+    static func model(_ name: String) -> String { models.appendingPathComponent(name).path }
+
+    static func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("torchport-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test("A faithful model passes: exit 0, a PASS verdict and the criterion in the report")
+    func passes() throws {
+        let r = try CLIRunner.run("verify", Self.model("tiny-resnext.pth"), "--golden", Self.model("tiny-resnext.golden.pth"))
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("PASS"))
+        #expect(r.stdout.contains("max|d| <= 0 + 1e-05 * max|ref|"))
+    }
+
+    @Test("--json reports passed and the errors; --save-logits writes the computed logits")
+    func jsonAndSavedLogits() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("ours.safetensors").path
+        let r = try CLIRunner.run("verify", Self.model("tiny-odd-head-c37.pth"), "--golden", Self.model("tiny-odd-head-c37.golden.pth"),
+                                  "--json", "--save-logits", out)
+        #expect(r.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(json["passed"] as? Bool == true)
+        let maxRel = try #require(json["max_rel_error"] as? Double)
+        #expect(maxRel <= 1e-5)
+        let saved = try SafeTensorsFile(contentsOf: out)
+        let logits = try #require(saved.tensor(named: "logits"))
+        let golden = try Checkpoint(contentsOf: Self.model("tiny-odd-head-c37.golden.pth"))
+        let want = try #require(golden.tensor(named: "logits"))
+        #expect(logits.shape == want.shape)
+        let scale = want.floats().map(abs).max() ?? 1
+        #expect(zip(logits.floats(), want.floats()).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+
+    @Test("A deliberately perturbed weight fails verification with exit 1")
+    func perturbedWeightFails() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = try Checkpoint(contentsOf: Self.model("tiny-basic-r18ish.pth"))
+        // Add 0.01 to one weight of one 3x3 kernel deep in the network, write it as safetensors.
+        let entries = source.tensors.filter { !$0.name.hasSuffix("num_batches_tracked") }.map { t -> SafeTensorsWriter.Entry in
+            var bytes = t.tensor.contiguousBytes()
+            if t.name == "layer3.1.conv2.weight" {
+                bytes.withUnsafeMutableBytes { raw in
+                    let f = raw.bindMemory(to: Float.self)
+                    f[5] += 0.01
+                }
+            }
+            return SafeTensorsWriter.Entry(name: t.name, dtype: t.tensor.dtype, shape: t.tensor.shape, bytes: bytes)
+        }
+        let perturbed = dir.appendingPathComponent("perturbed.safetensors").path
+        try SafeTensorsWriter.write(entries, to: perturbed)
+        let r = try CLIRunner.run("verify", perturbed, "--golden", Self.model("tiny-basic-r18ish.golden.pth"))
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("FAIL"))
+        // The unperturbed copy, same path through safetensors, passes.
+        let clean = dir.appendingPathComponent("clean.safetensors").path
+        try SafeTensorsWriter.write(source.tensors.filter { !$0.name.hasSuffix("num_batches_tracked") }, to: clean)
+        #expect(try CLIRunner.run("verify", clean, "--golden", Self.model("tiny-basic-r18ish.golden.pth")).status == 0)
+    }
+
+    @Test("A file that cannot be used exits 2 with the reason on stderr")
+    func unusable() throws {
+        let noGolden = try CLIRunner.run("verify", Self.model("tiny-resnext.pth"), "--golden", CLIRunner.fixture("checkpoints/dtypes.pth"))
+        #expect(noGolden.status == 2)
+        #expect(noGolden.stderr.contains("input"))
+        let hostile = try CLIRunner.run("verify", CLIRunner.fixture("hostile/cases/global-os-system.pth"),
+                                        "--golden", Self.model("tiny-resnext.golden.pth"))
+        #expect(hostile.status == 2)
+        #expect(hostile.stderr.contains("os.system"))
+        let wrongModel = try CLIRunner.run("verify", Self.model("tiny-resnext.pth"), "--golden", Self.model("tiny-basic-r18ish.golden.pth"))
+        #expect(wrongModel.status == 2)
+    }
+
+    @Test("bench --json reports median_ms and the architecture")
+    func benchJSON() throws {
+        let r = try CLIRunner.run("bench", Self.model("tiny-bottleneck.pth"), "--size", "64", "--runs", "3", "--batch", "2", "--json")
+        #expect(r.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let median = try #require(json["median_ms"] as? Double)
+        #expect(median > 0)
+        #expect((json["min_ms"] as? Double ?? .infinity) <= median)
+        #expect(json["batch"] as? Int == 2)
+    }
+}
