@@ -1,6 +1,6 @@
 # The README's quick start: `make run`, then `make test`. Both install missing system packages.
 SWIFT ?= swift
-APT_PACKAGES := libzip-dev libopenblas-dev pkg-config
+APT_PACKAGES := libzip-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config
 DEFAULT_CHECKPOINT := Fixtures/models/tiny-basic-r18ish.pth
 DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch

@@ -21,7 +21,8 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["TorchCheckpoint"]),
         .target(name: "ResNet", dependencies: ["TorchCheckpoint", "COpenBLAS"]),
         .target(name: "Verification", dependencies: ["TorchCheckpoint", "SafeTensors"]),
-        .target(name: "Torchport", dependencies: ["TorchCheckpoint", "SafeTensors", "ResNet", "Verification"]),
+        .target(name: "Images", dependencies: ["CJPEG", "CPNG"]),
+        .target(name: "Torchport", dependencies: ["TorchCheckpoint", "SafeTensors", "ResNet", "Verification", "Images"]),
         .executableTarget(
             name: "torchport",
             dependencies: [
@@ -32,16 +33,23 @@ let package = Package(
         // MARK: - Implementation details (system-library shims)
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // MARK: - Benchmarks (not a product: never reaches users)
         .executableTarget(name: "torchport-bench", dependencies: ["TorchCheckpoint"],
                           path: "Benchmarks/Sources/torchport-bench"),
+
+        // MARK: - Fuzzing (built with -sanitize=fuzzer,address by `make fuzz`; a plain build replays files)
+        .executableTarget(name: "torchport-fuzz", dependencies: ["TorchCheckpoint", "SafeTensors"],
+                          path: "Fuzz/Sources/torchport-fuzz"),
 
         // MARK: - Tests
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Torchport"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "TorchportCLITests", dependencies: ["torchport", "Torchport"]),
     ]
 )

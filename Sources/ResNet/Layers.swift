@@ -47,8 +47,12 @@ public struct Conv2d: Sendable {
     public let outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
     public let bn: BatchNorm2d
 
-    public init(weight: [Float], shape: [Int], stride: Int, padding: Int, groups: Int, bn: BatchNorm2d) {
+    /// torchvision's name of the layer (`layer1.0.conv2`), for reports.
+    public let name: String
+
+    public init(name: String = "", weight: [Float], shape: [Int], stride: Int, padding: Int, groups: Int, bn: BatchNorm2d) {
         precondition(shape.count == 4 && shape[2] == shape[3])
+        self.name = name
         self.weight = weight
         outChannels = shape[0]
         inChannels = shape[1] * groups
@@ -75,6 +79,8 @@ public struct Conv2d: Sendable {
     /// and epilogue, so no stage runs serially while other cores wait.
     func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool, scratch: inout [Float]) -> FeatureMap {
         precondition(x.c == inChannels)
+        let started = Profiler.isEnabled ? Profiler.now() : 0
+        defer { if Profiler.isEnabled { Profiler.record(name, flops: flops(x.h, x.w) * x.n, since: started) } }
         let (oh, ow) = outputSize(x.h, x.w)
         var out = FeatureMap(n: x.n, c: outChannels, h: oh, w: ow)
         let npix = oh * ow

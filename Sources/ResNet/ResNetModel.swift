@@ -28,7 +28,7 @@ public struct ResNetModel: Sendable {
         }
         func conv(_ name: String, bn bnName: String, stride: Int, groups: Int = 1) throws -> Conv2d {
             let shape = t[name + ".weight"]?.shape ?? []
-            return Conv2d(weight: try floats(name + ".weight"), shape: shape, stride: stride, padding: shape[2] / 2,
+            return Conv2d(name: name, weight: try floats(name + ".weight"), shape: shape, stride: stride, padding: shape[2] / 2,
                           groups: groups, bn: try bn(bnName))
         }
         conv1 = try conv("conv1", bn: "bn1", stride: 2)

@@ -21,6 +21,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up runs.") var warmup = 2
     @Option(help: "Architecture override (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Also time each convolution and report its achieved GFLOP/s (the roofline).") var profile = false
     @OptionGroup var reader: ReaderFlags
 
     func validate() throws {
@@ -42,6 +43,8 @@ struct Bench: ParsableCommand {
         let msPerImage: Double
         let gflops: Double
         let achievedGflopsPerSecond: Double
+        let blasKernels: String
+        let layers: [Profiler.Entry]?
     }
 
     func run() throws {
@@ -51,25 +54,35 @@ struct Bench: ParsableCommand {
         let input = FeatureMap(n: batch, c: 3, h: size, w: size,
                                data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
         for _ in 0..<warmup { _ = try loaded.model(input) }
+        if profile { Profiler.start() }
         var times: [Double] = []
         for _ in 0..<runs {
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try loaded.model(input)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
+        let layers = profile ? Profiler.stop() : nil
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         let flops = Double(loaded.model.flops(height: size, width: size) * batch)
         let report = Report(model: model, architecture: loaded.model.architecture.description, batch: batch, threads: threads,
                             size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1],
                             msPerImage: median / Double(batch), gflops: flops / 1e9,
-                            achievedGflopsPerSecond: flops / (median * 1e6))
+                            achievedGflopsPerSecond: flops / (median * 1e6), blasKernels: BLASKernels.coreName,
+                            layers: layers)
         if json {
             try printJSON(report)
         } else {
             print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) threads, \(runs) runs")
-            print(String(format: "median %.2f ms (min %.2f, max %.2f), %.2f ms/image, %.1f GFLOP/s",
-                         median, report.minMs, report.maxMs, report.msPerImage, report.achievedGflopsPerSecond))
+            print(String(format: "median %.2f ms (min %.2f, max %.2f), %.2f ms/image, %.1f GFLOP/s (OpenBLAS kernels: %@)",
+                         median, report.minMs, report.maxMs, report.msPerImage, report.achievedGflopsPerSecond, BLASKernels.coreName))
+            if let layers {
+                print("\nlayer                     calls   ms/call   GFLOP/s")
+                for l in layers {
+                    print(l.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                          + String(format: " %6d  %8.3f  %8.1f", l.calls, l.seconds * 1000 / Double(l.calls), l.gflopsPerSecond))
+                }
+            }
         }
     }
 }

@@ -1,0 +1,2 @@
+// Placeholder: the fuzz entry points are being written.
+print("torchport-fuzz")

@@ -1,0 +1,1 @@
+// Image decoding (JPEG, PNG) and torchvision preprocessing.

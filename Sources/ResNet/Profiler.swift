@@ -1,0 +1,45 @@
+import Dispatch
+import Synchronization
+
+/// Per-layer timings of forward passes, for `torchport bench --profile`: each convolution's time
+/// and achieved GFLOP/s, to set against the machine's peak (the roofline).
+public enum Profiler {
+    public struct Entry: Sendable, Codable {
+        public let name: String
+        public var calls: Int
+        public var flops: Int
+        public var seconds: Double
+        public var gflopsPerSecond: Double { seconds > 0 ? Double(flops) / seconds / 1e9 : 0 }
+    }
+
+    private static let enabled = Atomic<Bool>(false)
+    private static let entries = Mutex<[String: Entry]>([:])
+    private static let order = Mutex<[String]>([])
+
+    public static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
+
+    public static func start() {
+        entries.withLock { $0 = [:] }
+        order.withLock { $0 = [] }
+        enabled.store(true, ordering: .relaxed)
+    }
+
+    /// Stops recording and returns the entries in first-call order.
+    public static func stop() -> [Entry] {
+        enabled.store(false, ordering: .relaxed)
+        let e = entries.withLock { $0 }
+        return order.withLock { $0 }.compactMap { e[$0] }
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    static func record(_ name: String, flops: Int, since start: UInt64) {
+        let seconds = Double(now() - start) / 1e9
+        entries.withLock { e in
+            if e[name] == nil { order.withLock { $0.append(name) } }
+            e[name, default: Entry(name: name, calls: 0, flops: 0, seconds: 0)].calls += 1
+            e[name]?.flops += flops
+            e[name]?.seconds += seconds
+        }
+    }
+}
