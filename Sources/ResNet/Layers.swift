@@ -9,8 +9,12 @@ public struct FeatureMap: Sendable {
         self.data = data
     }
 
+    /// Storage every element of which the caller overwrites (no zero fill).
     init(n: Int, c: Int, h: Int, w: Int) {
-        self.init(n: n, c: c, h: h, w: w, data: [Float](repeating: 0, count: n * c * h * w))
+        let count = n * c * h * w
+        self.init(n: n, c: c, h: h, w: w, data: [Float](unsafeUninitializedCapacity: count) { _, initialized in
+            initialized = count
+        })
     }
 
     public var shape: [Int] { [n, c, h, w] }
@@ -74,9 +78,10 @@ public struct Conv2d: Sendable {
     }
 
     /// Runs the convolution with BN, residual and ReLU fused. Work is split across the inference
-    /// threads (`setInferenceThreads`): by image when the batch has enough of them, otherwise by
-    /// columns of output pixels, each thread doing its own im2col, sgemm (single-threaded OpenBLAS)
-    /// and epilogue, so no stage runs serially while other cores wait.
+    /// threads (`setInferenceThreads`), each piece calling single-threaded OpenBLAS so no stage
+    /// runs serially while other cores wait: by image when the batch has enough images; else by
+    /// columns of output pixels when there are many; else (small late-stage maps) by output
+    /// channels (or by groups for grouped convolutions) over one shared im2col.
     func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool, scratch: inout [Float]) -> FeatureMap {
         precondition(x.c == inChannels)
         let started = Profiler.isEnabled ? Profiler.now() : 0
@@ -84,28 +89,50 @@ public struct Conv2d: Sendable {
         let (oh, ow) = outputSize(x.h, x.w)
         var out = FeatureMap(n: x.n, c: outChannels, h: oh, w: ow)
         let npix = oh * ow
-        let threads = max(1, min(Parallel.threads, x.n >= Parallel.threads ? x.n : max(1, npix / 64)))
-        let byImage = x.n >= threads
-        let chunks = byImage ? threads : threads
-        let outImage = outChannels * npix
+        let threads = Parallel.threads
+        let outImage = outChannels * npix, inImage = x.imageSize
+        let cinG = inChannels / groups, coutG = outChannels / groups
+        let kdim = cinG * kernel * kernel
+        let direct = kernel == 1 && stride == 1 && padding == 0
         x.data.withUnsafeBufferPointer { src in
             out.data.withUnsafeMutableBufferPointer { dst in
                 let res = residual?.data
                 res.withOptionalPointer { resPtr in
                     let srcBase = src.baseAddress!, dstBase = dst.baseAddress!
-                    Parallel.forEach(chunks) { t in
-                        if byImage {
+                    func piece(_ b: Int, columns: Range<Int>, groups gr: Range<Int>, channels ch: Range<Int>, col: UnsafePointer<Float>?) {
+                        run(srcBase + b * inImage, x.h, x.w, dst: dstBase + b * outImage, oh: oh, ow: ow, columns: columns,
+                            groups: gr, channels: ch, sharedCol: col, residual: resPtr.map { $0 + b * outImage }, relu: relu)
+                    }
+                    if threads == 1 || x.n >= threads {
+                        Parallel.forEach(min(threads, x.n)) { t in
                             var b = t
                             while b < x.n {
-                                run(srcBase + b * x.imageSize, x.h, x.w, dst: dstBase + b * outImage, oh: oh, ow: ow,
-                                    columns: 0..<npix, residual: resPtr.map { $0 + b * outImage }, relu: relu)
-                                b += chunks
+                                piece(b, columns: 0..<npix, groups: 0..<groups, channels: 0..<outChannels, col: nil)
+                                b += threads
                             }
-                        } else {
-                            let lo = npix * t / chunks, hi = npix * (t + 1) / chunks
+                        }
+                    } else if npix >= 128 * threads {
+                        Parallel.forEach(threads) { t in
+                            let cols = (npix * t / threads)..<(npix * (t + 1) / threads)
+                            for b in 0..<x.n { piece(b, columns: cols, groups: 0..<groups, channels: 0..<outChannels, col: nil) }
+                        }
+                    } else if groups > 1 {
+                        Parallel.forEach(min(threads, groups)) { t in
+                            let gs = (groups * t / threads)..<(groups * (t + 1) / threads)
                             for b in 0..<x.n {
-                                run(srcBase + b * x.imageSize, x.h, x.w, dst: dstBase + b * outImage, oh: oh, ow: ow,
-                                    columns: lo..<hi, residual: resPtr.map { $0 + b * outImage }, relu: relu)
+                                piece(b, columns: 0..<npix, groups: gs, channels: (gs.lowerBound * coutG)..<(gs.upperBound * coutG), col: nil)
+                            }
+                        }
+                    } else {
+                        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kdim * npix)
+                        defer { col?.deallocate() }
+                        for b in 0..<x.n {
+                            if let col { im2col(srcBase + b * inImage, channels: cinG, h: x.h, w: x.w, oh: oh, ow: ow, columns: 0..<npix, into: col) }
+                            Parallel.forEach(threads) { t in
+                                // Split output channels in multiples of 16 (whole SIMD tiles of the sgemm kernel).
+                                let blocks = (outChannels + 15) / 16
+                                let lo = min(outChannels, 16 * (blocks * t / threads)), hi = min(outChannels, 16 * (blocks * (t + 1) / threads))
+                                piece(b, columns: 0..<npix, groups: 0..<1, channels: lo..<hi, col: col.map { UnsafePointer($0) })
                             }
                         }
                     }
@@ -115,34 +142,40 @@ public struct Conv2d: Sendable {
         return out
     }
 
-    /// One image, output pixels `columns`: im2col of those columns, sgemm per group, epilogue.
+    /// One image: output pixels `columns`, output channels `channels` (lying within `groups`):
+    /// im2col of those columns (unless `sharedCol` holds all of them), sgemm per group, epilogue.
     private func run(_ image: UnsafePointer<Float>, _ h: Int, _ w: Int, dst: UnsafeMutablePointer<Float>, oh: Int, ow: Int,
-                     columns: Range<Int>, residual: UnsafePointer<Float>?, relu: Bool) {
-        guard !columns.isEmpty else { return }
+                     columns: Range<Int>, groups groupRange: Range<Int>, channels: Range<Int>, sharedCol: UnsafePointer<Float>?,
+                     residual: UnsafePointer<Float>?, relu: Bool) {
+        guard !columns.isEmpty, !channels.isEmpty else { return }
         let cinG = inChannels / groups, coutG = outChannels / groups
         let kdim = cinG * kernel * kernel
         let npix = oh * ow, cols = columns.count
         let direct = kernel == 1 && stride == 1 && padding == 0
-        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kdim * cols)
+        let col = direct || sharedCol != nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kdim * cols)
         defer { col?.deallocate() }
         weight.withUnsafeBufferPointer { wt in
-            for g in 0..<groups {
+            for g in groupRange {
                 let groupImage = image + g * cinG * h * w
                 let b: UnsafePointer<Float>, ldb: Int
-                if let col {
+                if let sharedCol {
+                    (b, ldb) = (sharedCol, npix)
+                } else if let col {
                     im2col(groupImage, channels: cinG, h: h, w: w, oh: oh, ow: ow, columns: columns, into: col)
                     (b, ldb) = (UnsafePointer(col), cols)
                 } else {
                     (b, ldb) = (groupImage + columns.lowerBound, npix)
                 }
-                BLAS.sgemm(m: coutG, n: cols, k: kdim, a: wt.baseAddress! + g * coutG * kdim, lda: kdim,
-                           b: b, ldb: ldb, c: dst + g * coutG * npix + columns.lowerBound, ldc: npix)
+                let c0 = max(channels.lowerBound, g * coutG), c1 = min(channels.upperBound, (g + 1) * coutG)
+                guard c1 > c0 else { continue }
+                BLAS.sgemm(m: c1 - c0, n: cols, k: kdim, a: wt.baseAddress! + c0 * kdim, lda: kdim,
+                           b: b, ldb: ldb, c: dst + c0 * npix + columns.lowerBound, ldc: npix)
             }
         }
         // Epilogue: out = out * scale[c] + shift[c] (+ residual) (ReLU), on these columns only.
         bn.scale.withUnsafeBufferPointer { scale in
             bn.shift.withUnsafeBufferPointer { shift in
-                for c in 0..<outChannels {
+                for c in channels {
                     let s = scale[c], t = shift[c]
                     let o = dst + c * npix + columns.lowerBound
                     if let residual {
@@ -192,9 +225,19 @@ public struct Conv2d: Sendable {
                                     d.update(repeating: 0, count: run)
                                 }
                             } else {
-                                for i in 0..<run {
-                                    let ix = (ox0 + i) * s - p + kx
-                                    d[i] = (ix >= 0 && ix < w) ? line[ix] : 0
+                                // ix = ox * s - p + kx is inside [0, w) for ox in [first, last].
+                                let first = max(ox0, ceilDiv(p - kx, s))
+                                let last = min(ox0 + run - 1, floorDiv(w - 1 + p - kx, s))
+                                if last >= first {
+                                    if first > ox0 { d.update(repeating: 0, count: first - ox0) }
+                                    var src = line + (first * s - p + kx)
+                                    for i in (first - ox0)...(last - ox0) {
+                                        d[i] = src.pointee
+                                        src += s
+                                    }
+                                    if ox0 + run - 1 > last { (d + (last + 1 - ox0)).update(repeating: 0, count: ox0 + run - 1 - last) }
+                                } else {
+                                    d.update(repeating: 0, count: run)
                                 }
                             }
                         }
@@ -275,3 +318,6 @@ func globalAveragePool(_ x: FeatureMap) -> [Float] {
     }
     return out
 }
+
+@inline(__always) func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+@inline(__always) func ceilDiv(_ a: Int, _ b: Int) -> Int { -floorDiv(-a, b) }
