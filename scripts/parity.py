@@ -2,7 +2,8 @@
 """Full-size parity: every torchvision ResNet architecture, Torchport (Swift) against PyTorch.
 
     .venv-torch/bin/python scripts/parity.py [--only resnet18,resnet50] [--torchport PATH]
-                                             [--regenerate] [--bn-stats calibrated|random] [--json]
+                                             [--rtol R|auto] [--atol A] [--regenerate]
+                                             [--bn-stats calibrated|random] [--json]
 
 For each architecture (resnet18/34/50/101/152, resnext50_32x4d, resnext101_32x8d, resnext101_64x4d,
 wide_resnet50_2, wide_resnet101_2):
@@ -15,12 +16,19 @@ wide_resnet50_2, wide_resnet101_2):
                           "logits": float32 (model.eval(), torch.no_grad(), as a user runs it),
                           "logits_f64": the same model and input in float64}
      <arch>.golden.json  metadata: params, seeds, logit scale, torch's own float32-vs-float64 error
-2. Runs `<torchport> verify <arch>.pth --golden <arch>.golden.pth --json` (default binary
-   .build/release/torchport) and parses its JSON defensively: `passed`, `max_abs_error`,
-   `max_rel_error` (relative to the logit scale max|ref|) and any top-1 field if present; every other
-   field is kept in the --json summary.
-3. Prints a table: arch, params, max abs error, max error / logit scale, top-1 agreement, verdict, and
-   for comparison torch's own float32-vs-float64 error on the same input.
+2. Runs `<torchport> verify <arch>.pth --golden <arch>.golden.pth --json [--rtol R] [--atol A]`
+   (default binary .build/release/torchport) and parses its JSON defensively: `passed`,
+   `max_abs_error`, `max_rel_error` (relative to the logit scale max|ref|), `top1_agreement`/`samples`,
+   `rtol` and `reference_f64` if present; the whole object is kept in the --json summary.
+3. Prints a table: arch, params, max abs error, max error / logit scale, top-1 agreement, tolerance,
+   verdict, and how far each float32 result (Torchport's, torch's) is from torch's float64 logits.
+
+Tolerance. Without --rtol, verify's own default applies (1e-5 of the logit scale). PyTorch's float32
+logits are themselves 1e-6 (resnet18) to 3e-4 (resnet152) of the logit scale away from float64 on
+these models, and two correct float32 implementations differ by about the sum of their errors, so a
+fixed 1e-5 fails the deep models even when Torchport is exactly as accurate as PyTorch (the table
+then says so). `--rtol auto` uses, per architecture, max(1e-5, 4 x torch's own float32-vs-float64
+error), i.e. it passes an implementation at most 3x less accurate than PyTorch's float32 path.
 
 Exit status: 0 if every selected architecture passed, 1 if any failed or errored, 2 if the Swift
 binary is missing (the goldens are still generated).
@@ -79,6 +87,16 @@ def set_bn(model, mode: str, seed: int) -> None:
             if mode == "random":
                 m.running_mean.normal_(0.0, 0.1)
                 m.running_var.uniform_(0.5, 2.0)
+        # The last BatchNorm of each residual branch gets a small gamma, as in trained ResNets
+        # (torchvision's own zero_init_residual option goes further and sets it to zero). Without
+        # it the residual stream of a random deep net grows with depth and torch's own float32
+        # error against float64 reaches 3e-4 of the logit scale on resnet152; with it, ~1e-6.
+        from torchvision.models.resnet import BasicBlock, Bottleneck
+        for block in model.modules():
+            if isinstance(block, Bottleneck):
+                block.bn3.weight.uniform_(0.05, 0.3)
+            elif isinstance(block, BasicBlock):
+                block.bn2.weight.uniform_(0.05, 0.3)
     if mode == "calibrated":
         for m in bns:
             m.reset_running_stats()
@@ -202,9 +220,24 @@ def has_subcommand(binary: Path, name: str) -> tuple[bool, str]:
     return ok, "" if ok else f"{binary} has no `{name}` command"
 
 
-def run_verify(binary: Path, arch: str, zoo: Path, timeout: float) -> dict:
+AUTO_FACTOR = 4.0  # --rtol auto: this many times torch's own float32-vs-float64 error (relative)
+AUTO_FLOOR = 1e-5
+
+
+def auto_rtol(meta: dict) -> float:
+    """A tolerance that passes an implementation exactly as accurate as PyTorch's own float32 path.
+
+    |swift - torch| <= |swift - f64| + |torch - f64|: if Torchport's error against float64 is at most
+    3x torch's, the difference is at most 4x torch's error. Rounded up to two significant digits.
+    """
+    r = max(AUTO_FLOOR, AUTO_FACTOR * float(meta.get("torch_f32_vs_f64_max_rel") or 0.0))
+    e = math.floor(math.log10(r)) - 1
+    return float(f"{math.ceil(r / 10**e - 1e-9) * 10**e:.2g}")
+
+
+def run_verify(binary: Path, arch: str, zoo: Path, timeout: float, tol_args: list[str]) -> dict:
     cmd = [str(binary), "verify", str(zoo / f"{arch}.pth"), "--golden", str(zoo / f"{arch}.golden.pth"),
-           "--json"]
+           "--json", *tol_args]
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -258,6 +291,9 @@ def top1_text(tp: dict) -> str:
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "NO"
+    n = first(tp, "samples", "batch", "n")
+    if isinstance(v, int) and isinstance(n, int):
+        return f"{v}/{n}"
     if isinstance(v, float) and 0.0 <= v <= 1.0:
         return f"{v * 100:.0f}%"
     if isinstance(v, dict) or isinstance(v, list):
@@ -266,18 +302,21 @@ def top1_text(tp: dict) -> str:
 
 
 def print_table(rows: list[dict], binary: Path, available: bool, why: str) -> None:
-    head = ["arch", "params", "max abs err", "max err/scale", "top-1", "verdict", "time s",
-            "logit scale", "torch f32 vs f64"]
+    head = ["arch", "params", "max abs err", "max err/scale", "top-1", "rtol", "verdict", "time s",
+            "swift vs f64", "torch vs f64"]
     table = []
     for r in rows:
         tp = r.get("torchport") or {}
         abs_err = first(tp, "max_abs_error", "max_abs_err", "max_abs_diff", "max_abs")
         rel_err = first(tp, "max_rel_error", "max_rel_err", "max_error_relative_to_scale", "max_rel")
+        rtol = first(tp, "rtol")
+        f64 = tp.get("reference_f64") if isinstance(tp.get("reference_f64"), dict) else {}
+        swift64 = f64.get("computed_max_rel_error")
+        torch64 = f64.get("pytorch_max_rel_error", r["meta"].get("torch_f32_vs_f64_max_rel"))
         verdict = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "not-run": "not run"}[r["status"]]
         table.append([r["arch"], fmt_params(r["meta"].get("params")), fmt_num(abs_err), fmt_num(rel_err),
-                      top1_text(tp), verdict, fmt_num(r.get("seconds"), ".1f"),
-                      fmt_num(r["meta"].get("logit_scale"), ".3g"),
-                      fmt_num(r["meta"].get("torch_f32_vs_f64_max_rel"), ".1e")])
+                      top1_text(tp), fmt_num(rtol, ".1e"), verdict, fmt_num(r.get("seconds"), ".1f"),
+                      fmt_num(swift64, ".1e"), fmt_num(torch64, ".1e")])
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("  ".join("-" * w for w in widths))
@@ -285,13 +324,24 @@ def print_table(rows: list[dict], binary: Path, available: bool, why: str) -> No
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
     if not available:
         print(f"\ntorchport: not available ({why})")
-    print("\nmax err/scale = max|swift - torch| / max|torch logits|; last column: torch's own float32 "
-          "logits against float64, same measure.")
+    print("\nmax err/scale = max|swift - torch| / max|torch logits| (float32 vs float32); rtol: the "
+          "tolerance verify used (relative to the logit scale); swift vs f64 / torch vs f64: each float32 "
+          "result against torch's float64 logits, same measure (how accurate each side is).")
     for r in rows:
-        extra = {k: v for k, v in (r.get("torchport") or {}).items()
-                 if k not in ("passed", "max_abs_error", "max_rel_error")}
-        if extra:
-            print(f"{r['arch']}: " + ", ".join(f"{k}={json.dumps(v)[:60]}" for k, v in extra.items()))
+        tp = r.get("torchport") or {}
+        crit = first(tp, "criterion")
+        if crit:
+            per_row = len({first(x.get("torchport") or {}, "rtol") for x in rows if x.get("torchport")}) > 1
+            print(f"criterion ({r['arch']}{'; rtol differs per row' if per_row else ''}): {crit}")
+            break
+    for r in rows:
+        if r["status"] == "fail":
+            tp = r.get("torchport") or {}
+            f64 = tp.get("reference_f64") if isinstance(tp.get("reference_f64"), dict) else {}
+            a, b = f64.get("computed_max_rel_error"), f64.get("pytorch_max_rel_error")
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0 and a <= 3 * b:
+                print(f"{r['arch']}: FAIL, but Torchport is as accurate as torch against float64 "
+                      f"({a:.1e} vs {b:.1e}); the tolerance is below float32 noise (try --rtol auto)")
         for k in ("error", "note"):
             if r.get(k):
                 print(f"{r['arch']}: {k}: {r[k]}")
@@ -307,6 +357,10 @@ def main() -> int:
     ap.add_argument("--regenerate", action="store_true", help="rewrite checkpoints and goldens even if present")
     ap.add_argument("--bn-stats", choices=["calibrated", "random"], default="calibrated",
                     help="how BatchNorm running statistics are set (see the module docstring)")
+    ap.add_argument("--rtol", help="passed to `torchport verify --rtol` (default: verify's own, 1e-5); "
+                                   f"'auto' = max({AUTO_FLOOR:g}, {AUTO_FACTOR:g} x torch's own float32-vs-"
+                                   "float64 error) per architecture")
+    ap.add_argument("--atol", help="passed to `torchport verify --atol`")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per `torchport verify` (default 900)")
     ap.add_argument("--json", action="store_true", help="print one JSON summary instead of the table")
     args = ap.parse_args()
@@ -334,7 +388,13 @@ def main() -> int:
                   f"{meta['logit_scale']:.3g})", file=sys.stderr, flush=True)
         row = {"arch": arch, "meta": meta, "generated": made}
         if available:
-            row |= run_verify(binary, arch, args.zoo, args.timeout)
+            tol = []
+            if args.rtol:
+                tol += ["--rtol", f"{auto_rtol(meta):.2g}" if args.rtol == "auto" else args.rtol]
+            if args.atol:
+                tol += ["--atol", args.atol]
+            row["tol_args"] = tol
+            row |= run_verify(binary, arch, args.zoo, args.timeout, tol)
         else:
             row["status"] = "not-run"
         rows.append(row)
