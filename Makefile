@@ -6,7 +6,7 @@ DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch
 PY := $(VENV)/bin/python
 
-.PHONY: deps build run test fixtures venv bench-load bench parity clean
+.PHONY: deps build run test fixtures venv bench-load bench parity clean fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,11 +30,12 @@ test: deps
 
 # Fixtures and benchmarks need real torch (never a runtime dependency).
 venv:
-	@[ -x $(PY) ] || (python3 -m venv $(VENV) && $(VENV)/bin/pip install torch==2.15.0 torchvision==0.29.2 safetensors onnxruntime onnx)
+	@[ -x $(PY) ] || (python3 -m venv $(VENV) && $(VENV)/bin/pip install torch==2.15.0 torchvision==0.29.2 safetensors onnxruntime onnx scikit-image picklescan)
 
 fixtures: venv
 	$(PY) Fixtures/generate.py
 	$(PY) Fixtures/generate_models.py
+	$(PY) Fixtures/generate_images.py
 	python3 Fixtures/hostile/generate_hostile.py
 
 # All ten full-size torchvision ResNets, seeded, verified against torch (generated, not committed).
@@ -48,6 +49,19 @@ bench: venv build
 bench-load: venv
 	$(SWIFT) build -c release --product torchport-bench
 	$(PY) Benchmarks/load_vs_torch.py
+
+# libFuzzer campaign: builds torchport-fuzz with -sanitize=fuzzer,address into .build-fuzz, then runs
+# each target for FUZZ_SECONDS with its dictionary and a seed corpus made from the fixtures
+# (Fuzz/run-target.sh). Findings land in .build-fuzz/findings/<target>/; minimise them into
+# Fixtures/fuzz/regressions/<target>/, which `make test` replays (FuzzRegressionTests).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= zip legacy unpickler safetensors inspect scan
+FUZZ_BUILD_FLAGS := -c release --scratch-path .build-fuzz --product torchport-fuzz \
+	-Xswiftc -DFUZZING -Xswiftc -parse-as-library -Xswiftc -sanitize=fuzzer,address
+
+fuzz: deps
+	$(SWIFT) build $(FUZZ_BUILD_FLAGS)
+	@status=0; for t in $(FUZZ_TARGETS); do Fuzz/run-target.sh $$t $(FUZZ_SECONDS) || status=1; done; exit $$status
 
 clean:
 	rm -rf .build Benchmarks/.build

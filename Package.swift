@@ -17,7 +17,7 @@ let package = Package(
     ],
     targets: [
         // MARK: - Public API
-        .target(name: "TorchCheckpoint", dependencies: ["CZip"]),
+        .target(name: "TorchCheckpoint", dependencies: ["CZip", "CSHA256"]),
         .target(name: "SafeTensors", dependencies: ["TorchCheckpoint"]),
         .target(name: "ResNet", dependencies: ["TorchCheckpoint", "COpenBLAS"]),
         .target(name: "Verification", dependencies: ["TorchCheckpoint", "SafeTensors"]),
@@ -33,11 +33,13 @@ let package = Package(
         // MARK: - Implementation details (system-library shims)
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // SHA-256 block compression with the x86 SHA instructions (Swift cannot emit them).
+        .target(name: "CSHA256"),
         .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
         // MARK: - Benchmarks (not a product: never reaches users)
-        .executableTarget(name: "torchport-bench", dependencies: ["TorchCheckpoint"],
+        .executableTarget(name: "torchport-bench", dependencies: ["TorchCheckpoint", "SafeTensors"],
                           path: "Benchmarks/Sources/torchport-bench"),
 
         // MARK: - Fuzzing (built with -sanitize=fuzzer,address by `make fuzz`; a plain build replays files)

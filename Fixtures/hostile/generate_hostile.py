@@ -799,6 +799,39 @@ def build_cases():
     add("memo-name-expansion", 5, "a 30 000-char key fetched from the memo at 200 levels: 16 tensor names of 6 MB",
         build_zip(torch_entries(names, pkl_method=8))[0], None)
 
+    # Replay bombs that copy or alias a whole container per replay: each replay is 3-4 bytes, each
+    # costs thousands of elements. The reader charges copied and aliased elements to its ops budget
+    # (at most 1M + 16 units per byte of pickle), so each is refused early with limitExceeded.
+    def sbu(text):
+        d = text.encode()
+        return b"\x8c" + bytes([len(d)]) + d
+
+    build_replay = asm([("PROTO", 2), odict(), "MARK", S("w"), tensor(), S("x"), "EMPTY_DICT",
+                        "EMPTY_DICT", ("BINPUT", 1), "MARK",
+                        ("RAW", b"".join(sbu("k%d" % i) + b"N" for i in range(3000))), "SETITEMS", "POP",
+                        ("RAW", b"h\x01b" * 8000), "SETITEMS", "STOP"])
+    zcase("memo-bomb-build-replay", 5, "BUILD of one 3000-attribute dict replayed 8000 times (24M attribute copies)",
+          build_replay, "limitExceeded", opcode=OP["BUILD"])
+
+    pairs = b"".join(b"M" + struct.pack("<H", i) + b"N\x86" for i in range(5000))
+    odict_replay = asm([("PROTO", 2), G("collections", "OrderedDict"), ("BINPUT", 4), "POP",
+                        "MARK", ("RAW", pairs), "LIST", "TUPLE1", ("BINPUT", 3), "POP",
+                        "EMPTY_LIST", ("RAW", b"h\x04h\x03Ra" * 6000), "STOP"])
+    zcase("memo-bomb-ordereddict-replay", 5, "OrderedDict(pairs) of 5000 pairs replayed 6000 times (30M entries)",
+          odict_replay, "limitExceeded", opcode=OP["REDUCE"])
+
+    set_alias = asm([("PROTO", 2), "EMPTY_LIST", ("BINPUT", 5), "POP", "MARK", ("RAW", b"h\x05" * 10000), "LIST",
+                     "TUPLE1", ("BINPUT", 6), "POP", G("builtins", "set"), ("BINPUT", 7), "POP",
+                     "EMPTY_LIST", ("RAW", b"h\x07h\x06Ra" * 7000), "STOP"])
+    zcase("memo-bomb-set-alias", 5, "set(list of 10000) replayed 7000 times: 70M elements to walk, none stored twice",
+          set_alias, "limitExceeded", opcode=OP["REDUCE"])
+
+    size_replay = asm([("PROTO", 2), "MARK", ("RAW", b"K\x01" * 10000), "LIST", "TUPLE1", ("BINPUT", 6), "POP",
+                       G("torch", "Size"), ("BINPUT", 7), "POP",
+                       "EMPTY_LIST", ("RAW", b"h\x07h\x06Ra" * 7000), "STOP"])
+    zcase("memo-bomb-torch-size-replay", 5, "torch.Size(10000 dims) replayed 7000 times (70M dims)",
+          size_replay, "limitExceeded", opcode=OP["REDUCE"])
+
     # ---------------------------------------------------------------- class 6: lengths
     def length_case(name, desc, raw, code="badLength", op=None):
         pkl = asm([("PROTO", 2), odict(), "MARK", S("w"), tensor(), S("x"), ("RAW", raw)])

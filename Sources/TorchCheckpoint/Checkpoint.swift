@@ -265,6 +265,9 @@ public final class Checkpoint: @unchecked Sendable {
         var paths: [(parent: Int, part: String, depth: Int)] = [(-1, "", 0)]
         var work: [(path: Int, value: PickleValue)] = [(0, root)]
         var nameBytes = 0
+        // Children looked at, against the ops budget: containers sharing one large element array
+        // (a memoized list turned into many sets) are each walked, so the walk is bounded too.
+        var steps = 0
         func keyName(_ k: PickleValue) -> String {
             switch k {
             case .string(let s): s
@@ -320,6 +323,10 @@ public final class Checkpoint: @unchecked Sendable {
                     + o.items.enumerated().map { (String($0.offset), $0.element) }
             default:
                 children = []
+            }
+            steps += children.count
+            guard steps <= limits.maxOps else {
+                throw CheckpointError(.limitExceeded(.ops, limit: limits.maxOps), entry: "tensor names")
             }
             let depth = paths[path].depth + 1
             for (part, child) in children.reversed() {

@@ -38,7 +38,7 @@ public func readTensors(_ path: String, options: ReaderOptions = .init()) throws
 
 /// A safetensors file starts with an 8-byte little-endian header length, then `{`; a checkpoint
 /// starts with a zip signature or a pickle opcode, never both.
-func looksLikeSafeTensors(path: String) -> Bool {
+public func looksLikeSafeTensors(path: String) -> Bool {
     guard let handle = FileHandle(forReadingAtPath: path) else { return false }
     defer { try? handle.close() }
     guard let head = try? handle.read(upToCount: 9), head.count == 9 else { return false }

@@ -13,7 +13,7 @@ struct Inspect: ParsableCommand {
             --allow-unknown-globals keeps such objects as inert records.
             """)
 
-    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript).", completion: .file())
+    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file.", completion: .file())
     var file: String
 
     @Flag(help: "Print JSON instead of text.")
@@ -22,11 +22,12 @@ struct Inspect: ParsableCommand {
     @OptionGroup var reader: ReaderFlags
 
     func run() throws {
-        let checkpoint = try reader.open(file)
+        let report = looksLikeSafeTensors(path: file)
+            ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
         if json {
-            try printJSON(InspectReport(checkpoint))
+            try printJSON(report)
         } else {
-            print(InspectReport(checkpoint).text)
+            print(report.text)
         }
     }
 }
@@ -62,7 +63,10 @@ struct InspectReport: Encodable {
     let format: String
     let prefix: String?
     let byteOrder: String
-    let pickleProtocol: Int
+    /// nil for a safetensors file.
+    let pickleProtocol: Int?
+    /// A safetensors file's `__metadata__`.
+    let metadata: [String: String]?
     let root: String
     let topLevel: [Entry]
     let tensors: [Tensor]
@@ -89,6 +93,7 @@ struct InspectReport: Encodable {
         byteOrder = c.byteOrder
         pickleProtocol = c.pickleProtocol
         root = c.graph.summary(c.root)
+        metadata = nil
         topLevel = c.topLevel.map { Entry(key: $0.key, value: $0.summary) }
         tensors = c.tensors.map {
             let t = $0.tensor
@@ -99,7 +104,33 @@ struct InspectReport: Encodable {
         totalTensors = c.tensors.count
         totalElements = c.totalElements
         totalBytes = c.totalBytes
-        if let mapping = try? NameMapping.map(c.tensors) {
+        model = Self.modelSection(c.tensors)
+    }
+
+    /// A safetensors file: its metadata, and each tensor with its byte offset in the data buffer
+    /// (`storage_key` is `buffer`, `storage_offset` counts bytes).
+    init(_ f: SafeTensorsFile) {
+        file = f.file ?? "-"
+        format = "safetensors"
+        prefix = nil
+        byteOrder = "little"
+        pickleProtocol = nil
+        metadata = f.metadata
+        root = "header of \(f.headerSize) bytes, \(f.tensors.count) tensors"
+        topLevel = []
+        tensors = f.tensors.map {
+            let t = $0.tensor
+            return Tensor(name: $0.name, dtype: t.dtype.rawValue, shape: t.shape, strides: nil, storageKey: "buffer",
+                          storageOffset: t.storage.range.lowerBound - f.dataOffset, location: "cpu", bytes: t.nbytes)
+        }
+        totalTensors = f.tensors.count
+        totalElements = f.tensors.reduce(0) { $0 + $1.tensor.numel }
+        totalBytes = f.totalBytes
+        model = Self.modelSection(f.tensors)
+    }
+
+    private static func modelSection(_ tensors: [NamedTensor]) -> ModelSection? {
+        if let mapping = try? NameMapping.map(tensors) {
             let arch = ResNetArchitecture.recognise(mapping.shapes)
             let binding: String
             do {
@@ -108,18 +139,21 @@ struct InspectReport: Encodable {
             } catch {
                 binding = "\(error)"
             }
-            model = ModelSection(root: mapping.root, kind: mapping.kind.rawValue, decisions: mapping.decisions,
-                                 architecture: arch?.description, numClasses: arch?.numClasses, binding: binding)
-        } else {
-            model = nil
+            return ModelSection(root: mapping.root, kind: mapping.kind.rawValue, decisions: mapping.decisions,
+                                architecture: arch?.description, numClasses: arch?.numClasses, binding: binding)
         }
+        return nil
     }
 
     var text: String {
         var lines = ["file:      \(file)",
                      "format:    \(format)\(prefix.map { " (archive folder '\($0)')" } ?? "")",
-                     "byteorder: \(byteOrder), pickle protocol \(pickleProtocol)",
+                     "byteorder: \(byteOrder)" + (pickleProtocol.map { ", pickle protocol \($0)" } ?? ""),
                      "root:      \(root)"]
+        if let metadata {
+            lines.append("metadata:" + (metadata.isEmpty ? "  none" : ""))
+            for key in metadata.keys.sorted() { lines.append("  \(key): \(metadata[key] ?? "")") }
+        }
         let nonTensor = topLevel.filter { !$0.value.hasPrefix("tensor") }
         if !topLevel.isEmpty && nonTensor.count < topLevel.count && nonTensor.isEmpty {
             lines.append("           a state dict of \(topLevel.count) tensors")

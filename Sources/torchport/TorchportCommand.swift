@@ -8,7 +8,7 @@ struct TorchportCommand: ParsableCommand {
         commandName: "torchport",
         abstract: "Read, bind, convert and verify PyTorch ResNet checkpoints without Python.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Verify.self, Bench.self])
+        subcommands: [Inspect.self, Verify.self, Convert.self, Bench.self, Scan.self, Classify.self])
 
     static func main() {
         selectBLASKernels()

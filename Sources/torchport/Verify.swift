@@ -38,20 +38,8 @@ struct Verify: ParsableCommand {
     func run() throws {
         setInferenceThreads(threads)
         let report: VerificationReport = try withExitCode2 {
-            let loaded = try loadModel(model, arch: arch, reader: reader)
-            let g = try Golden.load(path: golden)
-            let input = FeatureMap(n: g.inputShape[0], c: g.inputShape[1], h: g.inputShape[2], w: g.inputShape[3], data: g.input)
-            let criterion = Criterion(atol: atol, rtol: rtol)
-            let output: GoldenOutput = loaded.model.fc == nil ? .features : .logits
-            let computed = try loaded.model(input)
-            let shape = [input.n, loaded.model.outputWidth]
-            if let saveLogits {
-                try SafeTensorsWriter.writeAtomically(
-                    [.init(name: "logits", dtype: .float32, shape: shape, bytes: computed.withUnsafeBytes { Array($0) })],
-                    metadata: ["format": "torchport", "model": model, "golden": golden, "output": output.rawValue],
-                    to: saveLogits)
-            }
-            return try Verifier.compare(computed: computed, shape: shape, golden: g, output: output, criterion: criterion)
+            try verifyModel(model, golden: golden, criterion: Criterion(atol: atol, rtol: rtol), arch: arch,
+                            reader: reader, saveLogits: saveLogits)
         }
         if json {
             print(report.jsonString())
@@ -60,4 +48,23 @@ struct Verify: ParsableCommand {
         }
         if !report.passed { throw ExitCode(report.exitCode) }
     }
+}
+
+/// Loads and binds `model`, runs the golden's input through it and compares the outputs with the
+/// golden's (shared by `verify` and `convert --golden`). Throws when a file cannot be used.
+func verifyModel(_ model: String, golden: String, criterion: Criterion, arch: ArchChoice?, reader: ReaderFlags,
+                 saveLogits: String? = nil) throws -> VerificationReport {
+    let loaded = try loadModel(model, arch: arch, reader: reader)
+    let g = try Golden.load(path: golden)
+    let input = FeatureMap(n: g.inputShape[0], c: g.inputShape[1], h: g.inputShape[2], w: g.inputShape[3], data: g.input)
+    let output: GoldenOutput = loaded.model.fc == nil ? .features : .logits
+    let computed = try loaded.model(input)
+    let shape = [input.n, loaded.model.outputWidth]
+    if let saveLogits {
+        try SafeTensorsWriter.writeAtomically(
+            [.init(name: "logits", dtype: .float32, shape: shape, bytes: computed.withUnsafeBytes { Array($0) })],
+            metadata: ["format": "torchport", "model": model, "golden": golden, "output": output.rawValue],
+            to: saveLogits)
+    }
+    return try Verifier.compare(computed: computed, shape: shape, golden: g, output: output, criterion: criterion)
 }

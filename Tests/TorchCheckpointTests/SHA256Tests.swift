@@ -17,3 +17,27 @@ struct SHA256Tests {
         #expect(digest == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
+
+@Suite("SHA-256 with the CPU's SHA instructions")
+struct SHA256HardwareTests {
+    @Test("Hardware and software rounds agree for every length 0...300 and split updates")
+    func hardwareMatchesSoftware() {
+        var bytes: [UInt8] = []
+        var x: UInt32 = 12345
+        for _ in 0..<4099 {
+            x = x &* 1_664_525 &+ 1_013_904_223
+            bytes.append(UInt8(truncatingIfNeeded: x >> 24))
+        }
+        for n in Array(0...300) + [1000, 4095, 4099] {
+            var hw = SHA256(), sw = SHA256(useHardware: false)
+            hw.update(Array(bytes[0..<n]))
+            sw.update(Array(bytes[0..<n]))
+            #expect(hw.finalize() == sw.finalize(), "length \(n)")
+        }
+        var split = SHA256()
+        for chunk in stride(from: 0, to: 4099, by: 97) { split.update(Array(bytes[chunk..<min(chunk + 97, 4099)])) }
+        var whole = SHA256(useHardware: false)
+        whole.update(bytes)
+        #expect(split.finalize() == whole.finalize())
+    }
+}

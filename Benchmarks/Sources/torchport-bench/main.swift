@@ -1,11 +1,18 @@
-// Benchmark driver (never part of the library product). `Benchmarks/load_vs_torch.py` runs it side
-// by side with torch in one run.
+// Benchmark driver (never part of the library product). `Benchmarks/load_vs_torch.py` and
+// `Benchmarks/convert_vs_torch.py` run it side by side with torch in one run.
 //
 //   torchport-bench load FILE [--repeat N]
+//   torchport-bench safetensors FILE [--repeat N] [--touch floats|sum|none]
 //
-// Prints one JSON object: median/min/max milliseconds to open, parse and validate the whole
-// checkpoint (every tensor located and bounds-checked), and the process's peak RSS.
+// Prints one JSON object: median/min/max milliseconds, and the process's peak RSS.
+// `load`: open, parse and validate the whole checkpoint (every tensor located and bounds-checked).
+// `safetensors`: map and validate a .safetensors file, then make every tensor ready for binding:
+//   `floats` (default) reads each into a [Float] with `TensorRecord.floats()`, exactly what
+//   `ResNetModel(mapping:)` does; `sum` reads every value in place (the zero-copy path) and adds
+//   them up, so nothing is skipped; `none` stops after validation (tensors are views of the map,
+//   nothing read yet: what safetensors' `load_file` hands back too).
 import Foundation
+import SafeTensors
 import TorchCheckpoint
 #if canImport(Glibc)
 import Glibc
@@ -22,11 +29,40 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+let usage = "usage: torchport-bench load FILE [--repeat N]\n       torchport-bench safetensors FILE [--repeat N] [--touch floats|sum|none]"
 var args = Array(CommandLine.arguments.dropFirst())
-guard args.first == "load", args.count >= 2 else { fail("usage: torchport-bench load FILE [--repeat N]") }
+guard let mode = args.first, ["load", "safetensors"].contains(mode), args.count >= 2 else { fail(usage) }
 let file = args[1]
 var repeats = 10
 if let i = args.firstIndex(of: "--repeat"), i + 1 < args.count, let n = Int(args[i + 1]), n > 0 { repeats = n }
+var touch = "floats"
+if let i = args.firstIndex(of: "--touch"), i + 1 < args.count { touch = args[i + 1] }
+guard ["floats", "sum", "none"].contains(touch) else { fail(usage) }
+
+/// Maps and validates `file`, then reads every value of every tensor; returns (tensors, bytes, checksum).
+@MainActor func loadSafeTensors() throws -> (Int, Int, Double) {
+    let st = try SafeTensorsFile(contentsOf: file)
+    var checksum = 0.0
+    if touch == "floats" {
+        // What binding keeps: one [Float] per tensor.
+        var kept: [[Float]] = []
+        kept.reserveCapacity(st.tensors.count)
+        for t in st.tensors {
+            let values = t.tensor.floats()
+            checksum += Double(values.first ?? 0) + Double(values.last ?? 0)
+            kept.append(values)
+        }
+    } else if touch == "sum" {
+        for t in st.tensors where t.tensor.dtype == .float32 {
+            t.tensor.withContiguousBytes { b in
+                var sum: Float = 0
+                for v in b.bindMemory(to: Float.self) { sum += v }
+                checksum += Double(sum)
+            }
+        }
+    }
+    return (st.tensors.count, st.totalBytes, checksum)
+}
 
 let rssBefore = peakRSSBytes()
 var times: [Double] = []
@@ -35,9 +71,16 @@ var bytes = 0
 for _ in 0..<repeats {
     let start = DispatchTime.now().uptimeNanoseconds
     do {
-        let checkpoint = try Checkpoint(contentsOf: file)
-        tensors = checkpoint.tensors.count
-        bytes = checkpoint.totalBytes
+        if mode == "load" {
+            let checkpoint = try Checkpoint(contentsOf: file)
+            tensors = checkpoint.tensors.count
+            bytes = checkpoint.totalBytes
+        } else {
+            let (n, b, checksum) = try loadSafeTensors()
+            tensors = n
+            bytes = b
+            if checksum.isNaN { FileHandle.standardError.write(Data("checksum is NaN\n".utf8)) }
+        }
     } catch {
         fail("\(error)")
     }
@@ -46,6 +89,7 @@ for _ in 0..<repeats {
 let sorted = times.sorted()
 let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 let result: [String: Any] = [
+    "mode": mode, "touch": mode == "safetensors" ? touch : "none",
     "median_ms": median, "min_ms": sorted.first ?? 0, "max_ms": sorted.last ?? 0, "repeat": repeats,
     "peak_rss_bytes": peakRSSBytes(), "baseline_rss_bytes": rssBefore, "tensors": tensors, "bytes": bytes,
 ]

@@ -13,6 +13,12 @@ extension ZipArchive {
             throw CheckpointError(.limitExceeded(.entrySize, limit: limits.maxInflatedEntryBytes), file: fileName,
                                   entry: entry.name, offset: entry.localHeaderOffset)
         }
+        // Deflate cannot expand data by more than 1032:1; a larger declared size is a lie, refused
+        // before a buffer of that size is allocated.
+        let (most, overflow) = entry.compressedSize.multipliedReportingOverflow(by: 1032)
+        guard overflow || entry.uncompressedSize <= most + 64 else {
+            throw fail("declares \(entry.uncompressedSize) bytes from \(entry.compressedSize) compressed, beyond deflate's maximum ratio")
+        }
         var error = zip_error_t()
         zip_error_init(&error)
         defer { zip_error_fini(&error) }

@@ -88,8 +88,11 @@ struct ZipArchive {
             throw fail(.zipStructure("central directory (\(cdOffset) + \(cdSize)) extends past the file (\(r.count))"), eocd)
         }
         // Each central record takes at least 46 bytes: the count cannot exceed what the size holds.
-        guard entryCount <= cdSize / 46 + 1, entryCount <= limits.maxEntries else {
+        guard entryCount <= cdSize / 46 + 1 else {
             throw fail(.zipStructure("central directory claims \(entryCount) entries in \(cdSize) bytes"), eocd)
+        }
+        guard entryCount <= limits.maxEntries else {
+            throw fail(.limitExceeded(.entries, limit: limits.maxEntries), eocd)
         }
 
         var entries: [Entry] = []

@@ -62,15 +62,22 @@ extension Unpickler {
                 throw error(.invalidGlobal("\(module.debugDescription) \(name.debugDescription)"))
             }
         }
+        if let role = Self.allowlistRole(module: module, name: name) { return role }
+        if options.allowUnknownGlobals { return .unknown }
+        throw error(.disallowedGlobal(module: module, name: name), key: "\(module).\(name)")
+    }
+
+    /// What the allowlists make of `module.name`: an interpreted role, `.inertClass`, or nil for a
+    /// global on neither list (shared with the scanner, which must classify exactly as the reader).
+    static func allowlistRole(module: String, name: String) -> GlobalRole? {
         let qualified = "\(module).\(name)"
-        if let role = Self.interpreted[qualified] { return role }
-        if Self.inertClasses.contains(qualified) { return .inertClass }
+        if let role = interpreted[qualified] { return role }
+        if inertClasses.contains(qualified) { return .inertClass }
         // TorchScript's own classes: `__torch__.torchvision.models.resnet.ResNet`, plain identifiers only.
         if module == "__torch__" || module.hasPrefix("__torch__."),
            (module + "." + name).allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }) {
             return .inertClass
         }
-        if options.allowUnknownGlobals { return .unknown }
-        throw error(.disallowedGlobal(module: module, name: name), key: qualified)
+        return nil
     }
 }

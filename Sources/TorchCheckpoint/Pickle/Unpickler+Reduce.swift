@@ -25,6 +25,7 @@ extension Unpickler {
         case .orderedDict:
             var d = PickleDict(ordered: true)
             if let first = args.first, let pairs = graph.sequence(first) {
+                try charge(pairs.count)
                 for p in pairs {
                     guard let kv = graph.sequence(p), kv.count == 2 else {
                         throw error(.badArguments(function: g.qualifiedName, reason: "items must be pairs"))
@@ -34,7 +35,9 @@ extension Unpickler {
             }
             return graph.add(dict: d)
         case .set, .frozenset:
-            return graph.add(set: try args.first.map { try elements($0, of: g) } ?? [])
+            let items = try args.first.map { try elements($0, of: g) } ?? []
+            try charge(items.count)
+            return graph.add(set: items)
         case .inertClass, .unknown:
             return graph.add(object: InertObject(module: g.module, name: g.name, args: args))
         default:
@@ -83,6 +86,7 @@ extension Unpickler {
         case .torchSize:
             guard args.count <= 1 else { throw bad("takes at most one argument") }
             let dims = try args.first.map { try elements($0, of: g) } ?? []
+            try charge(dims.count)
             guard dims.allSatisfy({ if case .int = $0 { true } else { false } }) else { throw bad("dimensions must be integers") }
             return graph.add(tuple: dims)
         case .torchDevice:
@@ -150,6 +154,7 @@ extension Unpickler {
         } else {
             collect(state)
         }
+        try charge(attributes.count)
         switch target {
         case .dict(let i):
             guard state == .none || !attributes.isEmpty || isEmptyDict(state) else {

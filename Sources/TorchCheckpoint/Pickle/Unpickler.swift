@@ -168,6 +168,24 @@ public final class Unpickler {
         memo[index] = value
     }
 
+    /// Charges `n` units of work to the ops budget. Opcodes that copy or alias a container already
+    /// built (BUILD with a dict of attributes, `OrderedDict(pairs)`, `set(list)`, `torch.Size(list)`)
+    /// cost as many units as elements, so replaying one large memoized container many times (a
+    /// few bytes per replay) cannot grow memory or time faster than the budget allows. The budget
+    /// is `maxOps`, and at most 1M + 16 units per byte of pickle: a real pickle spends about one
+    /// unit per byte, while a memo-replay bomb would spend thousands.
+    func charge(_ n: Int) throws {
+        ops += n
+        if ops > workBudget { throw error(.limitExceeded(.ops, limit: workBudget)) }
+    }
+
+    /// `min(maxOps, 1_000_000 + 16 * data.count)`: see `charge`.
+    var workBudget: Int {
+        let (perByte, o1) = data.count.multipliedReportingOverflow(by: 16)
+        let (scaled, o2) = perByte.addingReportingOverflow(1_000_000)
+        return o1 || o2 ? options.limits.maxOps : min(options.limits.maxOps, scaled)
+    }
+
     func memoGet(_ index: Int) throws -> PickleValue {
         guard let v = memo[index] else { throw error(.memoMissing(index: index)) }
         return v

@@ -133,7 +133,16 @@ public struct TensorRecord: Sendable {
 
     /// Values widened to `Float` in logical order (float, integer and bool dtypes).
     public func floats() -> [Float] {
-        withContiguousBytes { b in
+        if dtype == .float32 {
+            // The common case, as one copy (little-endian host, like every read here).
+            return withContiguousBytes { b in
+                [Float](unsafeUninitializedCapacity: numel) { out, initialized in
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<(numel * 4)]))
+                    initialized = numel
+                }
+            }
+        }
+        return withContiguousBytes { b in
             (0..<numel).map { i -> Float in
                 switch dtype {
                 case .float32: b.loadUnaligned(fromByteOffset: i * 4, as: Float.self)

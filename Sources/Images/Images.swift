@@ -1,1 +1,0 @@
-// Image decoding (JPEG, PNG) and torchvision preprocessing.

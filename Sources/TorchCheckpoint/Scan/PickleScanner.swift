@@ -1,0 +1,554 @@
+import Foundation
+
+// MARK: - Report
+
+/// How Torchport's allowlists treat a global a pickle references.
+public enum GlobalClassification: String, Sendable, Codable {
+    /// Given meaning by Torchport, implemented in Swift (tensor rebuild functions, storage classes,
+    /// `OrderedDict`, `torch.Size`, ...).
+    case interpreted
+    /// Kept as a data record, never called (`argparse.Namespace`, TorchScript `__torch__.*` classes,
+    /// numpy scalars).
+    case inert
+    /// On neither list: Torchport refuses the file.
+    case refused
+}
+
+/// Why a global would run code under `torch.load(weights_only=False)`.
+public enum GlobalRisk: String, Sendable, Codable {
+    /// A pure data reconstructor: unpickling it in Python runs no code beyond building data.
+    case none
+    /// A known code-execution primitive (`os.system`, `builtins.eval`, `subprocess.*`, `torch.load`,
+    /// ...): calling it runs commands or code chosen by the file.
+    case executesCode = "executes-code"
+    /// Off the allowlist and not a known primitive: Python would import its module (running the
+    /// module's code) and call or instantiate it with arguments chosen by the file.
+    case unknownImport = "unknown-import"
+    /// A reference that cannot be resolved without running the pickle (STACK_GLOBAL on values that
+    /// are not literal strings, the EXT1/2/4 extension registry).
+    case unresolved
+}
+
+/// One global reference found in a pickle.
+public struct ScannedGlobal: Sendable, Codable, Equatable {
+    public let module: String
+    public let name: String
+    /// The opcode that named it: GLOBAL, STACK_GLOBAL, INST, EXT1, EXT2 or EXT4.
+    public let opcode: String
+    /// The archive entry (or legacy stream section) holding the pickle.
+    public let entry: String
+    /// Byte offset of the opcode inside `entry` (inside the file for legacy streams).
+    public let offset: Int
+    public let classification: GlobalClassification
+    public let risk: GlobalRisk
+    /// True when found after the pickle's STOP (bytes torch.load would not unpickle).
+    public let afterStop: Bool
+
+    public var qualifiedName: String { "\(module).\(name)" }
+    /// True when unpickling this in Python could run code.
+    public var dangerous: Bool { risk != .none }
+}
+
+/// One pickle that was disassembled.
+public struct ScannedPickle: Sendable, Codable, Equatable {
+    public let entry: String
+    public let protocolVersion: Int
+    public let opcodes: Int
+    /// Where the pickle stopped being decodable, when it did (the error names the offset).
+    public let error: String?
+}
+
+/// What `PickleScanner` found in one file.
+public struct PickleScanReport: Sendable, Codable {
+    public enum Verdict: String, Sendable, Codable {
+        /// Every global is interpreted or inert: nothing in the file would run code.
+        case safe
+        /// At least one global would run code under `torch.load(weights_only=False)`.
+        case dangerous
+        /// The file could not be decoded far enough to tell (and nothing dangerous was found first).
+        case unreadable
+    }
+
+    public let file: String
+    /// `zip`, `torchscript`, `legacy`, `pickle`, `safetensors`, or `unknown`.
+    public let format: String
+    public let verdict: Verdict
+    public let pickles: [ScannedPickle]
+    public let globals: [ScannedGlobal]
+    /// TorchScript `code/` entries: source torch.jit.load would compile; Torchport never runs them.
+    public let torchScriptCode: [String]
+    public let notes: [String]
+    /// Why the file is unreadable, when it is.
+    public let error: String?
+
+    public var dangerousGlobals: [ScannedGlobal] { globals.filter(\.dangerous) }
+}
+
+// MARK: - Scanner
+
+/// A static scanner: it disassembles every pickle of a file (zip `*.pkl` entries, the sections of a
+/// legacy stream, a bare pickle) opcode by opcode and lists each global reference, without running
+/// REDUCE or building any value. Unlike the reader, it does not stop at the first refused global.
+///
+/// It tracks only what it must to name globals: an abstract stack of "a string" or "something
+/// else" (STACK_GLOBAL takes its module and name from the stack, possibly via the memo). Operands
+/// are bounds checked like the reader's; work is bounded by `ReaderLimits.maxOps` and
+/// `maxStackSize`. Decoding is as lenient as CPython's (frames are only a buffering hint, strings
+/// with surrogates are accepted) so that nothing Python would run is skipped.
+public enum PickleScanner {
+    /// Scans the file at `path` (memory-mapped, never opened for writing).
+    public static func scan(path: String, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
+        do {
+            let bytes = try FileBytes.map(path: path)
+            return scan(bytes: bytes, name: path, limits: limits)
+        } catch {
+            return PickleScanReport(file: path, format: "unknown", verdict: .unreadable, pickles: [], globals: [],
+                                    torchScriptCode: [], notes: [], error: "\(error)")
+        }
+    }
+
+    public static func scan(bytes: [UInt8], name: String, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
+        scan(bytes: FileBytes.owned(bytes), name: name, limits: limits)
+    }
+
+    public static func scan(bytes file: FileBytes, name: String, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
+        var state = FileScan(name: name)
+        let buf = file.bytes
+        if ZipArchive.looksLikeZip(buf) {
+            state.scanZip(file, limits: limits)
+        } else if looksLikeSafeTensors(buf) {
+            state.format = "safetensors"
+            state.notes.append("a safetensors file: JSON header and raw tensor data, no pickle")
+        } else if buf.count >= 262, String(decoding: buf[257..<262], as: UTF8.self) == "ustar" {
+            state.format = "unknown"
+            state.fatal = "a tar archive (torch < 0.4 format): its pickles are not scanned"
+        } else if buf.isEmpty {
+            state.fatal = "an empty file"
+        } else {
+            state.scanStream(buf, limits: limits)
+        }
+        return state.report()
+    }
+
+    static func looksLikeSafeTensors(_ b: UnsafeRawBufferPointer) -> Bool {
+        guard b.count >= 10 else { return false }
+        let n = UInt64(littleEndian: b.loadUnaligned(as: UInt64.self))
+        return n >= 2 && n <= UInt64(b.count - 8) && b[8] == UInt8(ascii: "{")
+    }
+
+    /// Classifies a global as the reader would, and says whether Python would run code for it.
+    public static func classify(module: String, name: String) -> (GlobalClassification, GlobalRisk) {
+        let valid = [module, name].allSatisfy { !$0.isEmpty && !$0.contains(where: { $0 == "\n" || $0 == "\0" || $0 == " " }) }
+        if valid, let role = Unpickler.allowlistRole(module: module, name: name) {
+            return (role == .inertClass ? .inert : .interpreted, .none)
+        }
+        return (.refused, isKnownCodeExecution(module: module, name: name) ? .executesCode : .unknownImport)
+    }
+
+    /// Modules whose every member can run code or touch the system, and single members elsewhere.
+    static let codeModules: Set<String> = [
+        "os", "posix", "nt", "subprocess", "sys", "socket", "shutil", "runpy", "pickle", "_pickle", "cPickle",
+        "dill", "importlib", "pip", "bdb", "pdb", "webbrowser", "code", "codeop", "ctypes", "marshal", "types",
+        "pty", "commands", "asyncio", "multiprocessing", "threading", "signal", "_thread", "thread", "imp",
+        "inspect", "tempfile", "pathlib", "io", "_io", "urllib", "urllib2", "requests", "http", "httplib",
+        "ftplib", "smtplib", "telnetlib", "xmlrpc", "zipimport", "pkgutil", "sysconfig", "distutils",
+        "setuptools", "venv", "ensurepip", "gc", "weakref", "torch.hub", "torch.jit", "torch.package",
+        "torch.utils.cpp_extension", "torch.serialization", "numpy.ctypeslib", "numpy.f2py",
+    ]
+    static let codeMembers: Set<String> = [
+        "builtins.eval", "builtins.exec", "builtins.execfile", "builtins.compile", "builtins.getattr",
+        "builtins.setattr", "builtins.delattr", "builtins.__import__", "builtins.open", "builtins.input",
+        "builtins.globals", "builtins.locals", "builtins.vars", "builtins.breakpoint", "builtins.apply",
+        "builtins.file", "builtins.reload", "builtins.__loader__", "builtins.memoryview", "builtins.type",
+        "builtins.object", "builtins.help", "builtins.exit", "builtins.quit",
+        "functools.partial", "functools.reduce", "operator.attrgetter", "operator.itemgetter",
+        "operator.methodcaller", "operator.call", "copyreg.add_extension", "copy_reg.add_extension",
+        "torch.load", "torch.storage._load_from_bytes", "torch._C._load_from_bytes", "torch.ops",
+        "torch._dynamo", "torch.compile", "torch.save", "numpy.load", "numpy.save", "numpy.fromfile",
+        "numpy.loadtxt", "numpy.genfromtxt", "numpy.memmap", "pandas.read_pickle", "joblib.load",
+    ]
+
+    static func isKnownCodeExecution(module: String, name: String) -> Bool {
+        let m = module == "__builtin__" || module == "__builtins__" ? "builtins" : module
+        let first = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
+        var prefix = ""
+        for part in m.split(separator: ".") {
+            prefix = prefix.isEmpty ? String(part) : prefix + "." + part
+            if codeModules.contains(prefix) { return true }
+        }
+        return codeMembers.contains("\(m).\(first)") || codeMembers.contains(m)
+    }
+}
+
+/// The scan of one file, being built.
+private struct FileScan {
+    let name: String
+    var format = "unknown"
+    var pickles: [ScannedPickle] = []
+    var globals: [ScannedGlobal] = []
+    var code: [String] = []
+    var notes: [String] = []
+    /// Set when the file, or a pickle torch.load would read, could not be decoded.
+    var fatal: String?
+
+    init(name: String) { self.name = name }
+
+    func report() -> PickleScanReport {
+        let verdict: PickleScanReport.Verdict =
+            globals.contains(where: \.dangerous) ? .dangerous : fatal != nil ? .unreadable : .safe
+        return PickleScanReport(file: name, format: format, verdict: verdict, pickles: pickles, globals: globals,
+                                torchScriptCode: code, notes: notes, error: fatal)
+    }
+
+    mutating func scanZip(_ file: FileBytes, limits: ReaderLimits) {
+        format = "zip"
+        let zip: ZipArchive
+        do {
+            zip = try ZipArchive(file: file, fileName: name, limits: limits)
+        } catch {
+            fatal = "\(error)"
+            scanLocalHeaders(file.bytes, limits: limits)
+            return
+        }
+        // data.pkl, constants.pkl, and TorchScript's debug pickles (code/*.debug_pkl).
+        let pkls = zip.entries.filter { $0.name.hasSuffix(".pkl") || $0.name.hasSuffix(".debug_pkl") }
+        if !pkls.contains(where: { $0.name.hasSuffix(".pkl") }) { fatal = "no .pkl entry in the archive" }
+        code = zip.entries.map(\.name).filter {
+            $0.split(separator: "/").dropFirst().first == "code" && !$0.hasSuffix("/") && !$0.hasSuffix(".debug_pkl")
+        }
+        if !code.isEmpty || zip.entries.contains(where: { $0.name.hasSuffix("/constants.pkl") }) {
+            format = "torchscript"
+            notes.append("TorchScript archive: \(code.count) code/ entries that torch.jit.load would compile; Torchport never executes them")
+        }
+        for entry in pkls {
+            let data: ByteSlice
+            do {
+                data = try zip.data(of: entry, limits: limits)
+            } catch {
+                fatal = fatal ?? "\(error)"
+                continue
+            }
+            data.withUnsafeBytes { buf in
+                var pos = 0
+                let end = scanPickle(buf, from: &pos, entry: entry.name, baseOffset: 0, limits: limits, afterStop: false)
+                // torch.load reads one pickle per entry; whatever follows is reported, and scanned
+                // when it is another pickle (other tools may read it).
+                if end, pos < buf.count {
+                    notes.append("\(entry.name): \(buf.count - pos) bytes after STOP (not unpickled by torch.load)")
+                    if buf[pos] == Op.proto {
+                        _ = scanPickle(buf, from: &pos, entry: entry.name, baseOffset: 0, limits: limits, afterStop: true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// When the central directory cannot be trusted, another zip reader may still find entries in
+    /// it: every local header in the file (at any offset) naming a stored `.pkl` is scanned, so a
+    /// dangerous global is still reported. This can only add findings: the file stays unreadable.
+    mutating func scanLocalHeaders(_ buf: UnsafeRawBufferPointer, limits: ReaderLimits) {
+        let r = ByteReader(buf)
+        var headers = 0
+        var p = 0
+        // One ops budget for all of them, proportional to the file: fake headers pointing at one long
+        // pickle cannot make the work quadratic.
+        var budget = limits
+        budget.maxOps = min(limits.maxOps, 1_000_000 + 16 * buf.count)
+        while p + 30 <= buf.count, headers < limits.maxEntries, budget.maxOps > 0 {
+            defer { p += 1 }
+            guard buf[p] == 0x50, buf[p + 1] == 0x4B, buf[p + 2] == 3, buf[p + 3] == 4 else { continue }
+            headers += 1
+            guard let method = try? r.u16(p + 8), let size = try? r.u32(p + 18),
+                  let nameLen = try? r.u16(p + 26), let extraLen = try? r.u16(p + 28),
+                  let nameBytes = try? r.bytes(p + 30, Int(nameLen)) else { continue }
+            let entryName = String(decoding: nameBytes, as: UTF8.self)
+            guard entryName.hasSuffix(".pkl"), method == 0 else { continue }
+            let start = p + 30 + Int(nameLen) + Int(extraLen)
+            guard start <= buf.count else { continue }
+            let end = size == 0 ? buf.count : min(buf.count, start + Int(size))
+            let data = UnsafeRawBufferPointer(rebasing: buf[start..<end])
+            var pos = 0
+            let spent = pickles.count
+            _ = scanPickle(data, from: &pos, entry: "\(entryName) (local header at \(p))", baseOffset: 0, limits: budget,
+                           afterStop: false, errorsAreFatal: false)
+            budget.maxOps -= pickles[spent...].reduce(0) { $0 + $1.opcodes }
+        }
+        if headers > 0 { notes.append("the central directory is unusable; \(headers) local headers were searched for pickles") }
+    }
+
+    /// A bare pickle, or a legacy torch.save stream (magic, protocol, sys_info, main, keys, storages).
+    mutating func scanStream(_ buf: UnsafeRawBufferPointer, limits: ReaderLimits) {
+        format = "pickle"
+        var pos = 0
+        guard scanPickle(buf, from: &pos, entry: "pickle:0", baseOffset: 0, limits: limits, afterStop: false) else { return }
+        // torch.load unpickles the first pickle before checking it is the legacy magic number.
+        let first = UnsafeRawBufferPointer(rebasing: buf[0..<pos])
+        let magic = (try? Unpickler(data: first).load(requireEnd: false)).flatMap { v -> Bool? in
+            guard case .bigInt(let m) = v else { return nil }
+            return m.bytes.prefix(10) == Checkpoint.legacyMagic[...] && m.bytes.dropFirst(10).allSatisfy { $0 == 0 }
+        } ?? false
+        guard magic else {
+            if pos < buf.count { notes.append("\(buf.count - pos) bytes after the pickle's STOP") }
+            return
+        }
+        format = "legacy"
+        for section in ["protocol", "sys_info", "main", "keys"] {
+            guard pos < buf.count else {
+                fatal = fatal ?? "legacy stream ends before its \(section) pickle"
+                return
+            }
+            guard scanPickle(buf, from: &pos, entry: "pickle:\(section)", baseOffset: 0, limits: limits, afterStop: false) else {
+                return
+            }
+        }
+    }
+
+    /// Disassembles one pickle starting at `pos`; returns true when it reached STOP (with `pos`
+    /// after it). A decoding failure is recorded (fatal unless `afterStop`).
+    mutating func scanPickle(_ buf: UnsafeRawBufferPointer, from pos: inout Int, entry: String, baseOffset: Int,
+                             limits: ReaderLimits, afterStop: Bool, errorsAreFatal: Bool? = nil) -> Bool {
+        var d = Disassembler(data: buf, pos: pos, limits: limits)
+        var found: [ScannedGlobal] = []
+        let result = d.run { module, name, opcode, offset in
+            let (c, r) = PickleScanner.classify(module: module, name: name)
+            found.append(ScannedGlobal(module: module, name: name, opcode: opcode, entry: entry, offset: baseOffset + offset,
+                                       classification: c, risk: opcode.hasPrefix("EXT") || module == "?" ? .unresolved : r,
+                                       afterStop: afterStop))
+        }
+        globals += found
+        pos = d.pos
+        var message: String?
+        if case .failure(let e) = result {
+            message = "\(e.reason) at offset \(baseOffset + e.offset)" + (e.opcode.map { String(format: " (opcode 0x%02x)", $0) } ?? "")
+            if errorsAreFatal ?? !afterStop {
+                fatal = fatal ?? "\(entry): \(message!)"
+            } else {
+                notes.append("\(entry)\(afterStop ? " after STOP" : ""): \(message!)")
+            }
+        }
+        pickles.append(ScannedPickle(entry: afterStop ? "\(entry) (after STOP)" : entry, protocolVersion: d.protocolVersion,
+                                     opcodes: d.ops, error: message))
+        if case .success = result { return true }
+        return false
+    }
+}
+
+// MARK: - Disassembler
+
+/// Walks opcodes, decoding operands with bounds checks, keeping only an abstract stack.
+private struct Disassembler {
+    enum Value { case string(String), other }
+    struct Failure: Error {
+        let reason: String
+        let offset: Int
+        let opcode: UInt8?
+    }
+
+    let data: UnsafeRawBufferPointer
+    var pos: Int
+    let limits: ReaderLimits
+    var stack: [Value] = []
+    var marks: [Int] = []
+    /// Every memo entry, as Python keeps them (MEMOIZE's index is the memo's size).
+    var memo: [Int: Value] = [:]
+    /// Set once the memo outgrew `maxMemoEntries`: from then on nothing read from the memo is
+    /// trusted (a GET gives "other"), so a reference can only become unresolved, never misnamed.
+    var memoOverflow = false
+    var ops = 0
+    var protocolVersion = 0
+    var opStart = 0
+    var opcode: UInt8 = 0
+    /// Strings longer than this are kept as "other": no real module or class name is this long.
+    static let maxNameBytes = 1024
+
+    init(data: UnsafeRawBufferPointer, pos: Int, limits: ReaderLimits) {
+        self.data = data
+        self.pos = pos
+        self.limits = limits
+    }
+
+    func fail(_ reason: String) -> Failure { Failure(reason: reason, offset: opStart, opcode: opcode) }
+
+    mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
+        guard n >= 0, n <= data.count - pos else { throw fail("operand of \(n) bytes runs past the end (\(data.count - pos) left)") }
+        defer { pos += n }
+        return UnsafeRawBufferPointer(rebasing: data[pos..<(pos + n)])
+    }
+
+    mutating func u8() throws -> Int { Int(try take(1)[0]) }
+    mutating func u16() throws -> Int { Int(UInt16(littleEndian: try take(2).loadUnaligned(as: UInt16.self))) }
+    mutating func u32() throws -> Int { Int(UInt32(littleEndian: try take(4).loadUnaligned(as: UInt32.self))) }
+    mutating func i32() throws -> Int { Int(Int32(littleEndian: try take(4).loadUnaligned(as: Int32.self))) }
+    mutating func u64() throws -> Int {
+        let v = UInt64(littleEndian: try take(8).loadUnaligned(as: UInt64.self))
+        guard v <= UInt64(Int.max) else { throw fail("length \(v) is beyond any file") }
+        return Int(v)
+    }
+
+    mutating func line() throws -> UnsafeRawBufferPointer {
+        var end = pos
+        while end < data.count && data[end] != 0x0A { end += 1 }
+        // Searching for the newline is work too (one op per 64 bytes): many overlapping pickles
+        // (the local-header fallback) cannot make it quadratic.
+        ops += (end - pos) / 64
+        guard ops <= limits.maxOps else { throw fail("ops limit exceeded (limit \(limits.maxOps))") }
+        guard end < data.count else { throw fail("text operand without a newline") }
+        let text = try take(end - pos)
+        pos += 1
+        return text
+    }
+
+    /// Lenient like CPython's `surrogatepass`: a string that would decode in Python decodes here.
+    func text(_ b: UnsafeRawBufferPointer) -> Value {
+        b.count <= Self.maxNameBytes ? .string(String(decoding: b, as: UTF8.self)) : .other
+    }
+
+    mutating func push(_ v: Value) throws {
+        guard stack.count < limits.maxStackSize else { throw fail("stack limit exceeded (limit \(limits.maxStackSize))") }
+        stack.append(v)
+    }
+
+    /// Pops one value; on an empty stack (Python would stop here) keeps scanning with "other", so
+    /// that later references are still reported.
+    mutating func pop() -> Value {
+        if stack.count > (marks.last ?? 0) { return stack.removeLast() }
+        return .other
+    }
+
+    mutating func popMark() {
+        if let m = marks.popLast() { stack.removeSubrange(min(m, stack.count)...) }
+    }
+
+    /// Runs to STOP. `report(module, name, opcode, offset)` is called for every global reference.
+    mutating func run(_ report: (String, String, String, Int) -> Void) -> Result<Void, Failure> {
+        do {
+            while true {
+                opStart = pos
+                guard pos < data.count else { throw fail("the pickle ends without STOP") }
+                opcode = data[pos]
+                pos += 1
+                ops += 1
+                guard ops <= limits.maxOps else { throw fail("ops limit exceeded (limit \(limits.maxOps))") }
+                if opcode == Op.stop { _ = pop(); return .success(()) }
+                try step(opcode, report)
+            }
+        } catch let f as Failure {
+            return .failure(f)
+        } catch {
+            return .failure(fail("\(error)"))
+        }
+    }
+
+    mutating func step(_ op: UInt8, _ report: (String, String, String, Int) -> Void) throws {
+        switch op {
+        case Op.proto:
+            let v = try u8()
+            guard v <= 5 else { throw fail("unsupported pickle protocol \(v)") }
+            protocolVersion = v
+        case Op.frame: _ = try u64()
+        case Op.mark:
+            guard marks.count < limits.maxStackSize else { throw fail("stack limit exceeded (limit \(limits.maxStackSize))") }
+            marks.append(stack.count)
+        case Op.pop:
+            if stack.count > (marks.last ?? 0) { stack.removeLast() } else { popMark() }
+        case Op.popMark: popMark()
+        case Op.dup: try push(stack.last ?? .other)
+        case Op.none, Op.newTrue, Op.newFalse, Op.emptyList, Op.emptyTuple, Op.emptyDict, Op.emptySet:
+            try push(.other)
+        case Op.binInt: _ = try take(4); try push(.other)
+        case Op.binInt1: _ = try take(1); try push(.other)
+        case Op.binInt2: _ = try take(2); try push(.other)
+        case Op.binFloat: _ = try take(8); try push(.other)
+        case Op.int, Op.long, Op.float: _ = try line(); try push(.other)
+        case Op.long1: _ = try take(try u8()); try push(.other)
+        case Op.long4:
+            let n = try i32()
+            guard n >= 0 else { throw fail("LONG4 with a negative length") }
+            _ = try take(n)
+            try push(.other)
+        case Op.binUnicode: try push(text(try take(try u32())))
+        case Op.shortBinUnicode: try push(text(try take(try u8())))
+        case Op.binUnicode8: try push(text(try take(try u64())))
+        case Op.shortBinString: try push(text(try take(try u8())))
+        case Op.binString:
+            let n = try i32()
+            guard n >= 0 else { throw fail("BINSTRING with a negative length") }
+            try push(text(try take(n)))
+        case Op.unicode: try push(text(try line()))
+        case Op.string:
+            let raw = try line()
+            if raw.count >= 2, let q = raw.first, q == raw.last, q == 0x27 || q == 0x22 {
+                try push(text(UnsafeRawBufferPointer(rebasing: raw[1..<(raw.count - 1)])))
+            } else {
+                throw fail("STRING operand is not quoted")
+            }
+        case Op.binBytes: _ = try take(try u32()); try push(.other)
+        case Op.shortBinBytes: _ = try take(try u8()); try push(.other)
+        case Op.binBytes8, Op.byteArray8: _ = try take(try u64()); try push(.other)
+        case Op.nextBuffer: try push(.other)
+        case Op.readonlyBuffer: break
+        case Op.list, Op.tuple, Op.dict, Op.frozenSet:
+            popMark(); try push(.other)
+        case Op.tuple1: _ = pop(); try push(.other)
+        case Op.tuple2: _ = pop(); _ = pop(); try push(.other)
+        case Op.tuple3: _ = pop(); _ = pop(); _ = pop(); try push(.other)
+        case Op.append: _ = pop()
+        case Op.appends, Op.setItems, Op.addItems: popMark()
+        case Op.setItem: _ = pop(); _ = pop()
+        case Op.build: _ = pop()
+        case Op.put: memoPut(try decimal(try line()))
+        case Op.binPut: memoPut(try u8())
+        case Op.longBinPut: memoPut(try u32())
+        case Op.memoize: memoPut(memo.count)  // (after an overflow nothing is trusted anyway)
+        case Op.get: try push(memoGet(try decimal(try line())))
+        case Op.binGet: try push(memoGet(try u8()))
+        case Op.longBinGet: try push(memoGet(try u32()))
+        case Op.global, Op.inst:
+            let at = opStart
+            let module = String(decoding: try line(), as: UTF8.self)
+            let name = String(decoding: try line(), as: UTF8.self)
+            report(module, name, op == Op.global ? "GLOBAL" : "INST", at)
+            if op == Op.inst { popMark() }
+            try push(.other)
+        case Op.stackGlobal:
+            let name = pop(), module = pop()
+            if case .string(let m) = module, case .string(let n) = name {
+                report(m, n, "STACK_GLOBAL", opStart)
+            } else {
+                report("?", "?", "STACK_GLOBAL", opStart)
+            }
+            try push(.other)
+        case Op.obj: popMark(); try push(.other)
+        case Op.newObj: _ = pop(); _ = pop(); try push(.other)
+        case Op.newObjEx: _ = pop(); _ = pop(); _ = pop(); try push(.other)
+        case Op.reduce: _ = pop(); _ = pop(); try push(.other)
+        case Op.ext1, Op.ext2, Op.ext4:
+            let code = op == Op.ext1 ? try u8() : op == Op.ext2 ? try u16() : try i32()
+            report("copyreg._extension_registry", String(code), op == Op.ext1 ? "EXT1" : op == Op.ext2 ? "EXT2" : "EXT4", opStart)
+            try push(.other)
+        case Op.persID: _ = try line(); try push(.other)
+        case Op.binPersID: _ = pop(); try push(.other)
+        default:
+            throw fail("unknown pickle opcode 0x\(String(op, radix: 16))")
+        }
+    }
+
+    func decimal(_ b: UnsafeRawBufferPointer) throws -> Int {
+        guard let i = Int(String(decoding: b, as: UTF8.self).trimmingCharacters(in: .whitespaces)), i >= 0 else {
+            throw fail("malformed memo index")
+        }
+        return i
+    }
+
+    mutating func memoPut(_ index: Int) {
+        guard !memoOverflow else { return }
+        guard memo.count < limits.maxMemoEntries || memo[index] != nil else {
+            memoOverflow = true
+            memo = [:]
+            return
+        }
+        memo[index] = stack.last ?? .other
+    }
+
+    func memoGet(_ index: Int) -> Value { memoOverflow ? .other : memo[index] ?? .other }
+}

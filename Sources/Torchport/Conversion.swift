@@ -1,0 +1,627 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import ResNet
+import SafeTensors
+import TorchCheckpoint
+
+/// Torchport's version, written as `converter_version` into every converted file.
+public let torchportVersion = "0.1.0"
+
+// MARK: - Options and results
+
+/// How ``convertCheckpoint(from:to:options:progress:validate:)`` converts.
+public struct ConversionOptions: Sendable {
+    /// The dtype the floating-point weights are written in.
+    public enum TargetDType: String, Sendable, CaseIterable, Codable {
+        case float32, float16, bfloat16
+        public var dtype: DType {
+            switch self {
+            case .float32: .float32
+            case .float16: .float16
+            case .bfloat16: .bfloat16
+            }
+        }
+    }
+
+    /// nil keeps every tensor's dtype (and its bytes, bit for bit).
+    public var dtype: TargetDType?
+    /// Replace an existing output file (never the input itself).
+    public var force: Bool
+    /// Bind as this architecture instead of recognising it from the shapes.
+    public var architecture: ResNetArchitecture?
+    public var reader: ReaderOptions
+
+    public init(dtype: TargetDType? = nil, force: Bool = false, architecture: ResNetArchitecture? = nil,
+                reader: ReaderOptions = .init()) {
+        self.dtype = dtype
+        self.force = force
+        self.architecture = architecture
+        self.reader = reader
+    }
+}
+
+/// Where a conversion is, for a progress display. Reported from whichever thread does the work,
+/// never concurrently.
+public struct ConversionProgress: Sendable {
+    public enum Stage: String, Sendable {
+        /// Tensors cast to the target dtype (only with a dtype change).
+        case casting
+        /// The file being written (reported once before and once after).
+        case writing
+        /// Tensors of the written file read back and compared with the source.
+        case checking
+    }
+    public var stage: Stage
+    public var tensors: Int
+    public var totalTensors: Int
+    public var bytes: Int
+    public var totalBytes: Int
+}
+
+/// What a conversion wrote.
+public struct ConversionSummary: Sendable, Codable {
+    public var input: String
+    public var output: String
+    /// Tensors written (the canonical state dict).
+    public var tensors: Int
+    /// Bytes of tensor data written.
+    public var bytes: Int
+    /// Size of the output file.
+    public var fileBytes: Int
+    /// The `dtype` metadata: the dtype of the floating-point weights, or `mixed`.
+    public var dtype: String
+    /// Tensors whose dtype changed.
+    public var castTensors: Int
+    /// `resnet50`, or a structural description.
+    public var architecture: String
+    /// nil for a headless backbone.
+    public var numClasses: Int?
+    public var sourceSHA256: String
+    public var sourceFormat: String
+    /// The name-mapping decisions (prefixes stripped, wrappers unwrapped, buffers dropped).
+    public var decisions: [String]
+    /// The metadata written to the file.
+    public var metadata: [String: String]
+    public var seconds: Double
+}
+
+/// A conversion that did not produce a file. Errors from reading the input
+/// (`CheckpointError`, `SafeTensorsError`) and from binding (`BindingError`) pass through as they
+/// are; these are the conversion's own.
+public struct ConversionError: Error, Sendable, CustomStringConvertible, LocalizedError {
+    public enum Kind: Sendable, Equatable {
+        /// The output exists and `force` is off.
+        case outputExists
+        /// The output is the input file (same device and inode), whatever the path says.
+        case outputIsInput
+        /// The output names a directory or something else that is not a regular file.
+        case outputNotAFile
+        /// The input changed (size, time or identity) while it was being converted.
+        case inputChanged
+        /// The written file, read back, differs from what was meant to be written.
+        case checkFailed(tensor: String?, reason: String)
+        /// A tensor of the state dict cannot be converted (e.g. an integer tensor where a ResNet
+        /// has floating-point weights).
+        case unsupportedTensor(name: String, dtype: String)
+        case io(String)
+    }
+
+    public var kind: Kind
+    /// The file concerned.
+    public var file: String
+
+    public init(_ kind: Kind, file: String) {
+        self.kind = kind
+        self.file = file
+    }
+
+    /// True for refusals about the output (nothing was read or written): exit status 2.
+    public var isRefusal: Bool {
+        switch kind {
+        case .outputExists, .outputIsInput, .outputNotAFile: true
+        default: false
+        }
+    }
+
+    public var description: String {
+        switch kind {
+        case .outputExists: "\(file): output exists (use --force to replace it)"
+        case .outputIsInput: "\(file): output is the input file; refusing to overwrite it"
+        case .outputNotAFile: "\(file): output exists and is not a regular file"
+        case .inputChanged: "\(file): input changed while it was being converted; nothing written"
+        case .checkFailed(let tensor, let reason):
+            "\(file): written file failed its check" + (tensor.map { " at tensor '\($0)'" } ?? "") + ": \(reason)"
+        case .unsupportedTensor(let name, let dtype): "\(file): tensor '\(name)' has dtype \(dtype); a ResNet's weights are floating point"
+        case .io(let message): "\(file): \(message)"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}
+
+// MARK: - Conversion
+
+/// Converts a checkpoint (any file ``readTensors(_:options:)`` reads: zip, legacy, TorchScript, or
+/// a `.safetensors`) to a `.safetensors` file holding the ResNet's state dict under canonical
+/// torchvision names, with Torchport's metadata (docs/safetensors.md).
+///
+/// ```swift
+/// let summary = try convertCheckpoint(from: "resnet50.pth", to: "resnet50.safetensors")
+/// print(summary.architecture, summary.tensors, summary.sourceSHA256)
+/// ```
+///
+/// Steps, each of which stops the conversion with nothing left behind:
+/// 1. The output is refused when it is the input (same device and inode, through links too), not a
+///    regular file, or exists without `force`.
+/// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for `source_sha256`)
+///    while the tensors are read, names mapped (``NameMapping``) and the state dict checked to bind
+///    (``ResNetModel/checkBinding(mapping:architecture:)``).
+/// 3. Tensors are cast when `options.dtype` asks (``FloatCast``, torch's rounding).
+/// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
+///    header and data order from ``SafeTensorsWriter/layout(_:metadata:order:)``, the data while
+///    the input is still being hashed, the header (with `source_sha256`) last.
+/// 5. While the file is synced to disk, it is read back: its header validated in full
+///    (``SafeTensorsFile``), its metadata and every tensor's name, dtype and shape compared, and
+///    every tensor's bytes compared byte for byte with the bytes it was written from (the source's,
+///    or the cast ones). Then `validate` runs on it (e.g. a golden verification).
+/// 6. The input is checked to be unchanged (identity, size, times), and the file takes the output's
+///    name: a rename with `force`, otherwise a hard link that fails if the output appeared
+///    meanwhile. The folder is synced.
+///
+/// This is ``SafeTensorsWriter/writeAtomically(_:metadata:order:to:)``'s recipe (temporary file
+/// in the folder, sync, rename) with the read-back check between the write and the rename, where
+/// `writeAtomically` has no room for it.
+///
+/// On any failure the staging file is removed and an existing output is untouched. A process
+/// killed mid-way can leave an `OUT.partial-*`; a signal handler can call
+/// ``ConversionCleanup/removeFilesInProgress()`` (the CLI does).
+///
+/// - Parameters:
+///   - progress: called as the work advances (casting, writing, checking).
+///   - validate: called with the path of the written, checked file before it takes the output's
+///     name; an error it throws aborts the conversion and is rethrown.
+public func convertCheckpoint(from input: String, to output: String, options: ConversionOptions = .init(),
+                              progress: (@Sendable (ConversionProgress) -> Void)? = nil,
+                              validate: ((String) throws -> Void)? = nil) throws -> ConversionSummary {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let before = try FileIdentity(path: input)
+    try checkOutput(output, input: before, force: options.force)
+
+    let staging = try createStaging(for: output)
+    ConversionCleanup.register(staging)
+    defer { ConversionCleanup.unregister(staging) }
+    do {
+        var written = try writeStaging(input: input, staging: staging, options: options, progress: progress)
+        // The file goes to disk while it is read back and compared with the source.
+        let synced = Background { try syncFile(staging) }
+        let checked = Result { try checkWritten(staging, against: written, progress: progress) }
+        try synced.value()
+        try checked.get()
+        let tensorCount = written.expected.count
+        written.expected = []  // the source's bytes are no longer needed: unmap before validating
+        try validate?(staging)
+        guard try FileIdentity(path: input) == before else { throw ConversionError(.inputChanged, file: input) }
+        try place(staging, at: output, force: options.force)
+        let fileBytes = (try? FileIdentity(path: output).size) ?? 0
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return ConversionSummary(
+            input: input, output: output, tensors: tensorCount, bytes: written.dataBytes,
+            fileBytes: fileBytes, dtype: written.metadata["dtype"] ?? "", castTensors: written.castTensors,
+            architecture: written.metadata["arch"] ?? "", numClasses: written.numClasses,
+            sourceSHA256: written.metadata["source_sha256"] ?? "", sourceFormat: written.metadata["source_format"] ?? "",
+            decisions: written.decisions, metadata: written.metadata, seconds: seconds)
+    } catch {
+        unlink(staging)
+        throw error
+    }
+}
+
+/// What was written, for the check after reading it back.
+private struct Written {
+    struct Expected {
+        let name: String
+        let dtype: DType
+        let shape: [Int]
+        /// The bytes that were meant to be written: the cast bytes, or the source tensor itself.
+        let bytes: Payload
+    }
+    var expected: [Expected]
+    var metadata: [String: String]
+    var decisions: [String]
+    var numClasses: Int?
+    var castTensors: Int
+    var dataBytes: Int
+}
+
+/// Maps the input, hashes it, reads, maps names, binds, casts and writes `staging` (not yet
+/// synced). The whole file's SHA-256 is computed on another thread while the checkpoint is parsed,
+/// mapped, cast and the tensor data written; the header, which holds it, goes in last.
+/// ``SafeTensorsWriter/layout(_:metadata:order:)`` makes the header and the data order (the
+/// format's rules and checks live there); this only puts the bytes at their offsets.
+private func writeStaging(input: String, staging: String, options: ConversionOptions,
+                          progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
+    // One read-only map serves the file hash and the tensors (their pages are read once).
+    let bytes = try FileBytes.map(path: input)
+    let sourceHash = Background { () -> String in
+        var h = SHA256()
+        var offset = 0
+        while offset < bytes.count {  // in 4 MiB steps, so pages are faulted in as they are hashed
+            let n = min(1 << 22, bytes.count - offset)
+            h.update(UnsafeRawBufferPointer(rebasing: bytes.bytes[offset..<(offset + n)]))
+            offset += n
+        }
+        return hexString(h.finalize())
+    }
+    defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
+
+    let tensors: [NamedTensor], sourceFormat: String
+    if looksLikeSafeTensors(path: input) {
+        tensors = try SafeTensorsFile(bytes: bytes, name: input).tensors
+        sourceFormat = "safetensors"
+    } else {
+        let checkpoint = try Checkpoint(bytes: bytes, name: input, options: options.reader)
+        tensors = checkpoint.tensors
+        sourceFormat = checkpoint.format.rawValue
+    }
+    let mapping = try NameMapping.map(tensors)
+    let architecture = try ResNetModel.checkBinding(mapping: mapping, architecture: options.architecture)
+    for (name, t) in mapping.stateDict where !t.dtype.isFloatingPoint {
+        throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype.rawValue), file: input)
+    }
+
+    // Cast where asked; everything else is written from the source's own bytes.
+    let target = options.dtype?.dtype
+    var entries: [SafeTensorsWriter.Entry] = []
+    var payloads: [Payload] = []
+    entries.reserveCapacity(mapping.stateDict.count)
+    payloads.reserveCapacity(mapping.stateDict.count)
+    var castTensors = 0
+    let totalBytes = mapping.stateDict.reduce(0) { $0 + $1.tensor.numel * (target ?? $1.tensor.dtype).size }
+    var doneBytes = 0
+    for (i, (name, t)) in mapping.stateDict.enumerated() {
+        if let target, t.dtype != target, let cast = FloatCast.cast(t, to: target) {
+            entries.append(.init(name: name, dtype: target, shape: t.shape, bytes: cast))
+            payloads.append(.bytes(cast))
+            castTensors += 1
+            doneBytes += cast.count
+            progress?(.init(stage: .casting, tensors: i + 1, totalTensors: mapping.stateDict.count,
+                            bytes: doneBytes, totalBytes: totalBytes))
+        } else {
+            entries.append(.init(name: name, tensor: t))
+            payloads.append(.record(t))
+            doneBytes += t.nbytes
+        }
+    }
+    let dtypes = Set(entries.map(\.dtype))
+    var metadata: [String: String] = [
+        "format": "torchport",
+        "arch": architecture.description,
+        "num_classes": architecture.numClasses.map(String.init) ?? "none",
+        "source_sha256": String(repeating: "0", count: 64),  // a placeholder of the same length
+        "source_format": sourceFormat,
+        "dtype": dtypes.count == 1 ? dtypes.first!.rawValue : "mixed",
+        "converter_version": torchportVersion,
+        "mapping": mapping.decisions.joined(separator: "; "),
+    ]
+    // The data goes out while the input is still being hashed; the header, which holds the hash,
+    // is written last over the space its placeholder version reserved.
+    let draft = try SafeTensorsWriter.layout(entries, metadata: metadata)
+    let fd = open(staging, O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: staging) }
+    defer { close(fd) }
+    var offset = draft.prefix.count
+    let payloadByName = Dictionary(zip(entries.map(\.name), payloads), uniquingKeysWith: { a, _ in a })
+    for (i, e) in draft.entries.enumerated() {
+        guard let bytes = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
+        try bytes.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
+        offset += bytes.count
+        progress?(.init(stage: .writing, tensors: i + 1, totalTensors: entries.count,
+                        bytes: offset - draft.prefix.count, totalBytes: totalBytes))
+    }
+    metadata["source_sha256"] = try sourceHash.value()
+    let header = try SafeTensorsWriter.layout(entries, metadata: metadata).prefix
+    guard header.count == draft.prefix.count else {
+        throw ConversionError(.io("header changed size (\(draft.prefix.count) -> \(header.count))"), file: staging)
+    }
+    try header.withUnsafeBytes { try writeFully(fd, $0, at: 0, path: staging) }
+    let expected = zip(entries, payloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
+    return Written(expected: expected, metadata: metadata, decisions: mapping.decisions,
+                   numClasses: architecture.numClasses, castTensors: castTensors, dataBytes: totalBytes)
+}
+
+/// Reads `path` back and compares it with what was meant to be written: the header validated in
+/// full (``SafeTensorsFile``), the same metadata, the same tensors by name, dtype and shape, and
+/// every tensor's bytes, byte for byte, with the bytes it was written from (the source's, or the
+/// cast ones). The data is read with `pread` in 4 MiB pieces on two threads, so the written file
+/// adds no more than the buffers to the process's memory.
+private func checkWritten(_ path: String, against written: Written,
+                          progress: (@Sendable (ConversionProgress) -> Void)?) throws {
+    let file = try SafeTensorsFile(contentsOf: path)
+    @Sendable func fail(_ tensor: String?, _ reason: String) -> ConversionError {
+        ConversionError(.checkFailed(tensor: tensor, reason: reason), file: path)
+    }
+    guard file.metadata == written.metadata else { throw fail(nil, "metadata differs") }
+    guard file.tensors.count == written.expected.count else {
+        throw fail(nil, "\(file.tensors.count) tensors, expected \(written.expected.count)")
+    }
+    var byName: [String: TensorRecord] = [:]
+    for t in file.tensors { byName[t.name] = t.tensor }
+    var work: [(expected: Written.Expected, offset: Int)] = []
+    for e in written.expected {
+        guard let t = byName[e.name] else { throw fail(e.name, "missing") }
+        guard t.dtype == e.dtype, t.shape == e.shape, t.nbytes == e.bytes.count else {
+            throw fail(e.name, "\(t.dtype.rawValue) \(t.shape), expected \(e.dtype.rawValue) \(e.shape)")
+        }
+        // Offset in the file of the tensor's first byte (a safetensors record views the whole map).
+        work.append((e, t.storage.range.lowerBound))
+    }
+
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
+    defer { close(fd) }
+    let report = ProgressCounter(total: work.count, totalBytes: written.dataBytes, progress: progress)
+    let workers = 2
+    let failures = UnsafeMutableBufferPointer<ConversionError?>.allocate(capacity: workers)
+    failures.initialize(repeating: nil)
+    defer { failures.deallocate() }
+    nonisolated(unsafe) let failed = failures
+    let items = work
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        let chunk = 1 << 22
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { buffer.deallocate() }
+        for i in stride(from: w, to: items.count, by: workers) {
+            let (e, offset) = items[i]
+            let problem: String? = e.bytes.withContiguousBytes { expected in
+                var done = 0
+                while done < expected.count {
+                    let n = min(chunk, expected.count - done)
+                    let got = pread(fd, buffer.baseAddress, n, off_t(offset + done))
+                    if got < 0 && errno == EINTR { continue }
+                    guard got == n else { return got < 0 ? "cannot read: \(String(cString: strerror(errno)))" : "short read" }
+                    if memcmp(buffer.baseAddress!, expected.baseAddress! + done, n) != 0 {
+                        let at = (0..<n).first { buffer[$0] != expected[done + $0] } ?? 0
+                        return "byte \(done + at) of \(expected.count) differs from the source"
+                    }
+                    done += n
+                }
+                return nil
+            }
+            if let problem {
+                failed[w] = fail(e.name, problem)
+                return
+            }
+            report.add(bytes: e.bytes.count)
+        }
+    }
+    if let failure = failures.compactMap({ $0 }).first { throw failure }
+}
+
+// MARK: - Files
+
+/// A file's identity and the attributes that change when it is written.
+private struct FileIdentity: Equatable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int
+    let modified: Int64
+    let changed: Int64
+    let isRegular: Bool
+
+    init(path: String, followLinks: Bool = true) throws {
+        var st = stat()
+        let r = followLinks ? stat(path, &st) : lstat(path, &st)
+        guard r == 0 else { throw ConversionError(.io("cannot stat: \(String(cString: strerror(errno)))"), file: path) }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int(st.st_size)
+        modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        isRegular = (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    func isSameFile(as other: FileIdentity) -> Bool { device == other.device && inode == other.inode }
+}
+
+/// Refuses an output that is the input, is not a regular file, or exists without `force`.
+private func checkOutput(_ output: String, input: FileIdentity, force: Bool) throws {
+    var st = stat()
+    guard lstat(output, &st) == 0 else {
+        guard errno == ENOENT else {
+            throw ConversionError(.io("cannot stat: \(String(cString: strerror(errno)))"), file: output)
+        }
+        return
+    }
+    // Through a link too: replacing a link to the input would not touch the input, but is
+    // surely a mistake.
+    if let target = try? FileIdentity(path: output), target.isSameFile(as: input) {
+        throw ConversionError(.outputIsInput, file: output)
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG || (st.st_mode & S_IFMT) == S_IFLNK else {
+        throw ConversionError(.outputNotAFile, file: output)
+    }
+    if !force { throw ConversionError(.outputExists, file: output) }
+}
+
+/// Creates `OUT.partial-XXXXXXXXXXXXXXXX` (exclusively, so nothing else's file is ever reused),
+/// next to the output so that the final rename stays within one file system.
+private func createStaging(for output: String) throws -> String {
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<100 {
+        let hex = String(generator.next(), radix: 16)
+        let path = "\(output).partial-\(String(repeating: "0", count: 16 - hex.count))\(hex)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        if fd >= 0 {
+            close(fd)
+            return path
+        }
+        guard errno == EEXIST else { break }
+    }
+    throw ConversionError(.io("cannot create a file next to it: \(String(cString: strerror(errno)))"), file: output)
+}
+
+/// Writes all of `buffer` at `offset` of `fd`.
+private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
+    var done = 0
+    while done < buffer.count {
+        let n = pwrite(fd, buffer.baseAddress! + done, min(buffer.count - done, 1 << 30), off_t(offset + done))
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            throw ConversionError(.io("cannot write: \(n < 0 ? String(cString: strerror(errno)) : "no progress")"), file: path)
+        }
+        done += n
+    }
+}
+
+/// Flushes a written file to disk.
+private func syncFile(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0, fsync(fd) == 0 else {
+        let message = String(cString: strerror(errno))
+        if fd >= 0 { close(fd) }
+        throw ConversionError(.io("cannot sync: \(message)"), file: path)
+    }
+    close(fd)
+}
+
+/// Gives the checked staging file the output's name.
+private func place(_ staging: String, at output: String, force: Bool) throws {
+    if force {
+        guard rename(staging, output) == 0 else {
+            throw ConversionError(.io("cannot rename \(staging): \(String(cString: strerror(errno)))"), file: output)
+        }
+    } else if link(staging, output) == 0 {
+        unlink(staging)
+    } else if errno == EEXIST {
+        throw ConversionError(.outputExists, file: output)
+    } else {
+        // A file system without hard links: check again, then rename.
+        var st = stat()
+        guard lstat(output, &st) != 0, errno == ENOENT else { throw ConversionError(.outputExists, file: output) }
+        guard rename(staging, output) == 0 else {
+            throw ConversionError(.io("cannot rename \(staging): \(String(cString: strerror(errno)))"), file: output)
+        }
+    }
+    syncFolder(of: output)
+}
+
+private func syncFolder(of path: String) {
+    let folder = (path as NSString).deletingLastPathComponent
+    let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = fsync(fd)
+    close(fd)
+}
+
+/// Lower-case hex digits of `bytes`.
+private func hexString(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0xF)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+// MARK: - Cleanup after interruption
+
+/// The staging files of conversions in progress, so that a signal handler can remove them.
+public enum ConversionCleanup {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var inProgress: Set<String> = []
+
+    static func register(_ staging: String) {
+        lock.lock()
+        inProgress.insert(staging)
+        lock.unlock()
+    }
+
+    static func unregister(_ staging: String) {
+        lock.lock()
+        inProgress.remove(staging)
+        lock.unlock()
+    }
+
+    /// Removes the files of conversions in progress (their staging files). For signal handlers
+    /// (from a normal thread, e.g. a `DispatchSourceSignal`), just before the process exits.
+    public static func removeFilesInProgress() {
+        lock.lock()
+        let paths = inProgress
+        lock.unlock()
+        for p in paths { unlink(p) }
+    }
+}
+
+// MARK: - Concurrency helpers
+
+/// A value computed on another thread, waited for with ``value()``.
+private final class Background<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, Error>?
+    private var work: (@Sendable () throws -> T)?
+
+    init(_ work: @escaping @Sendable () throws -> T) {
+        self.work = work
+        Thread.detachNewThread { [self] in
+            result = Result { try self.work!() }
+            self.work = nil  // what the work captured (mapped files) is released before anyone waits
+            done.signal()
+        }
+    }
+
+    /// Waits for the result; may be called more than once.
+    func value() throws -> T {
+        if let result { return try result.get() }
+        done.wait()
+        return try result!.get()
+    }
+}
+
+/// Progress of work done on several threads, reported one call at a time.
+private final class ProgressCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tensors = 0, bytes = 0
+    private let total: Int, totalBytes: Int
+    private let progress: (@Sendable (ConversionProgress) -> Void)?
+
+    init(total: Int, totalBytes: Int, progress: (@Sendable (ConversionProgress) -> Void)?) {
+        self.total = total
+        self.totalBytes = totalBytes
+        self.progress = progress
+    }
+
+    func add(bytes n: Int) {
+        guard let progress else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        tensors += 1
+        bytes += n
+        progress(.init(stage: .checking, tensors: tensors, totalTensors: total, bytes: bytes, totalBytes: totalBytes))
+    }
+}
+
+/// A tensor's bytes as written: cast bytes, or the source record itself.
+private enum Payload: Sendable {
+    case bytes([UInt8])
+    case record(TensorRecord)
+
+    var count: Int {
+        switch self {
+        case .bytes(let b): b.count
+        case .record(let r): r.nbytes
+        }
+    }
+
+    func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case .bytes(let b): try b.withUnsafeBytes(body)
+        case .record(let r): try r.withContiguousBytes(body)
+        }
+    }
+}

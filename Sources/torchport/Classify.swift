@@ -1,0 +1,309 @@
+import ArgumentParser
+import Foundation
+import Torchport
+
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify JPEG and PNG images with a model, using torchvision's ImageNet preprocessing.",
+        discussion: """
+            Images are decoded (libjpeg-turbo, libpng), converted to RGB as PIL does,
+            resized so the shorter side is 256 (antialiased bilinear), centre-cropped
+            to 224, scaled to [0, 1] and normalised with ImageNet's mean and std,
+            exactly as torchvision's
+              Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(...)])
+            Every step can be changed (--resize, --crop, --interpolation, --mean,
+            --std). torchvision's IMAGENET1K_V2 ResNet weights use --resize 232.
+
+            Class names come from --labels FILE (one per line), else from a class
+            list saved in the checkpoint (classes, class_names, idx_to_class,
+            class_to_idx, ...), else ImageNet's 1000 names for a 1000-class model,
+            else "class N".
+
+            Directories are searched recursively for .jpg, .jpeg and .png files.
+            Images are decoded in parallel and run in batches; on a terminal,
+            progress is shown on stderr. Images that cannot be read are listed at
+            the end, the others still run, and the exit status is then 2.
+
+            Examples:
+              torchport classify resnet50.pth cat.jpg dog.png --top 3
+              torchport classify finetuned.pth photos/ --labels classes.txt --json
+              torchport classify resnet50.pth photos/ --save-logits logits.safetensors
+            """)
+
+    @Argument(help: "A checkpoint (.pth / .pt) or a converted .safetensors file.", completion: .file())
+    var model: String
+
+    @Argument(help: "JPEG or PNG images, or directories of them.", completion: .file())
+    var images: [String]
+
+    @Option(name: [.customShort("k"), .long], help: "How many classes to show per image.") var top = 5
+    @Option(help: "A text file of class names, one per line, in output order.", completion: .file())
+    var labels: String?
+    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Write the logits to this .safetensors file (tensor `logits`, N x C, one row per image read).",
+            completion: .file())
+    var saveLogits: String?
+
+    @Option(help: "Resize the shorter side to this many pixels (0: no resize).") var resize = 256
+    @Option(help: "Centre-crop to a square of this side (0: no crop).") var crop = 224
+    @Option(help: "Resize filter: \(InterpolationChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var interpolation: InterpolationChoice = .bilinear
+    @Option(help: "Per-channel mean, R,G,B.") var mean = "0.485,0.456,0.406"
+    @Option(help: "Per-channel standard deviation, R,G,B.") var std = "0.229,0.224,0.225"
+
+    @Option(help: "Images per forward pass.") var batch = 8
+    @Option(help: "Threads (inference and decoding).") var threads = 2
+    @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).") var arch: ArchChoice?
+    @Flag(inversion: .prefixedNo, help: "Show progress on stderr (default: only when stderr is a terminal).")
+    var progress: Bool?
+    @OptionGroup var reader: ReaderFlags
+
+    func validate() throws {
+        guard top >= 1 else { throw ValidationError("--top must be at least 1") }
+        guard batch >= 1, threads >= 1 else { throw ValidationError("--batch and --threads must be positive") }
+        guard resize >= 0, crop >= 0 else { throw ValidationError("--resize and --crop must be 0 or more") }
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        if let problem = try preprocessing().validationProblem { throw ValidationError(problem) }
+    }
+
+    func preprocessing() throws -> Preprocessing {
+        func triple(_ text: String, _ name: String) throws -> [Double] {
+            let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard values.count == 3, values.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--\(name) needs three comma-separated numbers (R,G,B), got '\(text)'")
+            }
+            return values.map { $0! }
+        }
+        return Preprocessing(resizeSize: resize == 0 ? nil : resize, cropSize: crop == 0 ? nil : crop,
+                             interpolation: interpolation.interpolation,
+                             mean: try triple(mean, "mean"), std: try triple(std, "std"))
+    }
+
+    func run() throws {
+        let preprocessing = try preprocessing()
+        setInferenceThreads(threads)
+        let (loaded, labels) = try withExitCode2 { () throws -> (LoadedResNet, ClassLabels) in
+            let loaded = try loadModel(model, arch: arch, reader: reader)
+            guard let classes = loaded.model.architecture.numClasses else {
+                throw LabelsError("\(model) has no classification head (a headless backbone): nothing to classify")
+            }
+            let labels = try ClassLabels.resolve(classes: classes, labelsFile: self.labels, checkpointPath: model,
+                                                 options: reader.options)
+            return (loaded, labels)
+        }
+        let classes = loaded.model.outputWidth
+
+        var failures: [Failure] = []
+        let inputs = expandInputs(images, failures: &failures)
+        let total = inputs.count + failures.count   // failures so far: paths that are not there
+        let showProgress = progress ?? (isatty(STDERR_FILENO) == 1)
+        let meter = ProgressMeter(total: inputs.count, enabled: showProgress)
+
+        var results: [Result] = []
+        var logitRows: [Float] = []
+        var rowImages: [String] = []
+        let decoder = ImageDecoder()
+        for start in stride(from: 0, to: inputs.count, by: batch) {
+            let chunk = Array(inputs[start..<min(start + batch, inputs.count)])
+            // Decode and preprocess the chunk in parallel, then run it as one batch.
+            let slots = Slots<Prepared>(count: chunk.count)
+            let workers = min(threads, chunk.count)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for i in stride(from: worker, to: chunk.count, by: workers) {
+                    do {
+                        let image = try decoder.decode(contentsOf: chunk[i])
+                        let (w, h) = preprocessing.outputSize(width: image.width, height: image.height)
+                        slots[i] = .ready(summary: image.summary, tensor: preprocessing.tensor(image.rgb), w: w, h: h)
+                    } catch {
+                        slots[i] = .failed(String(describing: error))
+                    }
+                }
+            }
+            var ready: [(path: String, summary: String, tensor: [Float], w: Int, h: Int)] = []
+            for (i, path) in chunk.enumerated() {
+                switch slots[i]! {
+                case .ready(let summary, let tensor, let w, let h): ready.append((path, summary, tensor, w, h))
+                case .failed(let message): failures.append(Failure(image: path, error: message))
+                }
+            }
+            if !ready.isEmpty {
+                let logits = try withExitCode2 {
+                    try loaded.logits(forTensors: ready.map { ($0.tensor, $0.w, $0.h) }, batchSize: batch)
+                }
+                for (row, item) in ready.enumerated() {
+                    let slice = logits[(row * classes)..<((row + 1) * classes)]
+                    let result = Result(image: item.path, decoded: item.summary,
+                                        top: Prediction.top(top, logits: slice, labels: labels))
+                    results.append(result)
+                    if !json {
+                        meter.clear()
+                        print(result.text)
+                    }
+                }
+                if saveLogits != nil {
+                    logitRows += logits
+                    rowImages += ready.map(\.path)
+                }
+            }
+            meter.advance(by: chunk.count)
+        }
+        meter.finish()
+
+        if json {
+            try printJSON(Report(model: model, architecture: loaded.model.architecture.description, classes: classes,
+                                 labels: .init(source: labels.source.rawValue, detail: labels.detail),
+                                 preprocessing: .init(preprocessing), results: results, failures: failures))
+        }
+        if let saveLogits {
+            try withExitCode2 {
+                let data = try JSONSerialization.data(withJSONObject: rowImages)
+                try SafeTensorsWriter.writeAtomically(
+                    [.init(name: "logits", dtype: .float32, shape: [rowImages.count, classes],
+                           bytes: logitRows.withUnsafeBytes { Array($0) })],
+                    metadata: ["format": "torchport", "model": model, "output": "logits",
+                               "images": String(decoding: data, as: UTF8.self)],
+                    to: saveLogits)
+            }
+        }
+        if !failures.isEmpty {
+            var text = "\(failures.count) of \(total) image\(total == 1 ? "" : "s") could not be classified:\n"
+            for f in failures { text += "  \(f.error.hasPrefix(f.image) ? f.error : "\(f.image): \(f.error)")\n" }
+            FileHandle.standardError.write(Data(text.utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    /// Files as given; directories expanded recursively to their .jpg/.jpeg/.png files, sorted.
+    /// A path that does not exist is a failure, listed with the others at the end.
+    func expandInputs(_ paths: [String], failures: inout [Failure]) -> [String] {
+        var out: [String] = []
+        let fm = FileManager.default
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                failures.append(Failure(image: path, error: "\(path): no such file or directory"))
+                continue
+            }
+            guard isDirectory.boolValue else {
+                out.append(path)
+                continue
+            }
+            var found: [String] = []
+            if let walker = fm.enumerator(atPath: path) {
+                for case let relative as String in walker
+                where ["jpg", "jpeg", "png"].contains((relative as NSString).pathExtension.lowercased()) {
+                    let full = (path as NSString).appendingPathComponent(relative)
+                    var dir: ObjCBool = false
+                    if fm.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue { found.append(full) }
+                }
+            }
+            if found.isEmpty {
+                failures.append(Failure(image: path, error: "\(path): no .jpg, .jpeg or .png files in this directory"))
+            }
+            out += found.sorted()
+        }
+        return out
+    }
+
+    enum Prepared: Sendable {
+        case ready(summary: String, tensor: [Float], w: Int, h: Int)
+        case failed(String)
+    }
+
+    struct Failure: Encodable {
+        let image: String
+        let error: String
+    }
+
+    struct Result: Encodable {
+        let image: String
+        let decoded: String
+        let top: [Prediction]
+
+        var text: String {
+            var lines = ["\(image)  (\(decoded))"]
+            for p in top {
+                let name = p.label == "class \(p.index)" ? p.label : "\(p.label) (\(p.index))"
+                lines.append(String(format: "  %7.3f%%  ", p.probability * 100) + name)
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    struct Report: Encodable {
+        struct Labels: Encodable {
+            let source: String
+            let detail: String?
+        }
+        struct PreprocessingInfo: Encodable {
+            let resize: Int?
+            let crop: Int?
+            let interpolation: String
+            let mean: [Double]
+            let std: [Double]
+            init(_ p: Preprocessing) {
+                resize = p.resizeSize
+                crop = p.cropSize
+                interpolation = p.interpolation.rawValue
+                mean = p.mean
+                std = p.std
+            }
+        }
+        let model: String
+        let architecture: String
+        let classes: Int
+        let labels: Labels
+        let preprocessing: PreprocessingInfo
+        let results: [Result]
+        let failures: [Failure]
+    }
+}
+
+/// `--interpolation` choices (PIL's filters).
+enum InterpolationChoice: String, ExpressibleByArgument, CaseIterable {
+    case nearest, box, bilinear, hamming, bicubic, lanczos
+
+    var interpolation: Interpolation { Interpolation(rawValue: rawValue)! }
+}
+
+/// Results written by worker threads, each to its own index.
+final class Slots<T: Sendable>: @unchecked Sendable {
+    private var items: [T?]
+    private let lock = NSLock()
+
+    init(count: Int) { items = Array(repeating: nil, count: count) }
+
+    subscript(i: Int) -> T? {
+        get { lock.lock(); defer { lock.unlock() }; return items[i] }
+        set { lock.lock(); items[i] = newValue; lock.unlock() }
+    }
+}
+
+/// `classified 12/40 images` on stderr, rewritten in place; silent unless enabled.
+final class ProgressMeter {
+    let total: Int
+    let enabled: Bool
+    private var done = 0
+    private var shown = false
+
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled && total > 1
+    }
+
+    func advance(by n: Int) {
+        done += n
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\rclassified \(done)/\(total) images".utf8))
+        shown = true
+    }
+
+    /// Erases the progress line so ordinary output starts at column 0.
+    func clear() {
+        guard shown else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        shown = false
+    }
+
+    func finish() { clear() }
+}

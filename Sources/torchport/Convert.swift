@@ -1,0 +1,285 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Torchport
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a checkpoint to a .safetensors file under canonical torchvision names, checked against the source.",
+        discussion: """
+            Reads any checkpoint Torchport reads (zip, legacy, TorchScript, or a .safetensors), maps \
+            the names (prefixes stripped, wrappers unwrapped, num_batches_tracked dropped), checks \
+            that the state dict binds to a ResNet, and writes it with Torchport's metadata (format, \
+            arch, num_classes, source_sha256, source_format, dtype, converter_version, mapping). \
+            Values are bit-identical to the source unless --dtype casts them (as torch's .half() / \
+            .bfloat16() round: to nearest, ties to even).
+
+            The file is written under a temporary name next to OUT, read back and compared with the \
+            source (name, dtype, shape and SHA-256 of every tensor), verified against --golden if \
+            given, and only then renamed to OUT. On any failure, or Ctrl-C, nothing is left behind \
+            and an existing OUT is untouched. The input is only ever read.
+
+            Exit status: 0 written, 1 the written file failed its check or the golden verification, \
+            2 unusable input or refused output (OUT exists without --force, or OUT is the input).
+
+            Examples:
+              torchport convert resnet50.pth -o resnet50.safetensors
+              torchport convert ckpt.pth -o r50-fp16.safetensors --dtype float16 --golden g.pth --rtol 1e-2
+              torchport convert model.pth -o model.safetensors --force --json
+            """)
+
+    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file.", completion: .file())
+    var input: String
+
+    @Option(name: .shortAndLong, help: "The .safetensors file to write.", completion: .file())
+    var output: String
+
+    @Option(help: "Write floating-point weights as float32, float16 or bfloat16 (default: keep each tensor's dtype).")
+    var dtype: DTypeChoice?
+
+    @Flag(help: "Replace OUT if it exists (never the input itself).")
+    var force = false
+
+    @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).")
+    var arch: ArchChoice?
+
+    @Option(help: "Verify the written file against this golden file (see `torchport verify`) before keeping it.",
+            completion: .file())
+    var golden: String?
+
+    @Option(help: "With --golden: absolute tolerance.") var atol = Criterion.defaultAbsoluteTolerance
+    @Option(help: "With --golden: tolerance relative to each sample's logit scale (try 1e-2 with --dtype float16).")
+    var rtol = Criterion.defaultRelativeTolerance
+    @Option(help: "With --golden: threads for inference.") var threads = 2
+
+    @Flag(help: "Print a JSON summary instead of text.")
+    var json = false
+
+    @OptionGroup var reader: ReaderFlags
+
+    func validate() throws {
+        if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
+    }
+
+    func run() throws {
+        setInferenceThreads(threads)
+        removeFilesOnSignals()
+
+        let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
+                                        reader: reader.options)
+        let display = ProgressLine(enabled: isatty(STDERR_FILENO) == 1 && inputSize() >= ProgressLine.minimumBytes)
+        var verification: VerificationReport?
+        let summary: ConversionSummary
+        do {
+            summary = try convertCheckpoint(from: input, to: output, options: options, progress: display.report) { written in
+                guard let golden else { return }
+                display.show("verifying against \(golden)")
+                let report = try verifyModel(written, golden: golden, criterion: Criterion(atol: atol, rtol: rtol),
+                                             arch: arch, reader: reader)
+                verification = report
+                if !report.passed { throw GoldenMismatch(report: report) }
+            }
+            display.clear()
+        } catch let mismatch as GoldenMismatch {
+            display.clear()
+            if json {
+                try printJSON(ConvertJSON(failed: output, error: "golden verification failed; nothing written",
+                                          verification: mismatch.report))
+            } else {
+                print(mismatch.report.text)
+            }
+            FileHandle.standardError.write(Data("error: \(output): golden verification failed; nothing written\n".utf8))
+            throw ExitCode(ExitStatus.mismatch)
+        } catch let e as ConversionError where e.kind.isCheckFailure {
+            display.clear()
+            FileHandle.standardError.write(Data("error: \(e.description); nothing written\n".utf8))
+            throw ExitCode(ExitStatus.mismatch)
+        } catch {
+            display.clear()
+            FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(ExitStatus.unusableFile)
+        }
+
+        if json {
+            try printJSON(ConvertJSON(summary, verification: verification))
+        } else {
+            print(text(summary, verification: verification))
+        }
+    }
+
+    private func inputSize() -> Int {
+        (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+    }
+
+    private func text(_ s: ConversionSummary, verification: VerificationReport?) -> String {
+        var lines = [
+            "wrote \(s.output): \(s.architecture), "
+                + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
+                + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype)"
+                + (s.castTensors > 0 ? " (\(s.castTensors) cast)" : "")
+                + String(format: " in %.2f s", s.seconds),
+            "source:    \(s.input) (\(s.sourceFormat)), sha256 \(s.sourceSHA256)",
+            "mapping:",
+        ]
+        lines += s.decisions.map { "  - \($0)" }
+        lines.append("checked:   read back; name, dtype, shape and SHA-256 of every tensor match the source"
+                     + (s.castTensors > 0 ? " (after the cast)" : ""))
+        if let verification {
+            lines.append("golden:    \(golden ?? "")")
+            lines.append(verification.text)
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `--dtype` choices.
+enum DTypeChoice: String, ExpressibleByArgument, CaseIterable {
+    case float32, float16, bfloat16
+
+    var target: ConversionOptions.TargetDType {
+        switch self {
+        case .float32: .float32
+        case .float16: .float16
+        case .bfloat16: .bfloat16
+        }
+    }
+}
+
+/// The golden verification of the written file failed (thrown from the validation hook).
+private struct GoldenMismatch: Error {
+    let report: VerificationReport
+}
+
+private extension ConversionError.Kind {
+    var isCheckFailure: Bool {
+        if case .checkFailed = self { return true }
+        return false
+    }
+}
+
+/// `--json`: the summary, or on a golden mismatch the report and the error.
+private struct ConvertJSON: Encodable {
+    var ok: Bool
+    var output: String
+    var input: String?
+    var tensors: Int?
+    var bytes: Int?
+    var fileBytes: Int?
+    var dtype: String?
+    var castTensors: Int?
+    var arch: String?
+    var numClasses: Int?
+    var sourceSha256: String?
+    var sourceFormat: String?
+    var mapping: [String]?
+    var metadata: [String: String]?
+    var seconds: Double?
+    var verification: VerificationReport?
+    var error: String?
+
+    init(_ s: ConversionSummary, verification: VerificationReport?) {
+        ok = true
+        output = s.output
+        input = s.input
+        tensors = s.tensors
+        bytes = s.bytes
+        fileBytes = s.fileBytes
+        dtype = s.dtype
+        castTensors = s.castTensors
+        arch = s.architecture
+        numClasses = s.numClasses
+        sourceSha256 = s.sourceSHA256
+        sourceFormat = s.sourceFormat
+        mapping = s.decisions
+        metadata = s.metadata
+        seconds = s.seconds
+        self.verification = verification
+    }
+
+    init(failed output: String, error: String, verification: VerificationReport) {
+        ok = false
+        self.output = output
+        self.error = error
+        self.verification = verification
+    }
+}
+
+/// A one-line progress display on stderr (`\r` updates), at most ten updates a second.
+private final class ProgressLine: @unchecked Sendable {
+    /// Smaller inputs convert in a blink: no display.
+    static let minimumBytes = 16 << 20
+
+    private let enabled: Bool
+    private let lock = NSLock()
+    private var last: UInt64 = 0
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    var report: (@Sendable (ConversionProgress) -> Void)? {
+        guard enabled else { return nil }
+        return { [self] p in
+            let final = p.tensors == p.totalTensors
+            let mb = { (n: Int) in String(format: "%.1f", Double(n) / 1e6) }
+            show("\(p.stage.rawValue): \(p.tensors)/\(p.totalTensors) tensors, \(mb(p.bytes))/\(mb(p.totalBytes)) MB",
+                 force: final || p.tensors == 0)
+        }
+    }
+
+    func show(_ line: String, force: Bool = true) {
+        guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard force || now - last > 100_000_000 else { return }
+        last = now
+        shown = true
+        FileHandle.standardError.write(Data("\r\u{1B}[Kconverting: \(line)".utf8))
+    }
+
+    func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
+    }
+}
+
+/// The write end of the pipe the signal handler writes to (set once, before any handler runs).
+nonisolated(unsafe) private var signalPipe: Int32 = -1
+
+/// On SIGINT, SIGTERM or SIGHUP: remove what the conversion has written so far, then die of the
+/// signal as usual. The handler only writes the signal number to a pipe (async-signal-safe); a
+/// thread reading it does the cleanup. (libdispatch's signal sources miss signals on Linux unless
+/// every thread blocks them, and OpenBLAS starts its threads before `main`.) A signal that was
+/// ignored when the process started (e.g. SIGINT for a background job) stays ignored; one that
+/// was blocked is unblocked.
+private func removeFilesOnSignals() {
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else { return }
+    signalPipe = fds[1]
+    let readEnd = fds[0]
+    Thread.detachNewThread {
+        var sig: Int32 = 0
+        while read(readEnd, &sig, MemoryLayout<Int32>.size) != MemoryLayout<Int32>.size {
+            if errno != EINTR { return }
+        }
+        ConversionCleanup.removeFilesInProgress()
+        signal(sig, SIG_DFL)
+        kill(getpid(), sig)
+    }
+    // A parent may hand down these signals blocked (Foundation's `Process` does): unblock them.
+    var handled = sigset_t()
+    sigemptyset(&handled)
+    for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&handled, sig) }
+    pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        let previous = signal(sig) { sig in
+            var s = sig
+            _ = write(signalPipe, &s, MemoryLayout<Int32>.size)
+        }
+        if let previous, unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) {
+            signal(sig, SIG_IGN)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+@testable import TorchCheckpoint
+
+/// `PickleScanner`, the static scanner behind `torchport scan`, checked against the reader on the
+/// whole hostile corpus and the fixtures, and on hand-made pickles.
+@Suite("Pickle scanner")
+struct ScannerTests {
+    static func fixtures(_ folder: String, _ suffixes: [String]) -> [String] {
+        let dir = FixturePaths.fixtures.appendingPathComponent(folder)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { n in suffixes.contains { n.hasSuffix($0) } && !n.hasSuffix(".expected.json") }
+            .sorted().map { dir.appendingPathComponent($0).path }
+    }
+
+    static let goodFiles = fixtures("checkpoints", [".pth", ".pt"]) + fixtures("models", [".pth"])
+        + fixtures("pickles", [".pkl"])
+
+    static func pickle(_ body: [UInt8]) -> [UInt8] { [0x80, 0x02] + body + [0x2E] }
+
+    @Test("Every fixture is safe: its globals are all interpreted or inert", arguments: goodFiles)
+    func fixturesAreSafe(_ path: String) {
+        let r = PickleScanner.scan(path: path)
+        #expect(r.verdict == .safe, "\(r.globals.filter(\.dangerous).map(\.qualifiedName)) \(r.error ?? "")")
+        #expect(!r.globals.isEmpty || path.hasSuffix(".pkl"))
+        #expect(r.globals.allSatisfy { $0.classification != .refused })
+    }
+
+    @Test("The scanner agrees with the reader on every hostile case", .timeLimit(.minutes(2)),
+          arguments: HostileCorpus.cases)
+    func agreesWithReader(_ c: HostileCase) {
+        let path = HostileCorpus.path(of: c)
+        let report = PickleScanner.scan(path: path)
+        let outcome: Result<Void, CheckpointError>
+        do {
+            _ = try Checkpoint(contentsOf: path)
+            outcome = .success(())
+        } catch let e as CheckpointError {
+            outcome = .failure(e)
+        } catch {
+            Issue.record("untyped \(error)")
+            return
+        }
+        switch outcome {
+        case .success:
+            // Everything the reader loads uses allowlisted globals only.
+            #expect(report.verdict == .safe, "\(c.name) loads, but scans as \(report.verdict): \(report.dangerousGlobals.map(\.qualifiedName))")
+        case .failure(let e):
+            if case .disallowedGlobal(let module, let name) = e.kind {
+                #expect(report.verdict == .dangerous, "\(c.name): the reader refused \(module).\(name); scan says \(report.verdict)")
+                #expect(report.dangerousGlobals.contains { $0.module == module && $0.name == name },
+                        "\(c.name): \(module).\(name) not among \(report.dangerousGlobals.map(\.qualifiedName))")
+            }
+            if e.code == "extensionRegistry" || (c.class == 1 && e.code == "invalidGlobal") {
+                #expect(report.verdict == .dangerous, "\(c.name): \(e.code); scan says \(report.verdict)")
+            }
+        }
+        if c.class == 1 {
+            #expect(report.verdict == .dangerous, "class 1 case \(c.name) scans as \(report.verdict)")
+        }
+    }
+
+    @Test("Globals after a refused one are still listed, including STACK_GLOBAL names from the memo")
+    func continuesAfterRefusal() {
+        var body: [UInt8] = Array("cos\nsystem\n".utf8) + [0x30]  // GLOBAL os.system, POP
+        body += Craft.str("subprocess") + [0x71, 0] + [0x30] + Craft.str("Popen") + [0x71, 1] + [0x30]
+        body += [0x68, 0, 0x68, 1, 0x93, 0x30]  // BINGET 0, BINGET 1, STACK_GLOBAL, POP
+        body += Array("cbuiltins\neval\n".utf8)
+        let r = PickleScanner.scan(bytes: Self.pickle(body), name: "t")
+        #expect(r.verdict == .dangerous)
+        #expect(r.globals.map(\.qualifiedName) == ["os.system", "subprocess.Popen", "builtins.eval"])
+        #expect(r.globals.map(\.opcode) == ["GLOBAL", "STACK_GLOBAL", "GLOBAL"])
+        #expect(r.globals.allSatisfy { $0.risk == .executesCode })
+        #expect(r.globals.map(\.offset) == [2, 43, 45])
+    }
+
+    @Test("MEMOIZE indices count every memo entry, as Python's do")
+    func memoizeIndices() {
+        // 'torch' MEMOIZE(0), None MEMOIZE(1), 'FloatStorage' MEMOIZE(2); GET 0, GET 2, STACK_GLOBAL.
+        var body = Craft.str("torch") + [0x94, 0x30, 0x4E, 0x94, 0x30] + Craft.str("FloatStorage") + [0x94, 0x30]
+        body += [0x68, 0, 0x68, 2, 0x93]
+        let r = PickleScanner.scan(bytes: Self.pickle(body), name: "t")
+        #expect(r.globals.map(\.qualifiedName) == ["torch.FloatStorage"])
+        #expect(r.verdict == .safe)
+    }
+
+    @Test("Past the memo limit nothing from the memo is trusted: the reference is unresolved")
+    func memoOverflowIsUnresolved() {
+        var limits = ReaderLimits()
+        limits.maxMemoEntries = 2
+        var body = Craft.str("torch") + [0x71, 0, 0x30] + Craft.str("FloatStorage") + [0x71, 1, 0x30]
+        body += [0x4E, 0x71, 2, 0x30]  // a third entry: over the limit
+        body += [0x68, 0, 0x68, 1, 0x93]
+        let r = PickleScanner.scan(bytes: Self.pickle(body), name: "t", limits: limits)
+        #expect(r.globals.map(\.risk) == [.unresolved])
+        #expect(r.verdict == .dangerous)
+    }
+
+    @Test("STACK_GLOBAL on values that are not strings is unresolved, hence dangerous")
+    func nonStringStackGlobal() {
+        let r = PickleScanner.scan(bytes: Self.pickle([0x4B, 1, 0x4B, 2, 0x93]), name: "t")
+        #expect(r.globals.first?.risk == .unresolved)
+        #expect(r.verdict == .dangerous)
+    }
+
+    @Test("Dotted names, Python 2 builtins and allowlisted look-alikes are classified by the allowlist")
+    func classification() {
+        #expect(PickleScanner.classify(module: "builtins", name: "eval.__call__") == (.refused, .executesCode))
+        #expect(PickleScanner.classify(module: "__builtin__", name: "eval") == (.refused, .executesCode))
+        #expect(PickleScanner.classify(module: "bdb", name: "Bdb.run") == (.refused, .executesCode))
+        #expect(PickleScanner.classify(module: "torch", name: "load") == (.refused, .executesCode))
+        #expect(PickleScanner.classify(module: "os.path", name: "join") == (.refused, .executesCode))
+        #expect(PickleScanner.classify(module: "mymodel", name: "Net") == (.refused, .unknownImport))
+        #expect(PickleScanner.classify(module: "torch._utils", name: "_rebuild_tensor_v2") == (.interpreted, .none))
+        #expect(PickleScanner.classify(module: "argparse", name: "Namespace") == (.inert, .none))
+        #expect(PickleScanner.classify(module: "__torch__.models", name: "Net") == (.inert, .none))
+        #expect(PickleScanner.classify(module: "__torch__.models", name: "Net;x") == (.refused, .unknownImport))
+        #expect(PickleScanner.classify(module: "collections", name: "OrderedDict\n") == (.refused, .unknownImport))
+    }
+
+    @Test("TorchScript archives: code/ entries are listed, the pickles scanned, nothing refused")
+    func torchScript() {
+        let r = PickleScanner.scan(path: FixturePaths.checkpoint("torchscript-tiny.pt"))
+        #expect(r.format == "torchscript")
+        #expect(r.verdict == .safe)
+        #expect(!r.torchScriptCode.isEmpty && r.torchScriptCode.allSatisfy { $0.contains("/code/") })
+        #expect(r.pickles.contains { $0.entry.hasSuffix("/data.pkl") } && r.pickles.contains { $0.entry.hasSuffix("/constants.pkl") })
+        #expect(r.globals.contains { $0.module.hasPrefix("__torch__") && $0.classification == .inert })
+    }
+
+    @Test("Legacy streams: every section is scanned, and findings name it")
+    func legacy() {
+        let good = PickleScanner.scan(path: FixturePaths.checkpoint("protocol1-legacy.pth"))
+        #expect(good.format == "legacy" && good.verdict == .safe)
+        #expect(good.pickles.map(\.entry) == ["pickle:0", "pickle:protocol", "pickle:sys_info", "pickle:main", "pickle:keys"])
+        let evil = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/legacy-evil-key-list.pth").path)
+        #expect(evil.verdict == .dangerous)
+        #expect(evil.dangerousGlobals.map(\.entry) == ["pickle:keys"])
+    }
+
+    @Test("A pickle after STOP is scanned and marked; torch.load would not read it")
+    func afterStop() {
+        let r = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/trailing-second-pickle.pth").path)
+        #expect(r.verdict == .dangerous)
+        #expect(r.dangerousGlobals.allSatisfy { $0.afterStop })
+    }
+
+    @Test("A damaged central directory: stored pickles are still found through the local headers")
+    func localHeaderFallback() {
+        let dup = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/zip-duplicate-data-pkl.pth").path)
+        #expect(dup.verdict == .dangerous)
+        #expect(dup.dangerousGlobals.map(\.qualifiedName) == ["os.system"])
+        #expect(dup.error != nil)
+        let cut = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/zip-truncated-half.pth").path)
+        #expect(cut.verdict == .unreadable)
+    }
+
+    @Test("Files that are not pickles: unreadable, or safe for safetensors")
+    func notPickles() {
+        for name in ["unrecognized-random.pth", "unrecognized-empty.pth", "unrecognized-git-lfs-pointer.pth"] {
+            let r = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/\(name)").path)
+            #expect(r.verdict == .unreadable, "\(name): \(r.verdict)")
+        }
+        let st = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/unrecognized-safetensors.pth").path)
+        #expect(st.format == "safetensors" && st.verdict == .safe)
+        let missing = PickleScanner.scan(path: "/nonexistent/file.pth")
+        #expect(missing.verdict == .unreadable)
+    }
+
+    @Test("The scanner is bounded: a huge stack or op count ends with a typed note, not a crash")
+    func bounded() {
+        var limits = ReaderLimits()
+        limits.maxStackSize = 100
+        limits.maxOps = 1000
+        let deep = PickleScanner.scan(bytes: Self.pickle([UInt8](repeating: 0x4E, count: 500)), name: "t", limits: limits)
+        #expect(deep.verdict == .unreadable && deep.error?.contains("stack limit") == true)
+        let long = PickleScanner.scan(bytes: Self.pickle([UInt8](repeating: 0x28, count: 5000)), name: "t",
+                                      limits: { var l = ReaderLimits(); l.maxOps = 1000; return l }())
+        #expect(long.verdict == .unreadable && long.error?.contains("ops limit") == true)
+    }
+}
