@@ -279,25 +279,34 @@ public struct Linear: Sendable {
     }
 }
 
-/// MaxPool2d(kernel 3, stride 2, padding 1), padding never selected (−∞), as torch.
+/// MaxPool2d(kernel 3, stride 2, padding 1), padding never selected (−∞), as torch; planes are
+/// split across the inference threads. NaN propagates, as in torch.
 func maxPool3x3s2(_ x: FeatureMap) -> FeatureMap {
     let oh = (x.h + 2 - 3) / 2 + 1, ow = (x.w + 2 - 3) / 2 + 1
     var out = FeatureMap(n: x.n, c: x.c, h: oh, w: ow)
+    let planes = x.n * x.c, h = x.h, w = x.w, inPlane = x.plane
+    let threads = min(Parallel.threads, planes)
     x.data.withUnsafeBufferPointer { src in
         out.data.withUnsafeMutableBufferPointer { dst in
-            for p in 0..<(x.n * x.c) {
-                let s = src.baseAddress! + p * x.plane
-                let d = dst.baseAddress! + p * oh * ow
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var m = -Float.infinity
-                        for ky in max(0, 2 * oy - 1)..<min(x.h, 2 * oy + 2) {
-                            for kx in max(0, 2 * ox - 1)..<min(x.w, 2 * ox + 2) {
-                                let v = s[ky * x.w + kx]
-                                if v > m || v.isNaN { m = v }
+            let srcBase = src.baseAddress!, dstBase = dst.baseAddress!
+            Parallel.forEach(threads) { t in
+                for p in (planes * t / threads)..<(planes * (t + 1) / threads) {
+                    let s = srcBase + p * inPlane
+                    let d = dstBase + p * oh * ow
+                    for oy in 0..<oh {
+                        let y0 = max(0, 2 * oy - 1), y1 = min(h, 2 * oy + 2)
+                        for ox in 0..<ow {
+                            let x0 = max(0, 2 * ox - 1), x1 = min(w, 2 * ox + 2)
+                            var m = -Float.infinity
+                            for ky in y0..<y1 {
+                                let row = s + ky * w
+                                for kx in x0..<x1 {
+                                    let v = row[kx]
+                                    if !(v <= m) { m = v }  // v > m, or v is NaN
+                                }
                             }
+                            d[oy * ow + ox] = m
                         }
-                        d[oy * ow + ox] = m
                     }
                 }
             }
