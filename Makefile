@@ -19,10 +19,13 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# The bundled default checkpoint: inspect it, then verify it against the golden real PyTorch wrote.
+# The bundled default checkpoint: inspect it, convert it to .safetensors, verify the converted file
+# against the golden real PyTorch wrote.
+DEFAULT_CONVERTED := .build/tiny-basic-r18ish.safetensors
 run: build
 	.build/release/torchport inspect $(DEFAULT_CHECKPOINT) | tail -8
-	.build/release/torchport verify $(DEFAULT_CHECKPOINT) --golden $(DEFAULT_GOLDEN)
+	.build/release/torchport convert $(DEFAULT_CHECKPOINT) -o $(DEFAULT_CONVERTED) --force
+	.build/release/torchport verify $(DEFAULT_CONVERTED) --golden $(DEFAULT_GOLDEN)
 
 test: deps
 	$(SWIFT) build --build-tests

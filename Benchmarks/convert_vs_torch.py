@@ -70,6 +70,9 @@ try:
 except OSError:
     reset = False
 sd = torch.load(sys.argv[1], weights_only=True, map_location="cpu")
+cast = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}.get(sys.argv[3])
+if cast is not None:
+    sd = {k: v.to(cast) if v.is_floating_point() else v for k, v in sd.items()}
 save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])
 peak = status("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"import_rss_bytes": baseline, "peak_rss_bytes": peak, "peak_reset_after_import": reset,
@@ -180,8 +183,9 @@ def convert_side_by_side(binary: Path, file: Path, ours: Path, theirs: Path, rep
     return swift, py
 
 
-def torch_convert_rss(file: Path, out: Path) -> dict:
-    p = subprocess.run([sys.executable, "-c", RSS_PROBE, str(file), str(out)], capture_output=True, text=True)
+def torch_convert_rss(file: Path, out: Path, dtype: str | None) -> dict:
+    p = subprocess.run([sys.executable, "-c", RSS_PROBE, str(file), str(out), dtype or "keep"],
+                       capture_output=True, text=True)
     if p.returncode != 0:
         return {"error": p.stderr.strip()[-500:]}
     r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -305,7 +309,7 @@ def main() -> int:
             "repeat": args.repeat, "cpu_count": os.cpu_count(), "dtype": args.dtype,
         }
         swift, torch_times = convert_side_by_side(args.torchport, args.file, ours, theirs, args.repeat, args.dtype)
-        summary["convert"] = {"torchport": swift, "torch": torch_times, "torch_rss": torch_convert_rss(args.file, theirs)}
+        summary["convert"] = {"torchport": swift, "torch": torch_times, "torch_rss": torch_convert_rss(args.file, theirs, args.dtype)}
         # Both loaders read the same file: the one torchport wrote (Python's own when it failed).
         loaded = ours if ours.exists() else theirs
         summary["load"] = {

@@ -80,7 +80,9 @@ TORCHPORT_FUZZ_TARGET=$target ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
     "$bin" "${flags[@]}" "$corpus" >"$work/logs/$target.log" 2>&1
 status=$?
 set -e
-grep -E "^#[0-9]+.*(DONE|cov:)|^stat::|==ERROR|^SUMMARY|Test unit written|INFO: fuzzed for" "$work/logs/$target.log" | tail -n 12 || true
+# The final numbers: DONE and stat:: lines (plain mode), or the last "#N: cov:" line (fork mode).
+grep -E "^#[0-9]+[[:space:]]+DONE|^stat::|==ERROR|^SUMMARY|Test unit written|INFO: fuzzed for" "$work/logs/$target.log" | tail -n 12 || true
+grep -E "^#[0-9]+: cov:" "$work/logs/$target.log" | tail -n 1 || true
 found=$(find "$artifacts" -type f | wc -l)
 echo "$target: exit $status, $found artifact(s) in $artifacts, log $work/logs/$target.log"
 exit "$status"

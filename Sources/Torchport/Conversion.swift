@@ -50,7 +50,7 @@ public struct ConversionProgress: Sendable {
     public enum Stage: String, Sendable {
         /// Tensors cast to the target dtype (only with a dtype change).
         case casting
-        /// The file being written (reported once before and once after).
+        /// The tensors being written.
         case writing
         /// Tensors of the written file read back and compared with the source.
         case checking
@@ -221,7 +221,7 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
 }
 
 /// What was written, for the check after reading it back.
-private struct Written {
+struct Written {
     struct Expected {
         let name: String
         let dtype: DType
@@ -244,9 +244,13 @@ private struct Written {
 /// format's rules and checks live there); this only puts the bytes at their offsets.
 private func writeStaging(input: String, staging: String, options: ConversionOptions,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
-    // One read-only map serves the file hash and the tensors (their pages are read once).
     let bytes = try FileBytes.map(path: input)
+    // Without a cast, one read-only map serves the file hash and the tensors (their pages are read
+    // once, and stay for the check). With one, each source tensor's pages are released once it is
+    // cast, so the hash reads the file on its own instead of bringing them back.
+    let casting = options.dtype != nil
     let sourceHash = Background { () -> String in
+        if casting { return try sha256(ofFileAt: input) }
         var h = SHA256()
         var offset = 0
         while offset < bytes.count {  // in 4 MiB steps, so pages are faulted in as they are hashed
@@ -286,6 +290,7 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
         if let target, t.dtype != target, let cast = FloatCast.cast(t, to: target) {
             entries.append(.init(name: name, dtype: target, shape: t.shape, bytes: cast))
             payloads.append(.bytes(cast))
+            releasePages(of: t, in: bytes)
             castTensors += 1
             doneBytes += cast.count
             progress?(.init(stage: .casting, tensors: i + 1, totalTensors: mapping.stateDict.count,
@@ -316,9 +321,9 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     var offset = draft.prefix.count
     let payloadByName = Dictionary(zip(entries.map(\.name), payloads), uniquingKeysWith: { a, _ in a })
     for (i, e) in draft.entries.enumerated() {
-        guard let bytes = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
-        try bytes.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
-        offset += bytes.count
+        guard let payload = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
+        try payload.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
+        offset += payload.count
         progress?(.init(stage: .writing, tensors: i + 1, totalTensors: entries.count,
                         bytes: offset - draft.prefix.count, totalBytes: totalBytes))
     }
@@ -338,7 +343,7 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
 /// every tensor's bytes, byte for byte, with the bytes it was written from (the source's, or the
 /// cast ones). The data is read with `pread` in 4 MiB pieces on two threads, so the written file
 /// adds no more than the buffers to the process's memory.
-private func checkWritten(_ path: String, against written: Written,
+func checkWritten(_ path: String, against written: Written,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws {
     let file = try SafeTensorsFile(contentsOf: path)
     @Sendable func fail(_ tensor: String?, _ reason: String) -> ConversionError {
@@ -462,6 +467,38 @@ private func createStaging(for output: String) throws -> String {
         guard errno == EEXIST else { break }
     }
     throw ConversionError(.io("cannot create a file next to it: \(String(cString: strerror(errno)))"), file: output)
+}
+
+/// SHA-256 of a file, read in 4 MiB pieces (not mapped: its pages do not count against the process).
+private func sha256(ofFileAt path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
+    defer { close(fd) }
+    let chunk = 1 << 22
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+    defer { buffer.deallocate() }
+    var hash = SHA256()
+    while true {
+        let n = read(fd, buffer.baseAddress, chunk)
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw ConversionError(.io("cannot read: \(String(cString: strerror(errno)))"), file: path) }
+        if n == 0 { break }
+        hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+    }
+    return hexString(hash.finalize())
+}
+
+/// Drops the pages holding `tensor`'s bytes from the process when they are part of `map`, a
+/// read-only map of a file that is never written: touched again, they are read again from the
+/// file, so only the resident memory changes. Other memory (inflated or byte-swapped storages) is
+/// left alone.
+private func releasePages(of tensor: TensorRecord, in map: FileBytes) {
+    guard tensor.storage.owner === map, let view = tensor.contiguousView, let base = view.buffer.baseAddress else { return }
+    let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+    let start = UInt(bitPattern: base), end = start + UInt(view.count)
+    let first = (start + page - 1) / page * page, last = end / page * page
+    guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+    _ = madvise(p, Int(last - first), MADV_DONTNEED)
 }
 
 /// Writes all of `buffer` at `offset` of `fd`.
@@ -607,7 +644,7 @@ private final class ProgressCounter: @unchecked Sendable {
 }
 
 /// A tensor's bytes as written: cast bytes, or the source record itself.
-private enum Payload: Sendable {
+enum Payload: Sendable {
     case bytes([UInt8])
     case record(TensorRecord)
 

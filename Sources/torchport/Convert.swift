@@ -15,7 +15,7 @@ struct Convert: ParsableCommand {
             .bfloat16() round: to nearest, ties to even).
 
             The file is written under a temporary name next to OUT, read back and compared with the \
-            source (name, dtype, shape and SHA-256 of every tensor), verified against --golden if \
+            source (name, dtype, shape and every byte of every tensor), verified against --golden if \
             given, and only then renamed to OUT. On any failure, or Ctrl-C, nothing is left behind \
             and an existing OUT is untouched. The input is only ever read.
 
@@ -122,7 +122,7 @@ struct Convert: ParsableCommand {
             "mapping:",
         ]
         lines += s.decisions.map { "  - \($0)" }
-        lines.append("checked:   read back; name, dtype, shape and SHA-256 of every tensor match the source"
+        lines.append("checked:   read back; name, dtype, shape and every byte of every tensor match the source"
                      + (s.castTensors > 0 ? " (after the cast)" : ""))
         if let verification {
             lines.append("golden:    \(golden ?? "")")

@@ -19,12 +19,16 @@ struct TorchportCommand: ParsableCommand {
     /// `OPENBLAS_CORETYPE` naming the kernels the CPU supports (OpenBLAS reads it only at load).
     /// An `OPENBLAS_CORETYPE` already set by the user is always respected.
     static func selectBLASKernels() {
-        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+        // Only commands that run the model need the kernels; the others skip the restart.
+        let args = CommandLine.arguments.dropFirst()
+        let runsModel = ["verify", "bench", "classify"].contains(args.first ?? "")
+            || (args.first == "convert" && args.contains("--golden"))
+        guard runsModel, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
               let core = BLASKernels.betterCoreType() else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
-        var args = CommandLine.arguments.map { strdup($0) }
-        args.append(nil)
-        execv("/proc/self/exe", &args)
+        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
+        argv.append(nil)
+        execv("/proc/self/exe", &argv)
         // exec failed: carry on with the generic kernels.
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Torchport
+@testable import Torchport
 
 /// `convertCheckpoint` on the tiny model fixtures: what it writes, and what it refuses.
 @Suite("Conversion to safetensors")
@@ -238,5 +238,48 @@ struct ConversionTests {
         #expect(stages == ["casting", "writing", "checking"])
         let last = try #require(log.stages.last)
         #expect(last.stage == .checking && last.tensors == last.totalTensors && last.bytes == last.totalBytes)
+    }
+}
+
+/// The check after writing, fed a file that differs from what it expects.
+@Suite("The read-back check catches a file that differs from its source")
+struct WrittenCheckTests {
+    static func expected(_ bytes: [UInt8], name: String = "w") -> Written.Expected {
+        Written.Expected(name: name, dtype: .float32, shape: [bytes.count / 4], bytes: .bytes(bytes))
+    }
+
+    @Test("A changed byte, a changed shape, a missing tensor and changed metadata are each a checkFailed error")
+    func catchesDifferences() throws {
+        try ConversionTests.withFolder { folder in
+            let path = folder + "/f.safetensors"
+            let good = (0..<64).map { UInt8($0) }
+            try SafeTensorsWriter.write([("w", .float32, [16], good), ("b", .float32, [1], [0, 0, 128, 63])],
+                                        metadata: ["format": "torchport"], to: path)
+            func written(_ expected: [Written.Expected], metadata: [String: String] = ["format": "torchport"]) -> Written {
+                Written(expected: expected, metadata: metadata, decisions: [], numClasses: nil, castTensors: 0,
+                        dataBytes: expected.reduce(0) { $0 + $1.bytes.count })
+            }
+            let b = Self.expected([0, 0, 128, 63], name: "b")
+            try checkWritten(path, against: written([Self.expected(good), b]), progress: nil)
+
+            var bad = good
+            bad[37] ^= 1
+            func reason(_ w: Written) -> ConversionError.Kind? {
+                do {
+                    try checkWritten(path, against: w, progress: nil)
+                    return nil
+                } catch {
+                    return (error as? ConversionError)?.kind
+                }
+            }
+            #expect(reason(written([Self.expected(bad), b])) == .checkFailed(tensor: "w", reason: "byte 37 of 64 differs from the source"))
+            let reshaped = Written.Expected(name: "w", dtype: .float32, shape: [4, 4], bytes: .bytes(good))
+            if case .checkFailed(let tensor, _) = reason(written([reshaped, b])) { #expect(tensor == "w") } else { Issue.record("shape") }
+            if case .checkFailed(let tensor, _) = reason(written([Self.expected(good), Self.expected([0, 0, 128, 63], name: "c")])) {
+                #expect(tensor == "c")
+            } else { Issue.record("missing") }
+            #expect(reason(written([Self.expected(good)])) == .checkFailed(tensor: nil, reason: "2 tensors, expected 1"))
+            #expect(reason(written([Self.expected(good), b], metadata: ["format": "pt"])) == .checkFailed(tensor: nil, reason: "metadata differs"))
+        }
     }
 }

@@ -132,7 +132,7 @@ struct ScannerTests {
     func legacy() {
         let good = PickleScanner.scan(path: FixturePaths.checkpoint("protocol1-legacy.pth"))
         #expect(good.format == "legacy" && good.verdict == .safe)
-        #expect(good.pickles.map(\.entry) == ["pickle:0", "pickle:protocol", "pickle:sys_info", "pickle:main", "pickle:keys"])
+        #expect(good.pickles.map(\.entry) == ["pickle:magic", "pickle:protocol", "pickle:sys_info", "pickle:main", "pickle:keys"])
         let evil = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/legacy-evil-key-list.pth").path)
         #expect(evil.verdict == .dangerous)
         #expect(evil.dangerousGlobals.map(\.entry) == ["pickle:keys"])

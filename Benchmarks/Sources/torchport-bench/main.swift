@@ -53,10 +53,15 @@ guard ["floats", "sum", "none"].contains(touch) else { fail(usage) }
             kept.append(values)
         }
     } else if touch == "sum" {
-        for t in st.tensors where t.tensor.dtype == .float32 {
+        for t in st.tensors {
             t.tensor.withContiguousBytes { b in
                 var sum: Float = 0
-                for v in b.bindMemory(to: Float.self) { sum += v }
+                switch t.tensor.dtype {
+                case .float32: for v in b.bindMemory(to: Float.self) { sum += v }
+                case .float16: for v in b.bindMemory(to: UInt16.self) { sum += FloatCast.float(halfBits: v) }
+                case .bfloat16: for v in b.bindMemory(to: UInt16.self) { sum += FloatCast.float(bfloat16Bits: v) }
+                default: for v in b { sum += Float(v) }  // other dtypes: every byte, so nothing is skipped
+                }
                 checksum += Double(sum)
             }
         }

@@ -25,7 +25,7 @@ extension Unpickler {
         case .orderedDict:
             var d = PickleDict(ordered: true)
             if let first = args.first, let pairs = graph.sequence(first) {
-                try charge(pairs.count)
+                try charge(4 * pairs.count)  // a hashed insertion costs about four opcodes' work
                 for p in pairs {
                     guard let kv = graph.sequence(p), kv.count == 2 else {
                         throw error(.badArguments(function: g.qualifiedName, reason: "items must be pairs"))

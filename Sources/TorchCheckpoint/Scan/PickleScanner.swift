@@ -292,6 +292,9 @@ private struct FileScan {
             return
         }
         format = "legacy"
+        if let m = pickles.first {  // named as the reader names it (it holds no global: it is the magic)
+            pickles[0] = ScannedPickle(entry: "pickle:magic", protocolVersion: m.protocolVersion, opcodes: m.opcodes, error: m.error)
+        }
         for section in ["protocol", "sys_info", "main", "keys"] {
             guard pos < buf.count else {
                 fatal = fatal ?? "legacy stream ends before its \(section) pickle"

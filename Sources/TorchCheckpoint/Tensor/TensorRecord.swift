@@ -133,30 +133,26 @@ public struct TensorRecord: Sendable {
 
     /// Values widened to `Float` in logical order (float, integer and bool dtypes).
     public func floats() -> [Float] {
-        if dtype == .float32 {
-            // The common case, as one copy (little-endian host, like every read here).
-            return withContiguousBytes { b in
-                [Float](unsafeUninitializedCapacity: numel) { out, initialized in
-                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<(numel * 4)]))
-                    initialized = numel
+        withContiguousBytes { b in
+            [Float](unsafeUninitializedCapacity: numel) { out, initialized in
+                // One loop per dtype: the switch stays outside (little-endian host, like every read here).
+                func fill(_ value: (Int) -> Float) {
+                    for i in 0..<numel { out[i] = value(i) }
                 }
-            }
-        }
-        return withContiguousBytes { b in
-            (0..<numel).map { i -> Float in
                 switch dtype {
-                case .float32: b.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
-                case .float64: Float(b.loadUnaligned(fromByteOffset: i * 8, as: Double.self))
-                case .float16: Float(Float16(bitPattern: b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
-                case .bfloat16: Float(bitPattern: UInt32(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) << 16)
-                case .int64: Float(b.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
-                case .int32: Float(b.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))
-                case .int16: Float(b.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))
-                case .int8: Float(Int8(bitPattern: b[i]))
-                case .uint8, .bool: Float(b[i])
-                case .complex64: b.loadUnaligned(fromByteOffset: i * 8, as: Float.self)
-                case .complex128: Float(b.loadUnaligned(fromByteOffset: i * 16, as: Double.self))
+                case .float32: UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<(numel * 4)]))
+                case .float64: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
+                case .float16: fill { FloatCast.float(halfBits: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+                case .bfloat16: fill { FloatCast.float(bfloat16Bits: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+                case .int64: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+                case .int32: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+                case .int16: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 2, as: Int16.self)) }
+                case .int8: fill { Float(Int8(bitPattern: b[$0])) }
+                case .uint8, .bool: fill { Float(b[$0]) }
+                case .complex64: fill { b.loadUnaligned(fromByteOffset: $0 * 8, as: Float.self) }
+                case .complex128: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 16, as: Double.self)) }
                 }
+                initialized = numel
             }
         }
     }

@@ -1,5 +1,3 @@
-import TorchCheckpoint
-
 // MARK: - Float casts, as torch's CPU kernels do them
 //
 // `convert --dtype float16|bfloat16` must produce the bits `tensor.half()` / `tensor.bfloat16()`
