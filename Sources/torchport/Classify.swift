@@ -93,11 +93,15 @@ struct Classify: ParsableCommand {
         }
         let classes = loaded.model.outputWidth
 
-        var failures: [Failure] = []
-        let inputs = expandInputs(images, failures: &failures)
+        // Directories are searched recursively for .jpg/.jpeg/.png files; a path that is not there
+        // is a failure, listed with the others at the end.
+        let expanded = expandInputs(images, extensions: ["jpg", "jpeg", "png"], recursive: true)
+        let inputs = expanded.files
+        var failures = expanded.failures.map { Failure(image: $0.name, error: $0.error) }
         let total = inputs.count + failures.count   // failures so far: paths that are not there
-        let showProgress = progress ?? (isatty(STDERR_FILENO) == 1)
-        let meter = ProgressMeter(total: inputs.count, enabled: showProgress)
+        let meter = ProgressMeter(total: inputs.count, enabled: progressEnabled(progress)) { done, total, _ in
+            "classified \(done)/\(total) images"
+        }
 
         var results: [Result] = []
         var logitRows: [Float] = []
@@ -166,43 +170,10 @@ struct Classify: ParsableCommand {
             }
         }
         if !failures.isEmpty {
-            var text = "\(failures.count) of \(total) image\(total == 1 ? "" : "s") could not be classified:\n"
-            for f in failures { text += "  \(f.error.hasPrefix(f.image) ? f.error : "\(f.image): \(f.error)")\n" }
-            FileHandle.standardError.write(Data(text.utf8))
+            writeFailureSummary("\(failures.count) of \(total) image\(total == 1 ? "" : "s") could not be classified:",
+                                failures.map { BatchFailure(name: $0.image, error: $0.error) })
             throw ExitCode(2)
         }
-    }
-
-    /// Files as given; directories expanded recursively to their .jpg/.jpeg/.png files, sorted.
-    /// A path that does not exist is a failure, listed with the others at the end.
-    func expandInputs(_ paths: [String], failures: inout [Failure]) -> [String] {
-        var out: [String] = []
-        let fm = FileManager.default
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                failures.append(Failure(image: path, error: "\(path): no such file or directory"))
-                continue
-            }
-            guard isDirectory.boolValue else {
-                out.append(path)
-                continue
-            }
-            var found: [String] = []
-            if let walker = fm.enumerator(atPath: path) {
-                for case let relative as String in walker
-                where ["jpg", "jpeg", "png"].contains((relative as NSString).pathExtension.lowercased()) {
-                    let full = (path as NSString).appendingPathComponent(relative)
-                    var dir: ObjCBool = false
-                    if fm.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue { found.append(full) }
-                }
-            }
-            if found.isEmpty {
-                failures.append(Failure(image: path, error: "\(path): no .jpg, .jpeg or .png files in this directory"))
-            }
-            out += found.sorted()
-        }
-        return out
     }
 
     enum Prepared: Sendable {
@@ -264,46 +235,4 @@ enum InterpolationChoice: String, ExpressibleByArgument, CaseIterable {
     case nearest, box, bilinear, hamming, bicubic, lanczos
 
     var interpolation: Interpolation { Interpolation(rawValue: rawValue)! }
-}
-
-/// Results written by worker threads, each to its own index.
-final class Slots<T: Sendable>: @unchecked Sendable {
-    private var items: [T?]
-    private let lock = NSLock()
-
-    init(count: Int) { items = Array(repeating: nil, count: count) }
-
-    subscript(i: Int) -> T? {
-        get { lock.lock(); defer { lock.unlock() }; return items[i] }
-        set { lock.lock(); items[i] = newValue; lock.unlock() }
-    }
-}
-
-/// `classified 12/40 images` on stderr, rewritten in place; silent unless enabled.
-final class ProgressMeter {
-    let total: Int
-    let enabled: Bool
-    private var done = 0
-    private var shown = false
-
-    init(total: Int, enabled: Bool) {
-        self.total = total
-        self.enabled = enabled && total > 1
-    }
-
-    func advance(by n: Int) {
-        done += n
-        guard enabled else { return }
-        FileHandle.standardError.write(Data("\rclassified \(done)/\(total) images".utf8))
-        shown = true
-    }
-
-    /// Erases the progress line so ordinary output starts at column 0.
-    func clear() {
-        guard shown else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-        shown = false
-    }
-
-    func finish() { clear() }
 }

@@ -22,16 +22,30 @@ struct Convert: ParsableCommand {
             Exit status: 0 written, 1 the written file failed its check or the golden verification, \
             2 unusable input or refused output (OUT exists without --force, or OUT is the input).
 
+            Many inputs: give several, or a directory (its .pth and .pt files, not recursive, \
+            sorted; *.golden.* files left out). OUT is then a directory (created if absent) and \
+            each input <stem>.<ext> is written to OUT/<stem>.safetensors; --golden, if given, is \
+            a directory holding <stem>.golden.pth (or .golden.pt, .golden.safetensors) for every \
+            input, and an input without one fails ("no golden"). Up to --jobs conversions run at \
+            once, each as safe as a single one. Every input is tried; one line is printed per file \
+            written, the inputs that failed are listed at the end on stderr, and the exit status is \
+            the worst of them (2 if any input was unusable or refused, else 1 if any failed its \
+            check). On a terminal, progress is shown on stderr. --json prints one object with a \
+            `results` array and the counts.
+
             Examples:
               torchport convert resnet50.pth -o resnet50.safetensors
               torchport convert ckpt.pth -o r50-fp16.safetensors --dtype float16 --golden g.pth --rtol 1e-2
               torchport convert model.pth -o model.safetensors --force --json
+              torchport convert checkpoints/ -o converted/ --golden goldens/ --jobs 2
             """)
 
-    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file.", completion: .file())
-    var input: String
+    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file; or several, or directories of them.",
+              completion: .file())
+    var inputs: [String]
 
-    @Option(name: .shortAndLong, help: "The .safetensors file to write.", completion: .file())
+    @Option(name: .shortAndLong, help: "The .safetensors file to write; with many inputs, the directory to write them to.",
+            completion: .file())
     var output: String
 
     @Option(help: "Write floating-point weights as float32, float16 or bfloat16 (default: keep each tensor's dtype).")
@@ -55,15 +69,34 @@ struct Convert: ParsableCommand {
     @Flag(help: "Print a JSON summary instead of text.")
     var json = false
 
+    @Option(help: "With many inputs: how many conversions to run at once.") var jobs = 2
+    @Flag(inversion: .prefixedNo, help: "With many inputs: show progress on stderr (default: only when stderr is a terminal).")
+    var progress: Bool?
+
     @OptionGroup var reader: ReaderFlags
+
+    /// Several inputs, or a directory of them.
+    var many: Bool { inputs.count > 1 || anyDirectory(inputs) }
+    var input: String { inputs[0] }
 
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
+        guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
+        guard jobs >= 1, threads >= 1 else { throw ValidationError("--jobs and --threads must be positive") }
+        if many {
+            if FileManager.default.fileExists(atPath: output), !isDirectory(output) {
+                throw ValidationError("with several inputs (or a directory), -o must be a directory; '\(output)' is a file")
+            }
+            if let golden, !isDirectory(golden) {
+                throw ValidationError("with several inputs (or a directory), --golden must be a directory holding <stem>.golden.pth for each input; '\(golden)' is not one")
+            }
+        }
     }
 
     func run() throws {
         setInferenceThreads(threads)
         removeFilesOnSignals()
+        if many { return try runMany() }
 
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
                                         reader: reader.options)
@@ -111,13 +144,18 @@ struct Convert: ParsableCommand {
         (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
     }
 
+    /// `wrote OUT: resnet50, 1000 classes, 320 tensors, ... in 0.52 s`
+    func headline(_ s: ConversionSummary) -> String {
+        "wrote \(s.output): \(s.architecture), "
+            + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
+            + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype)"
+            + (s.castTensors > 0 ? " (\(s.castTensors) cast)" : "")
+            + String(format: " in %.2f s", s.seconds)
+    }
+
     private func text(_ s: ConversionSummary, verification: VerificationReport?) -> String {
         var lines = [
-            "wrote \(s.output): \(s.architecture), "
-                + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
-                + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype)"
-                + (s.castTensors > 0 ? " (\(s.castTensors) cast)" : "")
-                + String(format: " in %.2f s", s.seconds),
+            headline(s),
             "source:    \(s.input) (\(s.sourceFormat)), sha256 \(s.sourceSHA256)",
             "mapping:",
         ]
@@ -129,6 +167,141 @@ struct Convert: ParsableCommand {
             lines.append(verification.text)
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Convert {
+    /// The outcome for one of many inputs.
+    enum Outcome: Sendable {
+        case converted(ConversionSummary, VerificationReport?)
+        /// The written file failed its check or the golden verification: exit 1.
+        case failedCheck(String, VerificationReport?)
+        /// Unusable input or refused output: exit 2.
+        case unusable(String)
+
+        var error: String? {
+            switch self {
+            case .converted: nil
+            case .failedCheck(let message, _), .unusable(let message): message
+            }
+        }
+    }
+
+    struct ManyJSON: Encodable {
+        let results: [ConvertJSON]
+        let total: Int
+        let converted: Int
+        let failedCheck: Int
+        let unusable: Int
+    }
+
+    func runMany() throws {
+        let expanded = expandInputs(inputs, extensions: ["pth", "pt"], recursive: false, skip: isGoldenName)
+        let files = expanded.files
+        let total = files.count + expanded.failures.count
+        do {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(output): cannot create the directory: \(error.localizedDescription)\n".utf8))
+            throw ExitCode(ExitStatus.unusableFile)
+        }
+        let outputs = files.map { (output as NSString).appendingPathComponent(fileStem($0) + ".safetensors") }
+        // Two inputs with the same stem would write the same file: the later ones fail.
+        var firstWith: [String: String] = [:]
+        var clashes: [String?] = []
+        for (file, out) in zip(files, outputs) {
+            if let first = firstWith[out] {
+                clashes.append("\(out) is also the output of \(first); rename one of them")
+            } else {
+                firstWith[out] = file
+                clashes.append(nil)
+            }
+        }
+        let clash = clashes
+        let goldens: [String?] = files.map { file in self.golden.flatMap { goldenFile(for: file, in: $0) } }
+
+        let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
+                                        reader: reader.options)
+        let criterion = Criterion(atol: atol, rtol: rtol)
+        let (golden, arch, reader) = (self.golden, self.arch, self.reader)
+        let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
+
+        var outcomes: [Outcome] = []
+        runConcurrently(count: files.count, jobs: jobs, work: { i in
+            let outcome = Self.convertOne(files[i], to: outputs[i], clash: clash[i], golden: golden, goldenFile: goldens[i],
+                                          options: options, criterion: criterion, arch: arch, reader: reader)
+            meter.advance(name: files[i])
+            return outcome
+        }, done: { i, outcome in
+            outcomes.append(outcome)
+            guard !json, case .converted(let s, let verification) = outcome else { return }
+            meter.clear()
+            let line = self.headline(s) + (verification.map { "; golden \($0.verdictLine)" } ?? "")
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        })
+        meter.finish()
+
+        var failures = expanded.failures
+        var converted = 0, failedCheck = 0, unusable = expanded.failures.count
+        for (file, outcome) in zip(files, outcomes) {
+            switch outcome {
+            case .converted: converted += 1
+            case .failedCheck(let message, _):
+                failedCheck += 1
+                failures.append(BatchFailure(name: file, error: message))
+            case .unusable(let message):
+                unusable += 1
+                failures.append(BatchFailure(name: file, error: message))
+            }
+        }
+        if json {
+            var items = expanded.failures.map { ConvertJSON(failedInput: $0.name, output: nil, error: $0.error, verification: nil) }
+            for (i, outcome) in outcomes.enumerated() {
+                switch outcome {
+                case .converted(let s, let v): items.append(ConvertJSON(s, verification: v))
+                case .failedCheck(let message, let v):
+                    items.append(ConvertJSON(failedInput: files[i], output: outputs[i], error: message, verification: v))
+                case .unusable(let message):
+                    items.append(ConvertJSON(failedInput: files[i], output: outputs[i], error: message, verification: nil))
+                }
+            }
+            try printBatchJSON(ManyJSON(results: items, total: total, converted: converted, failedCheck: failedCheck,
+                                        unusable: unusable))
+        } else {
+            print("converted \(converted) of \(total) into \(output)")
+        }
+        if !failures.isEmpty {
+            writeFailureSummary("\(failures.count) of \(total) failed:", failures)
+        }
+        if unusable > 0 { throw ExitCode(ExitStatus.unusableFile) }
+        if failedCheck > 0 { throw ExitCode(ExitStatus.mismatch) }
+    }
+
+    /// One conversion of many, as safe as a single one; every error becomes an outcome.
+    static func convertOne(_ input: String, to output: String, clash: String?, golden: String?, goldenFile: String?,
+                           options: ConversionOptions, criterion: Criterion, arch: ArchChoice?,
+                           reader: ReaderFlags) -> Outcome {
+        if let clash { return .unusable(clash) }
+        if let golden, goldenFile == nil {
+            return .unusable("no golden: \((golden as NSString).appendingPathComponent(fileStem(input) + ".golden.pth")) does not exist; nothing written")
+        }
+        var verification: VerificationReport?
+        do {
+            let summary = try convertCheckpoint(from: input, to: output, options: options, progress: nil) { written in
+                guard let goldenFile else { return }
+                let report = try verifyModel(written, golden: goldenFile, criterion: criterion, arch: arch, reader: reader)
+                verification = report
+                if !report.passed { throw GoldenMismatch(report: report) }
+            }
+            return .converted(summary, verification)
+        } catch let mismatch as GoldenMismatch {
+            return .failedCheck("golden verification failed (\(mismatch.report.verdictLine)); nothing written",
+                                mismatch.report)
+        } catch let e as ConversionError where e.kind.isCheckFailure {
+            return .failedCheck("\(e.description); nothing written", nil)
+        } catch {
+            return .unusable(error.localizedDescription)
+        }
     }
 }
 
@@ -146,11 +319,11 @@ enum DTypeChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// The golden verification of the written file failed (thrown from the validation hook).
-private struct GoldenMismatch: Error {
+struct GoldenMismatch: Error {
     let report: VerificationReport
 }
 
-private extension ConversionError.Kind {
+extension ConversionError.Kind {
     var isCheckFailure: Bool {
         if case .checkFailed = self { return true }
         return false
@@ -158,7 +331,7 @@ private extension ConversionError.Kind {
 }
 
 /// `--json`: the summary, or on a golden mismatch the report and the error.
-private struct ConvertJSON: Encodable {
+struct ConvertJSON: Encodable {
     var ok: Bool
     var output: String
     var input: String?
@@ -199,6 +372,15 @@ private struct ConvertJSON: Encodable {
     init(failed output: String, error: String, verification: VerificationReport) {
         ok = false
         self.output = output
+        self.error = error
+        self.verification = verification
+    }
+
+    /// One failed input of many (`output` nil when none was planned: an argument that is not there).
+    init(failedInput input: String, output: String?, error: String, verification: VerificationReport?) {
+        ok = false
+        self.input = input
+        self.output = output ?? ""
         self.error = error
         self.verification = verification
     }

@@ -11,15 +11,28 @@ struct Verify: ParsableCommand {
             holds `features` (N x C) instead. Exit status: 0 pass, 1 numerical mismatch, 2 a file
             cannot be used. Default criterion, per sample:
               max|d| <= atol + rtol * max|ref|   (atol 0, rtol 1e-5), and identical top-1
-            Example:
+
+            Many models: give several, or a directory (its .pth, .pt and .safetensors files, not \
+            recursive, sorted; *.golden.* files left out). --golden is then a directory holding \
+            <stem>.golden.pth (or .golden.pt, .golden.safetensors) for each model <stem>.<ext>. \
+            Up to --jobs models are verified at once (each with --threads threads). One line is \
+            printed per model, then the counts; every model is tried, and the ones that failed are \
+            listed at the end on stderr. On a terminal, progress is shown on stderr. --json prints \
+            one object with a `results` array and the counts. Exit status: 0 all pass, 1 a \
+            numerical mismatch (and no unusable file), 2 a file cannot be used.
+
+            Examples:
               torchport verify resnet50.pth --golden resnet50.golden.pth
               torchport verify model.safetensors --golden g.pth --json --save-logits ours.safetensors
+              torchport verify converted/ --golden goldens/ --jobs 2
             """)
 
-    @Argument(help: "A checkpoint (.pth / .pt) or a converted .safetensors file.", completion: .file())
-    var model: String
+    @Argument(help: "Checkpoints (.pth / .pt) or converted .safetensors files, or directories of them.",
+              completion: .file())
+    var models: [String]
 
-    @Option(help: "The golden file (any file Torchport reads) holding `input` and `logits`.", completion: .file())
+    @Option(help: "The golden file (any file Torchport reads) holding `input` and `logits`; with many models, a directory of <stem>.golden.pth files.",
+            completion: .file())
     var golden: String
 
     @Option(help: "Absolute tolerance added to the criterion.") var atol = Criterion.defaultAbsoluteTolerance
@@ -29,14 +42,30 @@ struct Verify: ParsableCommand {
     @Option(help: "Threads (OpenBLAS).") var threads = 2
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "With many models: how many to verify at once.") var jobs = 1
+    @Flag(inversion: .prefixedNo, help: "Show progress on stderr (default: only when stderr is a terminal).")
+    var progress: Bool?
     @OptionGroup var reader: ReaderFlags
+
+    /// Several models, or a directory of them.
+    var many: Bool { models.count > 1 || anyDirectory(models) }
+    var model: String { models[0] }
 
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
+        guard !models.isEmpty else { throw ValidationError("give at least one model") }
+        guard jobs >= 1, threads >= 1 else { throw ValidationError("--jobs and --threads must be positive") }
+        if many {
+            guard isDirectory(golden) else {
+                throw ValidationError("with several models (or a directory), --golden must be a directory holding <stem>.golden.pth for each model; '\(golden)' is not one")
+            }
+            guard saveLogits == nil else { throw ValidationError("--save-logits takes a single model") }
+        }
     }
 
     func run() throws {
         setInferenceThreads(threads)
+        if many { return try runMany() }
         let report: VerificationReport = try withExitCode2 {
             try verifyModel(model, golden: golden, criterion: Criterion(atol: atol, rtol: rtol), arch: arch,
                             reader: reader, saveLogits: saveLogits)
@@ -47,6 +76,107 @@ struct Verify: ParsableCommand {
             print(report.text)
         }
         if !report.passed { throw ExitCode(report.exitCode) }
+    }
+}
+
+extension Verify {
+    /// The outcome for one of many models.
+    enum Outcome: Sendable {
+        case report(VerificationReport)
+        case unusable(String)
+    }
+
+    struct ManyJSON: Encodable {
+        struct Item: Encodable {
+            let model: String
+            let golden: String?
+            let passed: Bool
+            let error: String?
+            let report: VerificationReport?
+        }
+        let results: [Item]
+        let total: Int
+        let passed: Int
+        let mismatched: Int
+        let unusable: Int
+    }
+
+    func runMany() throws {
+        let expanded = expandInputs(models, extensions: ["pth", "pt", "safetensors"], recursive: false,
+                                    skip: isGoldenName)
+        let files = expanded.files
+        let total = files.count + expanded.failures.count
+        let criterion = Criterion(atol: atol, rtol: rtol)
+        let (golden, arch, reader) = (self.golden, self.arch, self.reader)
+        let goldens = files.map { goldenFile(for: $0, in: golden) }
+        let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
+        let width = files.map(\.count).max() ?? 0
+
+        var outcomes: [Outcome] = []
+        runConcurrently(count: files.count, jobs: jobs, work: { i in
+            let outcome: Outcome
+            if let g = goldens[i] {
+                do {
+                    outcome = .report(try verifyModel(files[i], golden: g, criterion: criterion, arch: arch,
+                                                      reader: reader))
+                } catch {
+                    outcome = .unusable(error.localizedDescription)
+                }
+            } else {
+                outcome = .unusable("no golden: \((golden as NSString).appendingPathComponent(fileStem(files[i]) + ".golden.pth")) does not exist")
+            }
+            meter.advance(name: files[i])
+            return outcome
+        }, done: { i, outcome in
+            outcomes.append(outcome)
+            guard !json else { return }
+            meter.clear()
+            let name = files[i].padding(toLength: width, withPad: " ", startingAt: 0)
+            let line = switch outcome {
+            case .report(let r): "\(r.passed ? "PASS " : "FAIL ") \(name)  \(r.verdictLine.dropFirst(6))"
+            case .unusable(let message): "ERROR \(name)  \(message)"
+            }
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        })
+        meter.finish()
+
+        var failures = expanded.failures
+        var passed = 0, mismatched = 0, unusable = expanded.failures.count
+        for (file, outcome) in zip(files, outcomes) {
+            switch outcome {
+            case .report(let r) where r.passed: passed += 1
+            case .report(let r):
+                mismatched += 1
+                failures.append(BatchFailure(name: file, error: "numerical mismatch: \(r.verdictLine)"))
+            case .unusable(let message):
+                unusable += 1
+                failures.append(BatchFailure(name: file, error: message))
+            }
+        }
+        if json {
+            var items = expanded.failures.map {
+                ManyJSON.Item(model: $0.name, golden: nil, passed: false, error: $0.error, report: nil)
+            }
+            for (i, outcome) in outcomes.enumerated() {
+                switch outcome {
+                case .report(let r):
+                    items.append(.init(model: files[i], golden: goldens[i], passed: r.passed,
+                                       error: r.passed ? nil : "numerical mismatch", report: r))
+                case .unusable(let message):
+                    items.append(.init(model: files[i], golden: goldens[i], passed: false, error: message, report: nil))
+                }
+            }
+            try printBatchJSON(ManyJSON(results: items, total: total, passed: passed, mismatched: mismatched,
+                                        unusable: unusable))
+        } else {
+            print("\(passed) of \(total) passed" + (mismatched > 0 ? ", \(mismatched) numerical mismatch" : "")
+                  + (unusable > 0 ? ", \(unusable) unusable" : ""))
+        }
+        if !failures.isEmpty {
+            writeFailureSummary("\(failures.count) of \(total) failed:", failures)
+        }
+        if unusable > 0 { throw ExitCode(ExitStatus.unusableFile) }
+        if mismatched > 0 { throw ExitCode(ExitStatus.mismatch) }
     }
 }
 
