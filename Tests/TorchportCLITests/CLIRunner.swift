@@ -22,7 +22,9 @@ struct CLIRunner {
         repoRoot.appendingPathComponent("Fixtures").appendingPathComponent(name).path
     }
 
-    static func run(_ arguments: String...) throws -> Result {
+    static func run(_ arguments: String...) throws -> Result { try run(arguments) }
+
+    static func run(_ arguments: [String]) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
