@@ -34,9 +34,14 @@ public struct ConversionOptions: Sendable {
     /// Bind as this architecture instead of recognising it from the shapes.
     public var architecture: ResNetArchitecture?
     public var reader: ReaderOptions
+    /// fsync the file (and its folder) before it takes the output's name, so it also survives a
+    /// power loss. Off by default, as in Python's `save_file`: the rename alone already means an
+    /// interrupted or failed conversion never leaves a partial file under the output's name.
+    public var durable: Bool = false
 
     public init(dtype: TargetDType? = nil, force: Bool = false, architecture: ResNetArchitecture? = nil,
-                reader: ReaderOptions = .init()) {
+                reader: ReaderOptions = .init(), durable: Bool = false) {
+        self.durable = durable
         self.dtype = dtype
         self.force = force
         self.architecture = architecture
@@ -164,7 +169,7 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
 /// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
 ///    header and data order from ``SafeTensorsWriter/layout(_:metadata:order:)``, the data while
 ///    the input is still being hashed, the header (with `source_sha256`) last.
-/// 5. While the file is synced to disk, it is read back: its header validated in full
+/// 5. The file is read back (while it is synced to disk, with `durable`): its header validated in full
 ///    (``SafeTensorsFile``), its metadata and every tensor's name, dtype and shape compared, and
 ///    every tensor's bytes compared byte for byte with the bytes it was written from (the source's,
 ///    or the cast ones). Then `validate` runs on it (e.g. a golden verification).
@@ -196,16 +201,16 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
     defer { ConversionCleanup.unregister(staging) }
     do {
         var written = try writeStaging(input: input, staging: staging, options: options, progress: progress)
-        // The file goes to disk while it is read back and compared with the source.
-        let synced = Background { try syncFile(staging) }
+        // With `durable`, the file goes to disk while it is read back and compared with the source.
+        let synced = options.durable ? Background { try syncFile(staging) } : nil
         let checked = Result { try checkWritten(staging, against: written, progress: progress) }
-        try synced.value()
+        try synced?.value()
         try checked.get()
         let tensorCount = written.expected.count
         written.expected = []  // the source's bytes are no longer needed: unmap before validating
         try validate?(staging)
         guard try FileIdentity(path: input) == before else { throw ConversionError(.inputChanged, file: input) }
-        try place(staging, at: output, force: options.force)
+        try place(staging, at: output, force: options.force, durable: options.durable)
         let fileBytes = (try? FileIdentity(path: output).size) ?? 0
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return ConversionSummary(
@@ -526,7 +531,7 @@ private func syncFile(_ path: String) throws {
 }
 
 /// Gives the checked staging file the output's name.
-private func place(_ staging: String, at output: String, force: Bool) throws {
+private func place(_ staging: String, at output: String, force: Bool, durable: Bool) throws {
     if force {
         guard rename(staging, output) == 0 else {
             throw ConversionError(.io("cannot rename \(staging): \(String(cString: strerror(errno)))"), file: output)
@@ -543,7 +548,7 @@ private func place(_ staging: String, at output: String, force: Bool) throws {
             throw ConversionError(.io("cannot rename \(staging): \(String(cString: strerror(errno)))"), file: output)
         }
     }
-    syncFolder(of: output)
+    if durable { syncFolder(of: output) }
 }
 
 private func syncFolder(of path: String) {

@@ -66,6 +66,9 @@ struct Convert: ParsableCommand {
     var rtol = Criterion.defaultRelativeTolerance
     @Option(help: "With --golden: threads for inference.") var threads = 2
 
+    @Flag(help: "fsync the written file and its folder before it takes the output's name (survives a power loss).")
+    var sync = false
+
     @Flag(help: "Print a JSON summary instead of text.")
     var json = false
 
@@ -99,7 +102,7 @@ struct Convert: ParsableCommand {
         if many { return try runMany() }
 
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
-                                        reader: reader.options)
+                                        reader: reader.options, durable: sync)
         let display = ProgressLine(enabled: isatty(STDERR_FILENO) == 1 && inputSize() >= ProgressLine.minimumBytes)
         var verification: VerificationReport?
         let summary: ConversionSummary
@@ -221,7 +224,7 @@ extension Convert {
         let goldens: [String?] = files.map { file in self.golden.flatMap { goldenFile(for: file, in: $0) } }
 
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
-                                        reader: reader.options)
+                                        reader: reader.options, durable: sync)
         let criterion = Criterion(atol: atol, rtol: rtol)
         let (golden, arch, reader) = (self.golden, self.arch, self.reader)
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
