@@ -592,11 +592,12 @@ public enum ConversionCleanup {
 
     /// Removes the files of conversions in progress (their staging files). For signal handlers
     /// (from a normal thread, e.g. a `DispatchSourceSignal`), just before the process exits.
-    public static func removeFilesInProgress() {
+    /// `folder` limits it to the conversions writing there (tests run several at once).
+    public static func removeFilesInProgress(in folder: String? = nil) {
         lock.lock()
         let paths = inProgress
         lock.unlock()
-        for p in paths { unlink(p) }
+        for p in paths where folder.map({ p.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) ?? true { unlink(p) }
     }
 }
 

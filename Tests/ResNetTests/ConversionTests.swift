@@ -188,7 +188,7 @@ struct ConversionTests {
             #expect(throws: Rejected.self) {
                 try convertCheckpoint(from: input, to: folder + "/new.safetensors", validate: { path in
                     #expect(FileManager.default.fileExists(atPath: path))
-                    ConversionCleanup.removeFilesInProgress()
+                    ConversionCleanup.removeFilesInProgress(in: folder)
                     #expect(!FileManager.default.fileExists(atPath: path))
                     throw Rejected()
                 })
