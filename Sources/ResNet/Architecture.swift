@@ -1,14 +1,21 @@
 /// The structure of a ResNet, recognised from a state dict's shapes alone: block type, blocks per
 /// stage, groups and width per group, stage widths, stem width and head size.
 public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The residual block type: `basic` (two 3x3 convolutions; ResNet-18/34) or `bottleneck`
+    /// (1x1, 3x3, 1x1 with 4x expansion; ResNet-50 and deeper, ResNeXt, Wide ResNet).
     public enum BlockKind: String, Sendable, Codable { case basic, bottleneck }
 
+    /// The residual block type of every stage.
     public var block: BlockKind
+    /// Number of blocks in each of the four stages (`[3, 4, 6, 3]` for ResNet-50).
     public var layers: [Int]
+    /// Groups of each bottleneck's 3x3 convolution (1 for ResNet, 32 or 64 for ResNeXt).
     public var groups: Int
+    /// torchvision's `width_per_group` (64 by default; 4 or 8 for ResNeXt, 128 for Wide ResNet).
     public var widthPerGroup: Int
     /// `planes` of each stage (torchvision: 64, 128, 256, 512).
     public var stageWidths: [Int]
+    /// Output channels of the stem convolution (`conv1`; 64 in torchvision).
     public var stemWidth: Int
     /// Width of each stage's 3x3 convolution when read from a state dict (torchvision computes
     /// `int(planes * width_per_group / 64) * groups`, which `widthPerGroup` alone cannot always undo).
@@ -16,7 +23,9 @@ public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConv
     /// nil for a headless backbone.
     public var numClasses: Int?
 
+    /// Ratio of a block's output channels to its `planes`: 1 for basic blocks, 4 for bottlenecks.
     public var expansion: Int { block == .basic ? 1 : 4 }
+    /// Channels of the pooled features that feed the classifier head (last stage width times `expansion`).
     public var featureWidth: Int { (stageWidths.last ?? 0) * expansion }
 
     /// torchvision's name when the structure is one of its ten ResNets (any head size).
@@ -34,6 +43,7 @@ public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConv
         return s + ")"
     }
 
+    /// torchvision's ten ResNet structures by name (`resnet18` … `wide_resnet101_2`), with a 1000-class head.
     public static let named: [String: ResNetArchitecture] = [
         "resnet18": .init(block: .basic, layers: [2, 2, 2, 2]),
         "resnet34": .init(block: .basic, layers: [3, 4, 6, 3]),
@@ -47,6 +57,8 @@ public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConv
         "wide_resnet101_2": .init(block: .bottleneck, layers: [3, 4, 23, 3], widthPerGroup: 128),
     ]
 
+    /// Creates an architecture; the defaults are torchvision's (64-channel stem, stage widths
+    /// 64/128/256/512, 1000 classes). Pass `numClasses: nil` for a headless backbone.
     public init(block: BlockKind, layers: [Int], groups: Int = 1, widthPerGroup: Int = 64,
                 stageWidths: [Int] = [64, 128, 256, 512], stemWidth: Int = 64, numClasses: Int? = 1000) {
         self.block = block

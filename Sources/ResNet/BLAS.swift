@@ -23,6 +23,7 @@ enum BLAS {
 
 /// Sets the number of threads inference uses (process-wide; default 2).
 public func setInferenceThreads(_ n: Int) { Parallel.setThreads(n) }
+/// The number of threads inference uses, as set by ``setInferenceThreads(_:)``.
 public var inferenceThreads: Int { Parallel.threads }
 
 /// OpenBLAS picks its kernels once, when the library loads, from the CPU model. 0.3.21 (Debian 12)
@@ -31,8 +32,11 @@ public var inferenceThreads: Int { Parallel.threads }
 /// this returns the `OPENBLAS_CORETYPE` that selects the right kernels; the process must then be
 /// restarted with it set (the CLI does this once, see `torchport`'s entry point).
 public enum BLASKernels {
+    /// The name of the kernel set OpenBLAS selected when it loaded (`Prescott`, `Haswell`, `SkylakeX`, …).
     public static var coreName: String { BLAS.coreName }
 
+    /// The `OPENBLAS_CORETYPE` to restart with (`SkylakeX` or `Haswell`), or nil when OpenBLAS did not
+    /// fall back to `Prescott` or the CPU flags in `cpuinfo` (by default `/proc/cpuinfo`) offer nothing better.
     public static func betterCoreType(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String? {
         guard coreName.lowercased() == "prescott", let info = cpuinfo,
               let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }

@@ -1,7 +1,11 @@
 /// torchvision's BasicBlock: conv3x3 → bn → relu → conv3x3 → bn → (+ identity / downsample) → relu.
 public struct BasicBlock: Sendable {
+    /// The first 3x3 convolution (carries the stride), fused with `bn1` and ReLU.
     public let conv1: Conv2d   // with bn1
+    /// The second 3x3 convolution, fused with `bn2`, the residual add and ReLU.
     public let conv2: Conv2d   // with bn2
+    /// The 1x1 projection of the identity (`downsample.0` with `downsample.1`), when the block changes
+    /// stride or width; nil otherwise.
     public let downsample: Conv2d?  // downsample.0 with downsample.1
 
     func callAsFunction(_ x: FeatureMap, scratch: inout [Float]) -> FeatureMap {
@@ -14,9 +18,14 @@ public struct BasicBlock: Sendable {
 /// torchvision's Bottleneck (v1.5: the stride sits on the 3x3 conv): 1x1 → 3x3 (grouped) → 1x1,
 /// each with its BatchNorm, then (+ identity / downsample) → relu.
 public struct Bottleneck: Sendable {
+    /// The 1x1 reduction to the inner width, fused with `bn1` and ReLU.
     public let conv1: Conv2d
+    /// The 3x3 (grouped) convolution, which carries the stride, fused with `bn2` and ReLU.
     public let conv2: Conv2d
+    /// The 1x1 expansion to `planes * 4` channels, fused with `bn3`, the residual add and ReLU.
     public let conv3: Conv2d
+    /// The 1x1 projection of the identity (`downsample.0` with `downsample.1`), when the block changes
+    /// stride or width; nil otherwise.
     public let downsample: Conv2d?
 
     func callAsFunction(_ x: FeatureMap, scratch: inout [Float]) -> FeatureMap {
@@ -27,8 +36,12 @@ public struct Bottleneck: Sendable {
     }
 }
 
+/// One residual block of a stage: ``BasicBlock`` (ResNet-18/34) or ``Bottleneck`` (deeper ResNets,
+/// ResNeXt, Wide ResNet).
 public enum Block: Sendable {
+    /// A torchvision BasicBlock.
     case basic(BasicBlock)
+    /// A torchvision Bottleneck.
     case bottleneck(Bottleneck)
 
     func callAsFunction(_ x: FeatureMap, scratch: inout [Float]) -> FeatureMap {

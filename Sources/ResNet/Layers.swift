@@ -1,8 +1,11 @@
 /// A batch of feature maps, float32, layout NCHW (as torch).
 public struct FeatureMap: Sendable {
+    /// Batch size, channels, height and width.
     public var n: Int, c: Int, h: Int, w: Int
+    /// The elements in NCHW order (`n * c * h * w` floats).
     public var data: [Float]
 
+    /// Creates a feature map from NCHW data; `data.count` must equal `n * c * h * w`.
     public init(n: Int, c: Int, h: Int, w: Int, data: [Float]) {
         precondition(data.count == n * c * h * w, "FeatureMap data does not match its shape")
         self.n = n; self.c = c; self.h = h; self.w = w
@@ -17,6 +20,7 @@ public struct FeatureMap: Sendable {
         })
     }
 
+    /// `[n, c, h, w]`.
     public var shape: [Int] { [n, c, h, w] }
     var plane: Int { h * w }
     var imageSize: Int { c * h * w }
@@ -26,10 +30,14 @@ public struct FeatureMap: Sendable {
 /// applied as a per-channel `scale` and `shift` (computed in Double) in the epilogue of the
 /// convolution before it. FrozenBatchNorm2d (detection backbones) has the same four buffers.
 public struct BatchNorm2d: Sendable {
+    /// Per-channel multiplier, `weight / sqrt(running_var + eps)`.
     public let scale: [Float]
+    /// Per-channel offset, `bias - running_mean * scale`.
     public let shift: [Float]
+    /// torch's default epsilon, 1e-5.
     public static let eps = 1e-5
 
+    /// Folds the four BatchNorm2d buffers (one value per channel) into `scale` and `shift`.
     public init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Double = BatchNorm2d.eps) {
         var scale = [Float](repeating: 0, count: weight.count)
         var shift = [Float](repeating: 0, count: weight.count)
@@ -47,13 +55,17 @@ public struct BatchNorm2d: Sendable {
 /// residual add and ReLU, fused in one pass over the output. Weight layout `[out, in/groups, kh, kw]`
 /// (torch's). Computed by im2col + sgemm per group; 1x1 stride-1 convolutions skip im2col.
 public struct Conv2d: Sendable {
+    /// The convolution weights, layout `[out, in/groups, kh, kw]`.
     public let weight: [Float]
+    /// Output and input channels, square kernel size, stride and padding (same in both dimensions) and groups.
     public let outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
+    /// The batch normalisation fused after the convolution.
     public let bn: BatchNorm2d
 
     /// torchvision's name of the layer (`layer1.0.conv2`), for reports.
     public let name: String
 
+    /// Creates a convolution from torch's weights; `shape` is `[out, in/groups, k, k]` (square kernels only).
     public init(name: String = "", weight: [Float], shape: [Int], stride: Int, padding: Int, groups: Int, bn: BatchNorm2d) {
         precondition(shape.count == 4 && shape[2] == shape[3])
         self.name = name
@@ -253,10 +265,14 @@ public struct Conv2d: Sendable {
 
 /// Linear: `y = x Wᵀ + b`, weight `[out, in]` (torch's layout).
 public struct Linear: Sendable {
+    /// The weights, layout `[outFeatures, inFeatures]`.
     public let weight: [Float]
+    /// The bias, `outFeatures` values.
     public let bias: [Float]
+    /// Input and output features.
     public let inFeatures: Int, outFeatures: Int
 
+    /// Creates a linear layer from torch's weight (`[outFeatures, inFeatures]`, row-major) and bias.
     public init(weight: [Float], bias: [Float], inFeatures: Int, outFeatures: Int) {
         self.weight = weight
         self.bias = bias

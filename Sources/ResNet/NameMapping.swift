@@ -9,6 +9,7 @@ import TorchCheckpoint
 
 /// What the mapping stage did to reach canonical torchvision names.
 public struct NameMapping: Sendable {
+    /// What kind of model the checkpoint holds.
     public enum Kind: String, Sendable, Codable {
         /// A full classifier (or a headless state dict without `fc`).
         case resnet
@@ -18,16 +19,19 @@ public struct NameMapping: Sendable {
 
     /// The path of the model inside the checkpoint (`""`, `model.`, `model.module.`, `backbone.body.`).
     public let root: String
+    /// What kind of model the checkpoint holds.
     public let kind: Kind
     /// Canonical name -> tensor, in checkpoint order.
     public let stateDict: [(name: String, tensor: TensorRecord)]
     /// Human-readable decisions, in the order they were taken.
     public let decisions: [String]
 
+    /// Canonical name -> shape (the first tensor wins on duplicate names).
     public var shapes: [String: [Int]] {
         Dictionary(stateDict.map { ($0.name, $0.tensor.shape) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// Canonical name -> tensor (the first tensor wins on duplicate names).
     public var tensors: [String: TensorRecord] {
         Dictionary(stateDict.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
     }
@@ -112,13 +116,20 @@ public struct NameMapping: Sendable {
 
 /// A state dict that does not fit the model: *all* missing, unexpected and mismatched keys at once.
 public enum BindingError: Error, Sendable, CustomStringConvertible {
+    /// No tensor looks like a ResNet stem (`<prefix>conv1.weight`, shape `[C, 3, k, k]`); `found` lists
+    /// the first tensor names, `total` counts them all.
     case noResNet(found: [String], total: Int)
+    /// The tensors do not describe a recognisable ResNet structure (the reason is in the string).
     case unrecognisedArchitecture(String)
+    /// Keys missing, unexpected or with the wrong shape, with closest-name hints (key -> nearest other key).
     case mismatch(missing: [String], unexpected: [String], shapes: [(name: String, expected: [Int], actual: [Int])],
                   hints: [String: String])
+    /// A weight whose dtype cannot be converted to float32.
     case unsupportedDType(name: String, dtype: String)
+    /// Malformed input (for example a batch without 3 channels, or an empty one).
     case badInput(String)
 
+    /// All problems, one per line for a mismatch.
     public var description: String {
         switch self {
         case .noResNet(let found, let total):
@@ -140,6 +151,7 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
 }
 
 extension BindingError: LocalizedError {
+    /// The same text as ``description``.
     public var errorDescription: String? { description }
 }
 

@@ -4,11 +4,17 @@ import Synchronization
 /// Per-layer timings of forward passes, for `torchport bench --profile`: each convolution's time
 /// and achieved GFLOP/s, to set against the machine's peak (the roofline).
 public enum Profiler {
+    /// Totals for one layer (one convolution) over every recorded forward pass.
     public struct Entry: Sendable, Codable {
+        /// torchvision's name of the layer (`layer1.0.conv2`).
         public let name: String
+        /// Number of recorded calls.
         public var calls: Int
+        /// Floating-point operations of all calls together (a multiply-add counts as two).
         public var flops: Int
+        /// Wall-clock time of all calls together, in seconds.
         public var seconds: Double
+        /// Achieved throughput, `flops / seconds` in GFLOP/s (0 before any time is recorded).
         public var gflopsPerSecond: Double { seconds > 0 ? Double(flops) / seconds / 1e9 : 0 }
     }
 
@@ -16,8 +22,10 @@ public enum Profiler {
     private static let entries = Mutex<[String: Entry]>([:])
     private static let order = Mutex<[String]>([])
 
+    /// Whether forward passes are being recorded (between ``start()`` and ``stop()``).
     public static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
+    /// Clears earlier entries and starts recording.
     public static func start() {
         entries.withLock { $0 = [:] }
         order.withLock { $0 = [] }

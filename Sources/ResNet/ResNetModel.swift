@@ -3,12 +3,16 @@ import TorchCheckpoint
 /// A torchvision ResNet bound to its weights, for CPU inference in float32 on OpenBLAS.
 /// Properties carry torchvision's names: `conv1` (with `bn1`), `layer1`...`layer4`, `fc`.
 public struct ResNetModel: Sendable {
+    /// The recognised (or forced) structure the weights were bound to.
     public let architecture: ResNetArchitecture
+    /// The stem: stride-2 convolution (7x7 in torchvision) fused with `bn1` and ReLU.
     public let conv1: Conv2d
+    /// The four stages of residual blocks, in torchvision's order.
     public let layer1: [Block], layer2: [Block], layer3: [Block], layer4: [Block]
     /// nil for a headless backbone, which returns pooled features instead of logits.
     public let fc: Linear?
 
+    /// `[layer1, layer2, layer3, layer4]`.
     public var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
 
     /// Binds a mapped state dict strictly: every expected key present with its shape, nothing

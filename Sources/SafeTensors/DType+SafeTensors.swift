@@ -70,7 +70,7 @@ public enum SafeTensorsFormat {
     /// Deepest nesting of arrays and objects the header parser accepts (a valid header needs 3).
     public static let maxJSONDepth = 64
     /// Dtypes the safetensors format defines that Torchport has no `DType` for: refused with
-    /// ``SafeTensorsError/Kind/unsupportedDType(key:dtype:)`` rather than ``unknownDType``.
+    /// ``SafeTensorsError/Kind/unsupportedDType(key:dtype:)`` rather than `unknownDType`.
     public static let unsupportedDTypeNames: Set<String> = [
         "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2",
     ]

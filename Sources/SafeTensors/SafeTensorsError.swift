@@ -5,6 +5,7 @@ import TorchCheckpoint
 /// the tensor name or header `key`, the byte `offset` in the file). The reader never traps on file
 /// data; it throws one of these.
 public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong.
     public var kind: Kind
     /// The file being read or written (as given by the caller).
     public var file: String?
@@ -14,6 +15,7 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
     /// errors, of the data for offset errors.
     public var offset: Int?
 
+    /// Creates an error of `kind`, with whatever context is known.
     public init(_ kind: Kind, file: String? = nil, key: String? = nil, offset: Int? = nil) {
         self.kind = kind
         self.file = file
@@ -21,6 +23,7 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
         self.offset = offset
     }
 
+    /// The kinds of failure, grouped by the part of the file they concern.
     public enum Kind: Sendable, Equatable {
         // MARK: The 8-byte length and the header
         /// The file is shorter than the 8-byte header length.
@@ -120,6 +123,7 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The reason, followed by the known context in brackets (file, key, offset).
     public var description: String {
         var context: [String] = []
         if let file { context.append(file) }
@@ -130,6 +134,7 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
 }
 
 extension SafeTensorsError: LocalizedError {
+    /// The same text as ``description``.
     public var errorDescription: String? { description }
 }
 

@@ -15,7 +15,7 @@ extension SafeTensorsWriter {
     // MARK: - Writing files
 
     /// Writes the file at `path` directly (created or truncated), streaming each tensor's bytes.
-    /// The caller handles temporary names; see ``writeAtomically(_:metadata:order:to:)``.
+    /// The caller handles temporary names; see `writeAtomically(_:metadata:order:to:)`.
     public static func write(_ entries: [Entry], metadata: [String: String]? = nil,
                              order: Order = .safetensors, to path: String) throws(SafeTensorsError) {
         let plan = try layout(entries, metadata: metadata, order: order)
@@ -30,11 +30,13 @@ extension SafeTensorsWriter {
         guard close(fd) == 0 else { throw ioError("cannot close", path) }
     }
 
+    /// Writes named tensor records to `path` directly; see the `[Entry]` overload.
     public static func write(_ tensors: [NamedTensor], metadata: [String: String]? = nil,
                              order: Order = .safetensors, to path: String) throws(SafeTensorsError) {
         try write(entries(tensors), metadata: metadata, order: order, to: path)
     }
 
+    /// Writes `(name, dtype, shape, bytes)` tuples to `path` directly; see the `[Entry]` overload.
     public static func write(_ tensors: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])],
                              metadata: [String: String]? = nil,
                              order: Order = .safetensors, to path: String) throws(SafeTensorsError) {
@@ -75,6 +77,7 @@ extension SafeTensorsWriter {
         syncDirectory(of: path)
     }
 
+    /// Writes named tensor records atomically; see the `[Entry]` overload.
     public static func writeAtomically(_ tensors: [NamedTensor], metadata: [String: String]? = nil,
                                        order: Order = .safetensors, to path: String) throws(SafeTensorsError) {
         try writeAtomically(entries(tensors), metadata: metadata, order: order, to: path)

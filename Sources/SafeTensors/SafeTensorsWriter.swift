@@ -17,16 +17,23 @@ public enum SafeTensorsWriter {
 
     /// One tensor to write.
     public struct Entry {
+        /// Where the entry's bytes come from.
         public enum Source {
+            /// Contiguous little-endian bytes, held in memory.
             case bytes([UInt8])
+            /// A tensor record (any layout; non-contiguous ones are gathered while writing).
             case record(TensorRecord)
             /// Memory owned by the caller, which must stay valid until the write returns.
             case unsafeBuffer(UnsafeRawBufferPointer)
         }
 
+        /// The tensor's name, the key in the header.
         public let name: String
+        /// The element type.
         public let dtype: DType
+        /// The dimensions (empty for a scalar).
         public let shape: [Int]
+        /// Where the bytes come from.
         public let source: Source
 
         /// A tensor of contiguous little-endian `bytes` (`shape x dtype.size` of them).
@@ -44,6 +51,7 @@ public enum SafeTensorsWriter {
             self.init(name: name, dtype: dtype, shape: shape, source: .unsafeBuffer(unsafeBuffer))
         }
 
+        /// A tensor with an explicit byte source; the byte count must equal `shape x dtype.size`.
         public init(name: String, dtype: DType, shape: [Int], source: Source) {
             self.name = name
             self.dtype = dtype
@@ -106,11 +114,13 @@ public enum SafeTensorsWriter {
         return out
     }
 
+    /// The whole file in memory, from named tensor records.
     public static func serialize(_ tensors: [NamedTensor], metadata: [String: String]? = nil,
                                  order: Order = .safetensors) throws(SafeTensorsError) -> [UInt8] {
         try serialize(entries(tensors), metadata: metadata, order: order)
     }
 
+    /// The whole file in memory, from `(name, dtype, shape, bytes)` tuples.
     public static func serialize(_ tensors: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])],
                                  metadata: [String: String]? = nil,
                                  order: Order = .safetensors) throws(SafeTensorsError) -> [UInt8] {

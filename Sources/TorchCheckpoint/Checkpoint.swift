@@ -18,7 +18,9 @@ public enum CheckpointFormat: String, Sendable, Codable {
 /// for t in checkpoint.tensors { print(t.name, t.tensor.dtype, t.tensor.shape) }
 /// ```
 public final class Checkpoint: @unchecked Sendable {
+    /// The path or name the checkpoint was read from, used in errors; nil when none was given.
     public let file: String?
+    /// The container the checkpoint came in.
     public let format: CheckpointFormat
     /// The zip's top folder (`archive`, or the saved file's base name); nil for legacy streams.
     public let prefix: String?
@@ -26,10 +28,13 @@ public final class Checkpoint: @unchecked Sendable {
     public let byteOrder: String
     /// The pickle's protocol number.
     public let pickleProtocol: Int
+    /// The parsed pickle: every object, storage and tensor it builds, referenced by index.
     public let graph: PickleGraph
+    /// The value the pickle returns (usually a dict: the state dict, or a training checkpoint).
     public let root: PickleValue
     /// Every tensor (and bare storage) reachable from the root, by its dotted path.
     public let tensors: [NamedTensor]
+    /// The options the checkpoint was read with.
     public let options: ReaderOptions
 
     /// Opens and memory-maps `path`. The file is never opened for writing.
@@ -43,6 +48,7 @@ public final class Checkpoint: @unchecked Sendable {
         try self.init(bytes: FileBytes.owned(bytes), name: name, options: options)
     }
 
+    /// Reads a checkpoint from `bytes` (mapped or owned); `name` is used in errors.
     public init(bytes: FileBytes, name: String?, options: ReaderOptions = .init()) throws {
         self.file = name
         self.options = options
@@ -366,14 +372,18 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Total logical bytes of all listed tensors.
     public var totalBytes: Int { tensors.reduce(0) { $0 + $1.tensor.nbytes } }
+    /// Total number of elements of all listed tensors.
     public var totalElements: Int { tensors.reduce(0) { $0 + $1.tensor.numel } }
 }
 
 /// A tensor reached from the root, by its full dotted path (`model.layer1.0.conv1.weight`).
 public struct NamedTensor: Sendable {
+    /// The full dotted path from the root.
     public let name: String
+    /// The tensor.
     public let tensor: TensorRecord
 
+    /// Pairs a name with a tensor.
     public init(name: String, tensor: TensorRecord) {
         self.name = name
         self.tensor = tensor

@@ -3,6 +3,7 @@ import Foundation
 /// Every failure of the reader: what went wrong (`kind`) and where (`file`, `entry`, byte `offset`,
 /// pickle `opcode`, `key`). The reader never traps on file data; it throws one of these.
 public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong.
     public var kind: Kind
     /// The file being read (as given by the caller).
     public var file: String?
@@ -15,6 +16,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
     /// The dict key, tensor path or global involved.
     public var key: String?
 
+    /// Creates an error of `kind`, with whatever context is known.
     public init(_ kind: Kind, file: String? = nil, entry: String? = nil, offset: Int? = nil,
                 opcode: UInt8? = nil, key: String? = nil) {
         self.kind = kind
@@ -27,9 +29,15 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
 
     /// The resource limits of ``ReaderLimits``, named in ``Kind/limitExceeded(_:limit:)``.
     public enum Limit: String, Sendable {
+        /// One per bound of ``ReaderLimits``: `depth` (``ReaderLimits/maxDepth``), `memo` (``ReaderLimits/maxMemoEntries``),
+        /// `ops` (``ReaderLimits/maxOps``), `elements` (``ReaderLimits/maxElements``), `stack`
+        /// (``ReaderLimits/maxStackSize``), `entrySize` (``ReaderLimits/maxInflatedEntryBytes``), `entries`
+        /// (``ReaderLimits/maxEntries``), `names` (``ReaderLimits/maxNameBytes``); `headerSize` is named
+        /// but no current bound raises it.
         case depth, memo, ops, elements, stack, entrySize, headerSize, entries, names
     }
 
+    /// The kinds of failure, grouped by the layer of the reader that detects them.
     public enum Kind: Sendable, Equatable {
         // MARK: Files and containers
         /// The bytes are not a zip archive, a legacy stream, or anything else Torchport knows.
@@ -62,8 +70,11 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case legacyStorageKeys(String)
 
         // MARK: Pickle structure
+        /// An opcode byte that is not a pickle opcode of protocols 0 to 5.
         case unknownOpcode(UInt8)
+        /// An opcode popped more values than the stack holds above the current MARK.
         case stackUnderflow
+        /// An opcode that collects items up to a MARK ran with no MARK open.
         case missingMark
         /// The pickle ended without a STOP opcode.
         case missingStop
@@ -73,6 +84,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case memoMissing(index: Int)
         /// A declared length is negative, or beyond the remaining bytes.
         case badLength(Int64)
+        /// A string operand is not valid UTF-8 (or a protocol 0 UNICODE `\u` escape is not a valid code point).
         case invalidUTF8
         /// An opcode operand that is not well formed (e.g. a bad decimal INT, an unquoted STRING).
         case malformedOperand(String)
@@ -199,6 +211,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The reason, followed by the known context in brackets (file, entry, offset, opcode, key).
     public var description: String {
         var context: [String] = []
         if let file { context.append(file) }
@@ -211,6 +224,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
 }
 
 extension CheckpointError: LocalizedError {
+    /// The same text as ``description``.
     public var errorDescription: String? { description }
 }
 

@@ -17,7 +17,9 @@ public let torchportVersion = "0.1.0"
 public struct ConversionOptions: Sendable {
     /// The dtype the floating-point weights are written in.
     public enum TargetDType: String, Sendable, CaseIterable, Codable {
+        /// 32-bit IEEE float, 16-bit IEEE half, or 16-bit bfloat16 (float32's exponent, 7-bit mantissa).
         case float32, float16, bfloat16
+        /// The corresponding element type.
         public var dtype: DType {
             switch self {
             case .float32: .float32
@@ -33,12 +35,15 @@ public struct ConversionOptions: Sendable {
     public var force: Bool
     /// Bind as this architecture instead of recognising it from the shapes.
     public var architecture: ResNetArchitecture?
+    /// How the input checkpoint is read (limits, trust).
     public var reader: ReaderOptions
     /// fsync the file (and its folder) before it takes the output's name, so it also survives a
     /// power loss. Off by default, as in Python's `save_file`: the rename alone already means an
     /// interrupted or failed conversion never leaves a partial file under the output's name.
     public var durable: Bool = false
 
+    /// Creates options; the defaults keep dtypes, refuse to replace an existing output, recognise the
+    /// architecture from the shapes, and do not fsync.
     public init(dtype: TargetDType? = nil, force: Bool = false, architecture: ResNetArchitecture? = nil,
                 reader: ReaderOptions = .init(), durable: Bool = false) {
         self.durable = durable
@@ -52,6 +57,7 @@ public struct ConversionOptions: Sendable {
 /// Where a conversion is, for a progress display. Reported from whichever thread does the work,
 /// never concurrently.
 public struct ConversionProgress: Sendable {
+    /// The phase of the conversion being reported.
     public enum Stage: String, Sendable {
         /// Tensors cast to the target dtype (only with a dtype change).
         case casting
@@ -60,16 +66,23 @@ public struct ConversionProgress: Sendable {
         /// Tensors of the written file read back and compared with the source.
         case checking
     }
+    /// The current phase.
     public var stage: Stage
+    /// Tensors done so far in this stage.
     public var tensors: Int
+    /// Tensors this stage handles in all.
     public var totalTensors: Int
+    /// Bytes of tensor data done so far in this stage.
     public var bytes: Int
+    /// Bytes of tensor data this stage handles in all.
     public var totalBytes: Int
 }
 
 /// What a conversion wrote.
 public struct ConversionSummary: Sendable, Codable {
+    /// The input path, as given.
     public var input: String
+    /// The output path, as given.
     public var output: String
     /// Tensors written (the canonical state dict).
     public var tensors: Int
@@ -85,12 +98,15 @@ public struct ConversionSummary: Sendable, Codable {
     public var architecture: String
     /// nil for a headless backbone.
     public var numClasses: Int?
+    /// SHA-256 of the input file, 64 lowercase hex digits (the `source_sha256` metadata).
     public var sourceSHA256: String
+    /// The input's format: `zip`, `legacy`, `torchscript` or `safetensors`.
     public var sourceFormat: String
     /// The name-mapping decisions (prefixes stripped, wrappers unwrapped, buffers dropped).
     public var decisions: [String]
     /// The metadata written to the file.
     public var metadata: [String: String]
+    /// Wall-clock duration of the whole conversion, in seconds.
     public var seconds: Double
 }
 
@@ -98,6 +114,7 @@ public struct ConversionSummary: Sendable, Codable {
 /// (`CheckpointError`, `SafeTensorsError`) and from binding (`BindingError`) pass through as they
 /// are; these are the conversion's own.
 public struct ConversionError: Error, Sendable, CustomStringConvertible, LocalizedError {
+    /// Why the conversion stopped.
     public enum Kind: Sendable, Equatable {
         /// The output exists and `force` is off.
         case outputExists
@@ -112,13 +129,16 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         /// A tensor of the state dict cannot be converted (e.g. an integer tensor where a ResNet
         /// has floating-point weights).
         case unsupportedTensor(name: String, dtype: String)
+        /// An I/O failure (create, write, sync, rename), with the system's message.
         case io(String)
     }
 
+    /// What went wrong.
     public var kind: Kind
     /// The file concerned.
     public var file: String
 
+    /// Creates an error of `kind` about `file`.
     public init(_ kind: Kind, file: String) {
         self.kind = kind
         self.file = file
@@ -132,6 +152,7 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         }
     }
 
+    /// The file, then what went wrong, in one line.
     public var description: String {
         switch kind {
         case .outputExists: "\(file): output exists (use --force to replace it)"
@@ -145,6 +166,7 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         }
     }
 
+    /// The same text as ``description``.
     public var errorDescription: String? { description }
 }
 
@@ -163,29 +185,32 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
 /// 1. The output is refused when it is the input (same device and inode, through links too), not a
 ///    regular file, or exists without `force`.
 /// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for `source_sha256`)
-///    while the tensors are read, names mapped (``NameMapping``) and the state dict checked to bind
-///    (``ResNetModel/checkBinding(mapping:architecture:)``).
-/// 3. Tensors are cast when `options.dtype` asks (``FloatCast``, torch's rounding).
+///    while the tensors are read, names mapped (`NameMapping`) and the state dict checked to bind
+///    (`ResNetModel.checkBinding(mapping:architecture:)`).
+/// 3. Tensors are cast when `options.dtype` asks (`FloatCast`, torch's rounding).
 /// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
-///    header and data order from ``SafeTensorsWriter/layout(_:metadata:order:)``, the data while
+///    header and data order from `SafeTensorsWriter.layout(_:metadata:order:)`, the data while
 ///    the input is still being hashed, the header (with `source_sha256`) last.
 /// 5. The file is read back (while it is synced to disk, with `durable`): its header validated in full
-///    (``SafeTensorsFile``), its metadata and every tensor's name, dtype and shape compared, and
+///    (`SafeTensorsFile`), its metadata and every tensor's name, dtype and shape compared, and
 ///    every tensor's bytes compared byte for byte with the bytes it was written from (the source's,
 ///    or the cast ones). Then `validate` runs on it (e.g. a golden verification).
 /// 6. The input is checked to be unchanged (identity, size, times), and the file takes the output's
 ///    name: a rename with `force`, otherwise a hard link that fails if the output appeared
 ///    meanwhile. The folder is synced.
 ///
-/// This is ``SafeTensorsWriter/writeAtomically(_:metadata:order:to:)``'s recipe (temporary file
+/// This is `SafeTensorsWriter.writeAtomically(_:metadata:order:to:)`'s recipe (temporary file
 /// in the folder, sync, rename) with the read-back check between the write and the rename, where
 /// `writeAtomically` has no room for it.
 ///
 /// On any failure the staging file is removed and an existing output is untouched. A process
 /// killed mid-way can leave an `OUT.partial-*`; a signal handler can call
-/// ``ConversionCleanup/removeFilesInProgress()`` (the CLI does).
+/// ``ConversionCleanup/removeFilesInProgress(in:)`` (the CLI does).
 ///
 /// - Parameters:
+///   - input: the checkpoint (`.pth`/`.pt`, any format the reader reads) or `.safetensors` file.
+///   - output: the `.safetensors` file to write.
+///   - options: target dtype, `force`, architecture override, reader options, durability.
 ///   - progress: called as the work advances (casting, writing, checking).
 ///   - validate: called with the path of the written, checked file before it takes the output's
 ///     name; an error it throws aborts the conversion and is rethrown.
@@ -245,7 +270,7 @@ struct Written {
 /// Maps the input, hashes it, reads, maps names, binds, casts and writes `staging` (not yet
 /// synced). The whole file's SHA-256 is computed on another thread while the checkpoint is parsed,
 /// mapped, cast and the tensor data written; the header, which holds it, goes in last.
-/// ``SafeTensorsWriter/layout(_:metadata:order:)`` makes the header and the data order (the
+/// `SafeTensorsWriter.layout(_:metadata:order:)` makes the header and the data order (the
 /// format's rules and checks live there); this only puts the bytes at their offsets.
 private func writeStaging(input: String, staging: String, options: ConversionOptions,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
@@ -344,7 +369,7 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
 }
 
 /// Reads `path` back and compares it with what was meant to be written: the header validated in
-/// full (``SafeTensorsFile``), the same metadata, the same tensors by name, dtype and shape, and
+/// full (`SafeTensorsFile`), the same metadata, the same tensors by name, dtype and shape, and
 /// every tensor's bytes, byte for byte, with the bytes it was written from (the source's, or the
 /// cast ones). The data is read with `pread` in 4 MiB pieces on two threads, so the written file
 /// adds no more than the buffers to the process's memory.

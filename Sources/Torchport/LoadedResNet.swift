@@ -11,11 +11,15 @@ import TorchCheckpoint
 /// let logits = try resnet(batch)   // batch: FeatureMap [n, 3, h, w] -> [n * classes]
 /// ```
 public struct LoadedResNet: Sendable {
+    /// The bound model.
     public let model: ResNetModel
+    /// How the checkpoint's tensor names were mapped to canonical torchvision names.
     public let mapping: NameMapping
     /// `zip`, `legacy`, `torchscript` or `safetensors`.
     public let sourceFormat: String
 
+    /// Reads the file at `path`, maps its names and binds the model, recognising the architecture
+    /// from the shapes unless one is given. Throws the reader's, mapping's or binding's error.
     public init(contentsOf path: String, architecture: ResNetArchitecture? = nil, options: ReaderOptions = .init()) throws {
         let (tensors, format) = try readTensors(path, options: options)
         mapping = try NameMapping.map(tensors)

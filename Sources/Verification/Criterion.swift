@@ -35,9 +35,12 @@ public struct Criterion: Sendable, Codable, Equatable, Hashable {
     /// Tolerance as a fraction of the sample's logit scale `max|ref|`.
     public var rtol: Double
 
+    /// The default ``atol``, 0.
     public static let defaultAbsoluteTolerance: Double = 0
+    /// The default ``rtol``, 1e-5 of the sample's logit scale.
     public static let defaultRelativeTolerance: Double = 1e-5
 
+    /// Creates a criterion; the defaults are ``defaultAbsoluteTolerance`` and ``defaultRelativeTolerance``.
     public init(atol: Double = Criterion.defaultAbsoluteTolerance, rtol: Double = Criterion.defaultRelativeTolerance) {
         self.atol = atol
         self.rtol = rtol

@@ -21,21 +21,27 @@ import TorchCheckpoint
 public struct Golden: Sendable {
     /// The file it was read from, as the caller named it.
     public var file: String?
+    /// The input batch, NCHW, row-major (`N * 3 * H * W` floats).
     public var input: [Float]
     /// `[N, 3, H, W]`.
     public var inputShape: [Int]
+    /// PyTorch's logits, row-major `N x C`, when the golden has them.
     public var logits: [Float]?
     /// `[N, C]` when `logits` is present.
     public var logitsShape: [Int]?
+    /// PyTorch's pooled features, row-major `N x C'`, when the golden has them.
     public var features: [Float]?
     /// `[N, C']` when `features` is present.
     public var featuresShape: [Int]?
+    /// PyTorch's last feature map, NCHW row-major `N x C' x h x w`, when the golden has it.
     public var featureMap: [Float]?
     /// `[N, C', h, w]` when `featureMap` is present.
     public var featureMapShape: [Int]?
     /// The float64 run of each output, shaped like it, when the file has one.
     public var logitsF64: [Double]?
+    /// The float64 run of `features`, when the file has `features_f64`.
     public var featuresF64: [Double]?
+    /// The float64 run of `featureMap`, when the file has `feature_map_f64`.
     public var featureMapF64: [Double]?
 
     /// `N`, the number of samples.
@@ -162,8 +168,11 @@ public struct Golden: Sendable {
 
 /// The outputs a golden can hold, by the tensor name in the file.
 public enum GoldenOutput: String, Sendable, CaseIterable, Codable {
+    /// A classifier's logits, `N x C` (tensor `logits`).
     case logits
+    /// A headless backbone's pooled features, `N x C'` (tensor `features`).
     case features
+    /// The last stage's feature map before pooling, `N x C' x h x w` (tensor `feature_map`).
     case featureMap = "feature_map"
 
     /// The name of its float64 run: `logits_f64`, `features_f64`, `feature_map_f64`.
@@ -176,10 +185,15 @@ public enum GoldenOutput: String, Sendable, CaseIterable, Codable {
 
 /// Tensor names of a golden file.
 public enum GoldenTensor {
+    /// `input`: the input batch.
     public static let input = "input"
+    /// `logits`: a classifier's output.
     public static let logits = "logits"
+    /// `features`: a headless backbone's pooled features.
     public static let features = "features"
+    /// `feature_map`: the last stage's map, before pooling.
     public static let featureMap = "feature_map"
+    /// `logits_f64`: the logits of the same model run in float64.
     public static let logitsF64 = "logits_f64"
 }
 

@@ -25,16 +25,19 @@ public struct SampleMetrics: Sendable, Codable, Equatable {
     /// `computed · ref / (|computed| |ref|)`, in Double, clamped to [-1, 1]; 1 when both rows are
     /// zero, 0 when one is.
     public var cosine: Double
-    /// `argmax ref` and `argmax computed` (the lower index among equal values).
+    /// `argmax ref` (the lower index among equal values).
     public var top1Reference: Int
+    /// `argmax computed` (the lower index among equal values).
     public var top1Computed: Int
     /// The reference's top-1 minus its top-2 logit (0 when there is one class).
     public var top2Gap: Double
+    /// How the computed top-1 compares with the reference's.
     public var top1: Top1Agreement
     /// Whether the sets of the `k = min(5, C)` largest logits are equal (order within them ignored).
     public var top5: Bool
     /// `atol + rtol * scale`, the bound `maxAbsError` is held to.
     public var tolerance: Double
+    /// `maxAbsError <= tolerance` and the top-1 is not a ``Top1Agreement/mismatch``.
     public var passed: Bool
 
     enum CodingKeys: String, CodingKey {

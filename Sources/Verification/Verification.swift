@@ -14,7 +14,10 @@
 ///
 /// Codes are `Int32`, as `exit(3)` and swift-argument-parser's `ExitCode` take them.
 public enum ExitStatus {
+    /// 0: every sample is within the criterion.
     public static let passed: Int32 = 0
+    /// 1: the files were read and at least one sample failed.
     public static let mismatch: Int32 = 1
+    /// 2: the golden or checkpoint could not be read, or has the wrong shape.
     public static let unusableFile: Int32 = 2
 }

@@ -5,6 +5,7 @@ import TorchCheckpoint
 /// (`kind`) and in which file. Loading never traps on file data; it throws one of these, and the
 /// CLI maps every one of them to exit code 2 (``ExitStatus/unusableFile``).
 public struct VerificationError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong.
     public var kind: Kind
     /// The golden file, as the caller named it.
     public var file: String?
@@ -12,12 +13,14 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
     /// a safetensors reader's error is kept in the kind's text.
     public var underlying: CheckpointError?
 
+    /// Creates an error of `kind`, with the file and the reader's error when known.
     public init(_ kind: Kind, file: String? = nil, underlying: CheckpointError? = nil) {
         self.kind = kind
         self.file = file
         self.underlying = underlying
     }
 
+    /// The kinds of failure.
     public enum Kind: Sendable, Equatable {
         /// The file is not a checkpoint Torchport can read; the reason is the reader's.
         case unreadable(String)
@@ -69,6 +72,7 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
 
     static func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
 
+    /// The reason, followed by the file in brackets when known.
     public var description: String {
         guard let file else { return reason }
         return "\(reason) [\(file)]"
@@ -76,5 +80,6 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
 }
 
 extension VerificationError: LocalizedError {
+    /// The same text as ``description``.
     public var errorDescription: String? { description }
 }

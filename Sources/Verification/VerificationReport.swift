@@ -12,7 +12,9 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var passed: Bool
     /// ``Criterion/formula``: the rule with its numbers filled in.
     public var criterion: String
+    /// The criterion's absolute tolerance (``Criterion/atol``).
     public var atol: Double
+    /// The criterion's relative tolerance (``Criterion/rtol``).
     public var rtol: Double
     /// What was compared: `logits`, `features` or `feature_map`.
     public var output: String
@@ -36,6 +38,7 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var topK: Int
     /// Indices of the failing samples.
     public var failedSamples: [Int]
+    /// The metrics of each sample, in batch order.
     public var perSample: [SampleMetrics]
     /// How far PyTorch's own float32 output is from its float64 run, when the golden has one.
     public var float64Reference: Float64Reference?
@@ -122,9 +125,11 @@ public struct VerificationReport: Sendable, Codable, Equatable {
 public struct Float64Reference: Sendable, Codable, Equatable {
     /// Max over samples of `max|torch_f32 - torch_f64|`, and relative to each sample's scale.
     public var pytorchMaxAbsError: Double
+    /// Max over samples of `max|torch_f32 - torch_f64| / max|torch_f64|`.
     public var pytorchMaxRelError: Double
     /// Max over samples of `max|computed - torch_f64|`, and relative to each sample's scale.
     public var computedMaxAbsError: Double
+    /// Max over samples of `max|computed - torch_f64| / max|torch_f64|`.
     public var computedMaxRelError: Double
 
     enum CodingKeys: String, CodingKey {
@@ -134,6 +139,7 @@ public struct Float64Reference: Sendable, Codable, Equatable {
         case computedMaxRelError = "computed_max_rel_error"
     }
 
+    /// Creates a reference from already computed errors.
     public init(pytorchMaxAbsError: Double, pytorchMaxRelError: Double, computedMaxAbsError: Double,
                 computedMaxRelError: Double) {
         self.pytorchMaxAbsError = pytorchMaxAbsError

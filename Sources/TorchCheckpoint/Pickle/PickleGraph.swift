@@ -1,16 +1,25 @@
 /// The arena every container value of one checkpoint lives in. A ``PickleValue`` that is a
 /// container is an index into one of these arrays.
 public struct PickleGraph: Sendable {
+    /// Every list, indexed by ``PickleValue/list(_:)``.
     public internal(set) var lists: [[PickleValue]] = []
+    /// Every tuple, indexed by ``PickleValue/tuple(_:)``.
     public internal(set) var tuples: [[PickleValue]] = []
+    /// Every set and frozenset, indexed by ``PickleValue/set(_:)``.
     public internal(set) var sets: [[PickleValue]] = []
+    /// Every dict, indexed by ``PickleValue/dict(_:)``.
     public internal(set) var dicts: [PickleDict] = []
+    /// Every inert object, indexed by ``PickleValue/object(_:)``.
     public internal(set) var objects: [InertObject] = []
+    /// Every global referenced, indexed by ``PickleValue/global(_:)``.
     public internal(set) var globals: [PickleGlobal] = []
+    /// Every tensor, indexed by ``PickleValue/tensor(_:)``.
     public internal(set) var tensors: [TensorMeta] = []
+    /// Every distinct storage (one per key), indexed by ``PickleValue/storage(_:)`` and ``TensorMeta/storage``.
     public internal(set) var storages: [StorageRef] = []
     var storageIndex: [String: Int] = [:]
 
+    /// An empty arena.
     public init() {}
 
     mutating func add(list: [PickleValue]) -> PickleValue { lists.append(list); return .list(lists.count - 1) }
@@ -57,13 +66,20 @@ public struct PickleGraph: Sendable {
 /// A tensor as the pickle describes it: a view (offset, shape, strides, all in elements) onto a
 /// storage named by key. ``Checkpoint`` binds it to bytes and validates it.
 public struct TensorMeta: Sendable, Equatable {
+    /// The element type.
     public let dtype: DType
+    /// The dimensions, outermost first.
     public let shape: [Int]
+    /// Steps between neighbours along each dimension, in elements.
     public let strides: [Int]
+    /// Offset of the first element in the storage, in elements.
     public let storageOffset: Int
     /// Index into ``PickleGraph/storages``.
     public let storage: Int
+    /// Whether the tensor was saved with `requires_grad`.
     public var requiresGrad = false
+    /// Whether the tensor was rebuilt as an `nn.Parameter`.
     public var isParameter = false
+    /// Number of elements (the product of `shape`).
     public let numel: Int
 }

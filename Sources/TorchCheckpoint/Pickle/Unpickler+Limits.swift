@@ -20,16 +20,19 @@ public struct ReaderLimits: Sendable, Equatable {
     /// Total bytes of all tensor names (a tensor reached through many deep paths).
     public var maxNameBytes: Int = 64 << 20
 
+    /// The default limits.
     public init() {}
 }
 
 /// How the reader treats a file.
 public struct ReaderOptions: Sendable {
+    /// The resource bounds the reader enforces.
     public var limits = ReaderLimits()
     /// When true, globals outside the allowlists are kept as inert records instead of refusing the
     /// file. Nothing is ever called either way; this only decides whether such files load.
     public var allowUnknownGlobals = false
 
+    /// Creates options; by default, default limits and unknown globals refused.
     public init(limits: ReaderLimits = ReaderLimits(), allowUnknownGlobals: Bool = false) {
         self.limits = limits
         self.allowUnknownGlobals = allowUnknownGlobals

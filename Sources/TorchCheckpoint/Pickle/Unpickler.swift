@@ -21,10 +21,13 @@ public final class Unpickler {
     var opStart = 0
     var opcode: UInt8 = 0
     var ops = 0
+    /// The protocol declared by the pickle's PROTO opcode (0 when it has none, as in protocols 0 and 1).
     public internal(set) var protocolVersion = 0
     /// True while reading a legacy-format main pickle: persistent ids carry a sixth element.
     var legacyPersistentIDs = false
 
+    /// An unpickler over `data`, adding to `graph`. `file`, `entry` and `baseOffset` (where `data`
+    /// starts in the file) are used in errors.
     public init(data: UnsafeRawBufferPointer, graph: PickleGraph = PickleGraph(), options: ReaderOptions = .init(),
                 file: String? = nil, entry: String? = nil, baseOffset: Int = 0) {
         self.data = data

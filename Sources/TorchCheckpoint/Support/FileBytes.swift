@@ -9,6 +9,7 @@ import Foundation
 /// inflated zip entries, byte-swapped data). Tensor views keep their `FileBytes` alive, so the
 /// memory stays valid for as long as any tensor refers to it.
 public final class FileBytes: @unchecked Sendable {
+    /// The bytes, valid for as long as this object is alive.
     public let bytes: UnsafeRawBufferPointer
     private let release: (UnsafeRawBufferPointer) -> Void
 
@@ -19,6 +20,7 @@ public final class FileBytes: @unchecked Sendable {
 
     deinit { release(bytes) }
 
+    /// Size in bytes.
     public var count: Int { bytes.count }
 
     /// Maps `path` read-only. Nothing is read until touched; the file is never opened for writing.
@@ -70,7 +72,9 @@ public final class FileBytes: @unchecked Sendable {
 
 /// A range of bytes inside a `FileBytes`, bounds checked at creation.
 public struct ByteSlice: @unchecked Sendable {
+    /// The buffer the bytes live in, kept alive by the slice.
     public let owner: FileBytes
+    /// Byte offsets of the slice within `owner`.
     public let range: Range<Int>
 
     init(owner: FileBytes, range: Range<Int>) {
@@ -79,8 +83,10 @@ public struct ByteSlice: @unchecked Sendable {
         self.range = range
     }
 
+    /// The whole of `owner`.
     public init(owner: FileBytes) { self.init(owner: owner, range: 0..<owner.count) }
 
+    /// Size in bytes.
     public var count: Int { range.count }
     /// The bytes; valid only while `owner` is alive (prefer `withUnsafeBytes`).
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: owner.bytes[range]) }

@@ -28,11 +28,13 @@ public struct SHA256: Sendable {
     /// True when this CPU has SHA instructions that ``SHA256`` uses.
     public static let hardwareAvailable = csha256_hardware_available() != 0
 
+    /// A fresh hash state; uses the SHA instructions when the CPU has them.
     public init() { self.init(useHardware: Self.hardwareAvailable) }
 
     /// `useHardware: false` forces the software rounds (tests compare the two).
     init(useHardware: Bool) { usesHardware = useHardware && Self.hardwareAvailable }
 
+    /// Feeds `data` into the hash; may be called any number of times.
     public mutating func update(_ data: UnsafeRawBufferPointer) {
         length &+= UInt64(data.count)
         var i = 0
@@ -54,8 +56,10 @@ public struct SHA256: Sendable {
         if i < data.count { buffer.append(contentsOf: data[i...]) }
     }
 
+    /// Feeds `bytes` into the hash.
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
+    /// The 32-byte digest of everything fed so far.
     public mutating func finalize() -> [UInt8] {
         let bitLength = length &* 8
         var pad: [UInt8] = [0x80]
@@ -68,12 +72,14 @@ public struct SHA256: Sendable {
         return h.flatMap { v in [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> UInt32($0)) } }
     }
 
+    /// The digest of `data`, as 64 lowercase hex digits.
     public static func hex(_ data: UnsafeRawBufferPointer) -> String {
         var s = SHA256()
         s.update(data)
         return s.finalize().map { String(format2: $0) }.joined()
     }
 
+    /// The digest of `bytes`, as 64 lowercase hex digits.
     public static func hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hex($0) } }
 
     /// Compresses `blocks.count / 64` whole blocks.

@@ -1,6 +1,9 @@
 /// Element types of tensors and storages, named as torch names them.
 public enum DType: String, Sendable, CaseIterable, Codable {
+    /// Real types: IEEE floats of 32, 64 and 16 bits, bfloat16, signed integers of 64 to 8 bits,
+    /// unsigned 8-bit, and `bool` (one byte).
     case float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool
+    /// Complex numbers of two float32 (`complex64`) or two float64 (`complex128`) parts.
     case complex64, complex128
 
     /// Bytes per element.
@@ -23,6 +26,8 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// True for the real floating-point types (float32, float64, float16, bfloat16); false for integers,
+    /// `bool` and the complex types.
     public var isFloatingPoint: Bool { self == .float32 || self == .float64 || self == .float16 || self == .bfloat16 }
 
     /// The legacy typed storage classes (`torch.FloatStorage`, ...), as pickled by `torch.save`.

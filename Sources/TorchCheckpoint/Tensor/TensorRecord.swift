@@ -2,15 +2,24 @@
 /// counts them) over its storage's bytes, already validated against them. Contiguous tensors of
 /// stored entries are views of the mapped file; non-contiguous ones are gathered on request.
 public struct TensorRecord: Sendable {
+    /// The element type.
     public let dtype: DType
+    /// The dimensions, outermost first (empty for a scalar).
     public let shape: [Int]
+    /// Steps between neighbours along each dimension, in elements.
     public let strides: [Int]
+    /// Offset of the first element from the start of the storage, in elements.
     public let storageOffset: Int
+    /// Number of elements (the product of `shape`).
     public let numel: Int
+    /// The key of the storage in the checkpoint (`data/<key>` in a zip); tensors sharing a storage
+    /// share it. For a contiguous tensor made from bytes, the `name` it was given.
     public let storageKey: String
     /// Where the storage says it lived when saved (`cpu`, `cuda:0`): informational, read on the CPU.
     public let location: String
+    /// Whether the tensor was saved with `requires_grad`.
     public let requiresGrad: Bool
+    /// Whether the tensor was saved as an `nn.Parameter` (rather than a plain tensor or a buffer).
     public let isParameter: Bool
     /// All bytes of the storage (little-endian).
     public let storage: ByteSlice
