@@ -94,7 +94,7 @@ public struct Conv2d: Sendable {
     /// runs serially while other cores wait: by image when the batch has enough images; else by
     /// columns of output pixels when there are many; else (small late-stage maps) by output
     /// channels (or by groups for grouped convolutions) over one shared im2col.
-    func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool, scratch: inout [Float]) -> FeatureMap {
+    func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool) -> FeatureMap {
         precondition(x.c == inChannels)
         let started = Profiler.isEnabled ? Profiler.now() : 0
         defer { if Profiler.isEnabled { Profiler.record(name, flops: flops(x.h, x.w) * x.n, since: started) } }

@@ -116,11 +116,10 @@ public struct ResNetModel: Sendable {
         guard input.h >= 1, input.w >= 1, h >= 1, w >= 1 else {
             throw BindingError.badInput("input \(input.h)x\(input.w) is too small for a ResNet")
         }
-        var scratch: [Float] = []
-        var x = conv1(input, relu: true, scratch: &scratch)
+        var x = conv1(input, relu: true)
         x = maxPool3x3s2(x)
         for stage in layers {
-            for block in stage { x = block(x, scratch: &scratch) }
+            for block in stage { x = block(x) }
         }
         return x
     }

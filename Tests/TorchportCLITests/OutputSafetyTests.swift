@@ -15,20 +15,7 @@ struct OutputSafetyTests {
         return cases.filter { $0.code != nil }.map { ($0.file as NSString).lastPathComponent }.sorted()
     }()
 
-    static func run(_ arguments: [String]) throws -> CLIRunner.Result {
-        let process = Process()
-        process.executableURL = CLIRunner.executable
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CLIRunner.Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                                stderr: String(decoding: e, as: UTF8.self))
-    }
+    static func run(_ arguments: [String]) throws -> CLIRunner.Result { try CLIRunner.run(arguments) }
 
     /// A fresh empty folder for outputs.
     static func scratch() throws -> URL {
