@@ -191,10 +191,11 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
 /// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
 ///    header and data order from `SafeTensorsWriter.layout(_:metadata:order:)`, the data while
 ///    the input is still being hashed, the header (with `source_sha256`) last.
-/// 5. The file is read back (while it is synced to disk, with `durable`): its header validated in full
-///    (`SafeTensorsFile`), its metadata and every tensor's name, dtype and shape compared, and
-///    every tensor's bytes compared byte for byte with the bytes it was written from (the source's,
-///    or the cast ones). Then `validate` runs on it (e.g. a golden verification).
+/// 5. The file is read back: every tensor's bytes compared byte for byte with the bytes it was
+///    written from (the source's, or the cast ones) while the input's hash completes, then (while
+///    the file is synced to disk, with `durable`) its header validated in full (`SafeTensorsFile`),
+///    its metadata and every tensor's name, dtype, shape and offset compared. Then `validate` runs
+///    on it (e.g. a golden verification).
 /// 6. The input is checked to be unchanged (identity, size, times), and the file takes the output's
 ///    name: a rename with `force`, otherwise a hard link that fails if the output appeared
 ///    meanwhile. The folder is synced.
@@ -226,9 +227,9 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
     defer { ConversionCleanup.unregister(staging) }
     do {
         var written = try writeStaging(input: input, staging: staging, options: options, progress: progress)
-        // With `durable`, the file goes to disk while it is read back and compared with the source.
+        // With `durable`, the file goes to disk while its header is read back and checked.
         let synced = options.durable ? Background { try syncFile(staging) } : nil
-        let checked = Result { try checkWritten(staging, against: written, progress: progress) }
+        let checked = Result { try checkHeader(staging, against: written) }
         try synced?.value()
         try checked.get()
         let tensorCount = written.expected.count
@@ -265,6 +266,9 @@ struct Written {
     var numClasses: Int?
     var castTensors: Int
     var dataBytes: Int
+    /// Where each expected tensor's data starts in the file (the draft layout's offsets, which the
+    /// data check compared at and the header must name).
+    var fileOffsets: [String: Int]
 }
 
 /// Maps the input, hashes it, reads, maps names, binds, casts and writes `staging` (not yet
@@ -348,35 +352,38 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     let fd = open(staging, O_WRONLY | O_CLOEXEC)
     guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: staging) }
     defer { close(fd) }
+    reserveSpace(fd, bytes: draft.prefix.count + draft.dataSize)
     var offset = draft.prefix.count
+    var fileOffsets: [String: Int] = [:]
     let payloadByName = Dictionary(zip(entries.map(\.name), payloads), uniquingKeysWith: { a, _ in a })
     for (i, e) in draft.entries.enumerated() {
         guard let payload = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
+        fileOffsets[e.name] = offset
         try payload.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
         offset += payload.count
         progress?(.init(stage: .writing, tensors: i + 1, totalTensors: entries.count,
                         bytes: offset - draft.prefix.count, totalBytes: totalBytes))
     }
+    // The data is read back and compared while the hash completes.
+    let expected = zip(entries, payloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
+    try checkData(staging, expected: expected, offsets: fileOffsets, totalBytes: totalBytes, progress: progress)
     metadata["source_sha256"] = try sourceHash.value()
     let header = try SafeTensorsWriter.layout(entries, metadata: metadata).prefix
     guard header.count == draft.prefix.count else {
         throw ConversionError(.io("header changed size (\(draft.prefix.count) -> \(header.count))"), file: staging)
     }
     try header.withUnsafeBytes { try writeFully(fd, $0, at: 0, path: staging) }
-    let expected = zip(entries, payloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
     return Written(expected: expected, metadata: metadata, decisions: mapping.decisions,
-                   numClasses: architecture.numClasses, castTensors: castTensors, dataBytes: totalBytes)
+                   numClasses: architecture.numClasses, castTensors: castTensors, dataBytes: totalBytes,
+                   fileOffsets: fileOffsets)
 }
 
-/// Reads `path` back and compares it with what was meant to be written: the header validated in
-/// full (`SafeTensorsFile`), the same metadata, the same tensors by name, dtype and shape, and
-/// every tensor's bytes, byte for byte, with the bytes it was written from (the source's, or the
-/// cast ones). The data is read with `pread` in 4 MiB pieces on two threads, so the written file
-/// adds no more than the buffers to the process's memory.
-func checkWritten(_ path: String, against written: Written,
-                          progress: (@Sendable (ConversionProgress) -> Void)?) throws {
+/// Reads `path`'s header back and compares it with what was meant to be written: validated in
+/// full (`SafeTensorsFile`), the same metadata, the same tensors by name, dtype and shape, each at
+/// the offset its bytes were written and compared at (`checkData`).
+func checkHeader(_ path: String, against written: Written) throws {
     let file = try SafeTensorsFile(contentsOf: path)
-    @Sendable func fail(_ tensor: String?, _ reason: String) -> ConversionError {
+    func fail(_ tensor: String?, _ reason: String) -> ConversionError {
         ConversionError(.checkFailed(tensor: tensor, reason: reason), file: path)
     }
     guard file.metadata == written.metadata else { throw fail(nil, "metadata differs") }
@@ -385,20 +392,37 @@ func checkWritten(_ path: String, against written: Written,
     }
     var byName: [String: TensorRecord] = [:]
     for t in file.tensors { byName[t.name] = t.tensor }
-    var work: [(expected: Written.Expected, offset: Int)] = []
     for e in written.expected {
         guard let t = byName[e.name] else { throw fail(e.name, "missing") }
         guard t.dtype == e.dtype, t.shape == e.shape, t.nbytes == e.bytes.count else {
             throw fail(e.name, "\(t.dtype.rawValue) \(t.shape), expected \(e.dtype.rawValue) \(e.shape)")
         }
-        // Offset in the file of the tensor's first byte (a safetensors record views the whole map).
-        work.append((e, t.storage.range.lowerBound))
+        // A safetensors record views the whole map: its range starts at the tensor's first byte.
+        guard t.storage.range.lowerBound == written.fileOffsets[e.name] else {
+            throw fail(e.name, "at byte \(t.storage.range.lowerBound), written at \(written.fileOffsets[e.name] ?? -1)")
+        }
+    }
+}
+
+/// Reads every tensor's bytes back from `path` (at `offsets`) and compares them byte for byte with
+/// the bytes they were written from (the source's, or the cast ones). The data is read with
+/// `pread` in 4 MiB pieces on two threads, so the written file adds no more than the buffers to
+/// the process's memory.
+func checkData(_ path: String, expected: [Written.Expected], offsets: [String: Int], totalBytes: Int,
+               progress: (@Sendable (ConversionProgress) -> Void)?) throws {
+    @Sendable func fail(_ tensor: String?, _ reason: String) -> ConversionError {
+        ConversionError(.checkFailed(tensor: tensor, reason: reason), file: path)
+    }
+    var work: [(expected: Written.Expected, offset: Int)] = []
+    for e in expected {
+        guard let offset = offsets[e.name] else { throw fail(e.name, "not written") }
+        work.append((e, offset))
     }
 
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
     defer { close(fd) }
-    let report = ProgressCounter(total: work.count, totalBytes: written.dataBytes, progress: progress)
+    let report = ProgressCounter(total: work.count, totalBytes: totalBytes, progress: progress)
     let workers = 2
     let failures = UnsafeMutableBufferPointer<ConversionError?>.allocate(capacity: workers)
     failures.initialize(repeating: nil)
@@ -542,6 +566,16 @@ private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset
         }
         done += n
     }
+}
+
+/// Allocates the file's blocks before it is written (`posix_fallocate`, on Linux; where the file
+/// system cannot, glibc writes zeros, and a failure is ignored: the writes then allocate). ext4 otherwise flushes a file with delayed allocation to disk when it
+/// is renamed over an existing one (`auto_da_alloc`), which made `convert --force` wait tens of
+/// milliseconds for the disk.
+private func reserveSpace(_ fd: Int32, bytes: Int) {
+    #if os(Linux)
+    _ = posix_fallocate(fd, 0, off_t(bytes))
+    #endif
 }
 
 /// Flushes a written file to disk.

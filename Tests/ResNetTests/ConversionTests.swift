@@ -248,30 +248,47 @@ struct WrittenCheckTests {
         Written.Expected(name: name, dtype: .float32, shape: [bytes.count / 4], bytes: .bytes(bytes))
     }
 
-    @Test("A changed byte, a changed shape, a missing tensor and changed metadata are each a checkFailed error")
+    @Test("A changed byte, a changed shape, a missing or misplaced tensor and changed metadata are each a checkFailed error")
     func catchesDifferences() throws {
         try ConversionTests.withFolder { folder in
             let path = folder + "/f.safetensors"
             let good = (0..<64).map { UInt8($0) }
             try SafeTensorsWriter.write([("w", .float32, [16], good), ("b", .float32, [1], [0, 0, 128, 63])],
                                         metadata: ["format": "torchport"], to: path)
-            func written(_ expected: [Written.Expected], metadata: [String: String] = ["format": "torchport"]) -> Written {
+            // Where each tensor lies in the file, as the header says.
+            let offsets = Dictionary(uniqueKeysWithValues: try SafeTensorsFile(contentsOf: path).tensors.map {
+                ($0.name, $0.tensor.storage.range.lowerBound)
+            })
+            func written(_ expected: [Written.Expected], metadata: [String: String] = ["format": "torchport"],
+                         offsets: [String: Int] = offsets) -> Written {
                 Written(expected: expected, metadata: metadata, decisions: [], numClasses: nil, castTensors: 0,
-                        dataBytes: expected.reduce(0) { $0 + $1.bytes.count })
+                        dataBytes: expected.reduce(0) { $0 + $1.bytes.count },
+                        fileOffsets: offsets.filter { name, _ in expected.contains { $0.name == name } })
+            }
+            func check(_ w: Written) throws {
+                try checkData(path, expected: w.expected, offsets: w.fileOffsets, totalBytes: w.dataBytes, progress: nil)
+                try checkHeader(path, against: w)
             }
             let b = Self.expected([0, 0, 128, 63], name: "b")
-            try checkWritten(path, against: written([Self.expected(good), b]), progress: nil)
+            try check(written([Self.expected(good), b]))
 
             var bad = good
             bad[37] ^= 1
             func reason(_ w: Written) -> ConversionError.Kind? {
                 do {
-                    try checkWritten(path, against: w, progress: nil)
+                    try check(w)
                     return nil
                 } catch {
                     return (error as? ConversionError)?.kind
                 }
             }
+            // Bytes that match where they were written, but the header puts the tensor elsewhere.
+            var moved = offsets
+            moved["b"] = offsets["w"]
+            let misplaced = Self.expected(Array(good[0..<4]), name: "b")
+            if case .checkFailed(let tensor, let why) = reason(written([Self.expected(good), misplaced], offsets: moved)) {
+                #expect(tensor == "b" && why.hasPrefix("at byte"), "\(why)")
+            } else { Issue.record("misplaced") }
             #expect(reason(written([Self.expected(bad), b])) == .checkFailed(tensor: "w", reason: "byte 37 of 64 differs from the source"))
             let reshaped = Written.Expected(name: "w", dtype: .float32, shape: [4, 4], bytes: .bytes(good))
             if case .checkFailed(let tensor, _) = reason(written([reshaped, b])) { #expect(tensor == "w") } else { Issue.record("shape") }
