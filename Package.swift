@@ -19,7 +19,7 @@ let package = Package(
         // MARK: - Public API
         .target(name: "TorchCheckpoint", dependencies: ["CZip", "CSHA256"]),
         .target(name: "SafeTensors", dependencies: ["TorchCheckpoint"]),
-        .target(name: "ResNet", dependencies: ["TorchCheckpoint", "COpenBLAS"]),
+        .target(name: "ResNet", dependencies: ["TorchCheckpoint", "COpenBLAS", "CKernels"]),
         .target(name: "Verification", dependencies: ["TorchCheckpoint", "SafeTensors"]),
         .target(name: "Images", dependencies: ["CJPEG", "CPNG"]),
         .target(name: "Torchport", dependencies: ["TorchCheckpoint", "SafeTensors", "ResNet", "Verification", "Images"]),
@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // SHA-256 block compression with the x86 SHA instructions (Swift cannot emit them).
         .target(name: "CSHA256"),
+        // The packed engine's convolution kernels (AVX-512, chosen at run time; see docs/performance.md).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
 
@@ -49,7 +51,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Torchport"]),
+        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Torchport", "CKernels"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "TorchportCLITests", dependencies: ["torchport", "Torchport"]),

@@ -51,6 +51,17 @@ public enum Block: Sendable {
         }
     }
 
+    func withoutWeights() -> Block {
+        switch self {
+        case .basic(let b):
+            .basic(BasicBlock(conv1: b.conv1.withoutWeights(), conv2: b.conv2.withoutWeights(),
+                              downsample: b.downsample?.withoutWeights()))
+        case .bottleneck(let b):
+            .bottleneck(Bottleneck(conv1: b.conv1.withoutWeights(), conv2: b.conv2.withoutWeights(),
+                                   conv3: b.conv3.withoutWeights(), downsample: b.downsample?.withoutWeights()))
+        }
+    }
+
     var convs: [Conv2d] {
         switch self {
         case .basic(let b): [b.conv1, b.conv2] + (b.downsample.map { [$0] } ?? [])

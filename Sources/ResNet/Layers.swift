@@ -55,7 +55,8 @@ public struct BatchNorm2d: Sendable {
 /// residual add and ReLU, fused in one pass over the output. Weight layout `[out, in/groups, kh, kw]`
 /// (torch's). Computed by im2col + sgemm per group; 1x1 stride-1 convolutions skip im2col.
 public struct Conv2d: Sendable {
-    /// The convolution weights, layout `[out, in/groups, kh, kw]`.
+    /// The convolution weights, layout `[out, in/groups, kh, kw]`; empty in a model that runs on
+    /// the packed engine, which holds its own packed copy (``ResNetModel/engine``).
     public let weight: [Float]
     /// Output and input channels, square kernel size, stride and padding (same in both dimensions) and groups.
     public let outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
@@ -77,6 +78,12 @@ public struct Conv2d: Sendable {
         self.padding = padding
         self.groups = groups
         self.bn = bn
+    }
+
+    /// This convolution with no weights (kept by the packed engine instead).
+    func withoutWeights() -> Conv2d {
+        Conv2d(name: name, weight: [], shape: [outChannels, inChannels / groups, kernel, kernel], stride: stride,
+               padding: padding, groups: groups, bn: bn)
     }
 
     func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {

@@ -1,4 +1,4 @@
-import Dispatch
+import CKernels
 import Synchronization
 
 /// The inference threads: work is split by Torchport itself (by image or by output columns), and
@@ -20,14 +20,20 @@ enum Parallel {
         count.store(max(1, n), ordering: .relaxed)
     }
 
-    /// Runs `body(0..<n)` on up to `n` threads and waits for all of them.
+    /// Runs `body(0..<n)` on the calling thread and `n - 1` workers of one persistent pool
+    /// (`tp_pool_run`: workers spin briefly between tasks, then sleep), and waits for all of them.
     static func forEach(_ n: Int, _ body: (Int) -> Void) {
         if n <= 1 {
             body(0)
-        } else {
-            withoutActuallyEscaping(body) { escapable in
-                let task = UncheckedSendable(escapable)
-                DispatchQueue.concurrentPerform(iterations: n) { task.value($0) }
+            return
+        }
+        typealias Body = (Int) -> Void
+        withoutActuallyEscaping(body) { escapable in
+            var task: Body = escapable
+            withUnsafeMutablePointer(to: &task) { pointer in
+                tp_pool_run(Int64(n), { context, index in
+                    context!.assumingMemoryBound(to: Body.self).pointee(Int(index))
+                }, pointer)
             }
         }
     }
@@ -40,10 +46,4 @@ extension Optional where Wrapped == [Float] {
         case .none: body(nil)
         }
     }
-}
-
-/// Hands a closure over raw buffers to worker threads; each worker writes a disjoint range.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -1,23 +1,32 @@
 import TorchCheckpoint
 
-/// A torchvision ResNet bound to its weights, for CPU inference in float32 on OpenBLAS.
+/// A torchvision ResNet bound to its weights, for CPU inference in float32.
 /// Properties carry torchvision's names: `conv1` (with `bn1`), `layer1`...`layer4`, `fc`.
+///
+/// The forward pass runs on ``engine``: the packed AVX-512 engine where the CPU has it (its
+/// weights are packed at bind time, and the layers' own `weight` arrays are then left empty, so
+/// the weights are held once), else the reference engine (im2col + OpenBLAS).
 public struct ResNetModel: Sendable {
     /// The recognised (or forced) structure the weights were bound to.
     public let architecture: ResNetArchitecture
     /// The stem: stride-2 convolution (7x7 in torchvision) fused with `bn1` and ReLU.
-    public let conv1: Conv2d
+    public private(set) var conv1: Conv2d
     /// The four stages of residual blocks, in torchvision's order.
-    public let layer1: [Block], layer2: [Block], layer3: [Block], layer4: [Block]
+    public private(set) var layer1: [Block], layer2: [Block], layer3: [Block], layer4: [Block]
     /// nil for a headless backbone, which returns pooled features instead of logits.
     public let fc: Linear?
+    /// The packed weights and plans, with ``InferenceEngine/packed``.
+    private(set) var packed: PackedNet?
+    /// The implementation that runs the forward pass.
+    public var engine: InferenceEngine { packed == nil ? .reference : .packed }
 
     /// `[layer1, layer2, layer3, layer4]`.
     public var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
 
     /// Binds a mapped state dict strictly: every expected key present with its shape, nothing
-    /// unexpected. All problems are reported together in one ``BindingError``.
-    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil) throws {
+    /// unexpected. All problems are reported together in one ``BindingError``. `engine` nil picks
+    /// ``InferenceEngine/best``; an engine the CPU lacks falls back to the reference one.
+    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil) throws {
         // A forced architecture keeps the head the file has (a fine-tuned head of any size).
         let arch = try Self.checkBinding(mapping: mapping, architecture: forced)
         let t = mapping.tensors
@@ -66,6 +75,16 @@ public struct ResNetModel: Sendable {
             fc = nil
         }
         architecture = arch
+        packed = nil
+        if (engine ?? .best) == .packed, let net = PackedNet(self) {
+            packed = net
+            // The packed copy is the one that runs: drop the reference weights.
+            conv1 = conv1.withoutWeights()
+            layer1 = layer1.map { $0.withoutWeights() }
+            layer2 = layer2.map { $0.withoutWeights() }
+            layer3 = layer3.map { $0.withoutWeights() }
+            layer4 = layer4.map { $0.withoutWeights() }
+        }
     }
 
     /// Recognises the architecture and checks the state dict against it without reading any value.
@@ -108,14 +127,8 @@ public struct ResNetModel: Sendable {
 
     /// The layer4 feature map of a batch `[n, 3, h, w]`.
     public func featureMap(_ input: FeatureMap) throws -> FeatureMap {
-        guard input.c == 3 else { throw BindingError.badInput("expected 3 input channels, got \(input.c)") }
-        guard input.n > 0 else { throw BindingError.badInput("empty batch") }
-        // The spatial size must stay >= 1 through the stem (/2), the pool (/2) and three stride-2 stages.
-        var h = input.h, w = input.w
-        for _ in 0..<5 { h = (h + 2 - 3) / 2 + 1; w = (w + 2 - 3) / 2 + 1 }
-        guard input.h >= 1, input.w >= 1, h >= 1, w >= 1 else {
-            throw BindingError.badInput("input \(input.h)x\(input.w) is too small for a ResNet")
-        }
+        try Self.checkInput(input)
+        if let packed { return packed.featureMap(input) }
         var x = conv1(input, relu: true)
         x = maxPool3x3s2(x)
         for stage in layers {
@@ -124,9 +137,24 @@ public struct ResNetModel: Sendable {
         return x
     }
 
+    private static func checkInput(_ input: FeatureMap) throws {
+        guard input.c == 3 else { throw BindingError.badInput("expected 3 input channels, got \(input.c)") }
+        guard input.n > 0 else { throw BindingError.badInput("empty batch") }
+        // The spatial size must stay >= 1 through the stem (/2), the pool (/2) and three stride-2 stages.
+        var h = input.h, w = input.w
+        for _ in 0..<5 { h = (h + 2 - 3) / 2 + 1; w = (w + 2 - 3) / 2 + 1 }
+        guard input.h >= 1, input.w >= 1, h >= 1, w >= 1 else {
+            throw BindingError.badInput("input \(input.h)x\(input.w) is too small for a ResNet")
+        }
+    }
+
     /// Pooled features `[n, C]` (AdaptiveAvgPool2d(1) + flatten).
     public func features(_ input: FeatureMap) throws -> [Float] {
-        globalAveragePool(try featureMap(input))
+        if let packed {
+            try Self.checkInput(input)
+            return packed.features(input)
+        }
+        return globalAveragePool(try featureMap(input))
     }
 
     /// Logits `[n, classes]`, or pooled features for a headless backbone.
@@ -134,6 +162,13 @@ public struct ResNetModel: Sendable {
         let f = try features(input)
         guard let fc else { return f }
         return fc(f, batch: input.n)
+    }
+
+    /// With the packed engine: bytes of the arena that holds every activation of a forward pass of
+    /// `batch` images of `height` x `width` (planned once per size), and of the largest single
+    /// activation; nil with the reference engine.
+    public func activationMemory(batch: Int, height: Int, width: Int) -> (arena: Int, largest: Int)? {
+        packed?.arenaBytes(n: batch, h: height, w: width)
     }
 
     /// Output width: classes, or feature channels for a headless backbone.

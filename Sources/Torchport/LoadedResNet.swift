@@ -19,11 +19,13 @@ public struct LoadedResNet: Sendable {
     public let sourceFormat: String
 
     /// Reads the file at `path`, maps its names and binds the model, recognising the architecture
-    /// from the shapes unless one is given. Throws the reader's, mapping's or binding's error.
-    public init(contentsOf path: String, architecture: ResNetArchitecture? = nil, options: ReaderOptions = .init()) throws {
+    /// from the shapes unless one is given, for `engine` (nil: the fastest this CPU runs).
+    /// Throws the reader's, mapping's or binding's error.
+    public init(contentsOf path: String, architecture: ResNetArchitecture? = nil, options: ReaderOptions = .init(),
+                engine: InferenceEngine? = nil) throws {
         let (tensors, format) = try readTensors(path, options: options)
         mapping = try NameMapping.map(tensors)
-        model = try ResNetModel(mapping: mapping, architecture: architecture)
+        model = try ResNetModel(mapping: mapping, architecture: architecture, engine: engine)
         sourceFormat = format
     }
 

@@ -23,6 +23,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Also time each convolution and report its achieved GFLOP/s (the roofline).") var profile = false
     @OptionGroup var reader: ReaderFlags
+    @OptionGroup var engineFlags: EngineFlags
 
     func validate() throws {
         guard batch >= 1, threads >= 1, size >= 1, runs >= 1, warmup >= 0 else {
@@ -44,11 +45,16 @@ struct Bench: ParsableCommand {
         let gflops: Double
         let achievedGflopsPerSecond: Double
         let blasKernels: String
+        /// `packed` or `reference`.
+        let engine: String
+        /// Bytes of the activation arena (packed engine), and of the largest activation.
+        let activationArenaBytes: Int?
+        let largestActivationBytes: Int?
         let layers: [Profiler.Entry]?
     }
 
     func run() throws {
-        let loaded = try withExitCode2 { try loadModel(model, arch: arch, reader: reader) }
+        let loaded = try withExitCode2 { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
         setInferenceThreads(threads)
         var rng = SplitMix64(seed: 0)
         let input = FeatureMap(n: batch, c: 3, h: size, w: size,
@@ -69,13 +75,20 @@ struct Bench: ParsableCommand {
                             size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1],
                             msPerImage: median / Double(batch), gflops: flops / 1e9,
                             achievedGflopsPerSecond: flops / (median * 1e6), blasKernels: BLASKernels.coreName,
+                            engine: loaded.model.engine.rawValue,
+                            activationArenaBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.arena,
+                            largestActivationBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.largest,
                             layers: layers)
         if json {
             try printJSON(report)
         } else {
-            print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) threads, \(runs) runs")
+            print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) threads, \(runs) runs, engine \(report.engine)")
             print(String(format: "median %.2f ms (min %.2f, max %.2f), %.2f ms/image, %.1f GFLOP/s (OpenBLAS kernels: %@)",
                          median, report.minMs, report.maxMs, report.msPerImage, report.achievedGflopsPerSecond, BLASKernels.coreName))
+            if let arena = report.activationArenaBytes, let largest = report.largestActivationBytes {
+                print(String(format: "activations: arena %.2f MiB = %.2fx the largest activation (%.2f MiB)",
+                             Double(arena) / 1048576, Double(arena) / Double(largest), Double(largest) / 1048576))
+            }
             if let layers {
                 print("\nlayer                     calls   ms/call   GFLOP/s")
                 for l in layers {

@@ -57,6 +57,7 @@ struct Classify: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show progress on stderr (default: only when stderr is a terminal).")
     var progress: Bool?
     @OptionGroup var reader: ReaderFlags
+    @OptionGroup var engineFlags: EngineFlags
 
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
@@ -83,7 +84,7 @@ struct Classify: ParsableCommand {
         let preprocessing = try preprocessing()
         setInferenceThreads(threads)
         let (loaded, labels) = try withExitCode2 { () throws -> (LoadedResNet, ClassLabels) in
-            let loaded = try loadModel(model, arch: arch, reader: reader)
+            let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine)
             guard let classes = loaded.model.architecture.numClasses else {
                 throw LabelsError("\(model) has no classification head (a headless backbone): nothing to classify")
             }

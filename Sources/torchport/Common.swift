@@ -12,8 +12,16 @@ enum ArchChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// Loads and binds a model, for commands that run one.
-func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags) throws -> LoadedResNet {
-    try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options)
+func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil) throws -> LoadedResNet {
+    try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options, engine: engine)
+}
+
+extension InferenceEngine: ExpressibleByArgument {}
+
+/// `--engine`, for the commands that run a model.
+struct EngineFlags: ParsableArguments {
+    @Option(help: "Inference engine: packed (Torchport's AVX-512 kernels) or reference (im2col + OpenBLAS). Default: the fastest this CPU runs.")
+    var engine: InferenceEngine?
 }
 
 /// Runs `body`; a failure to read or bind a file is printed and exits with status 2 (unusable file),

@@ -46,6 +46,7 @@ struct Verify: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show progress on stderr (default: only when stderr is a terminal).")
     var progress: Bool?
     @OptionGroup var reader: ReaderFlags
+    @OptionGroup var engineFlags: EngineFlags
 
     /// Several models, or a directory of them.
     var many: Bool { models.count > 1 || anyDirectory(models) }
@@ -68,7 +69,7 @@ struct Verify: ParsableCommand {
         if many { return try runMany() }
         let report: VerificationReport = try withExitCode2 {
             try verifyModel(model, golden: golden, criterion: Criterion(atol: atol, rtol: rtol), arch: arch,
-                            reader: reader, saveLogits: saveLogits)
+                            reader: reader, engine: engineFlags.engine, saveLogits: saveLogits)
         }
         if json {
             print(report.jsonString())
@@ -118,7 +119,7 @@ extension Verify {
             if let g = goldens[i] {
                 do {
                     outcome = .report(try verifyModel(files[i], golden: g, criterion: criterion, arch: arch,
-                                                      reader: reader))
+                                                      reader: reader, engine: engineFlags.engine))
                 } catch {
                     outcome = .unusable(error.localizedDescription)
                 }
@@ -183,8 +184,8 @@ extension Verify {
 /// Loads and binds `model`, runs the golden's input through it and compares the outputs with the
 /// golden's (shared by `verify` and `convert --golden`). Throws when a file cannot be used.
 func verifyModel(_ model: String, golden: String, criterion: Criterion, arch: ArchChoice?, reader: ReaderFlags,
-                 saveLogits: String? = nil) throws -> VerificationReport {
-    let loaded = try loadModel(model, arch: arch, reader: reader)
+                 engine: InferenceEngine? = nil, saveLogits: String? = nil) throws -> VerificationReport {
+    let loaded = try loadModel(model, arch: arch, reader: reader, engine: engine)
     let g = try Golden.load(path: golden)
     let input = FeatureMap(n: g.inputShape[0], c: g.inputShape[1], h: g.inputShape[2], w: g.inputShape[3], data: g.input)
     let output: GoldenOutput = loaded.model.fc == nil ? .features : .logits

@@ -1,0 +1,107 @@
+// Torchport's own convolution kernels (AVX-512), for the packed inference engine.
+//
+// Activations are NHWC, float32, with a zero border of `border` pixels on every side, so a
+// convolution never tests for padding: element (n, y, x, c) lies at
+//   ((n * (h + 2 * border) + y + border) * (w + 2 * border) + x + border) * cs + c,
+// where the pixel stride `cs` >= c is padded so that the pixels of a tile do not all fall in the
+// same L1 cache sets (a stride of a multiple of 4 KiB would, with 1024 channels and more).
+// Convolution weights are packed once, at bind time, with the BatchNorm folded in: per block of
+// `16 * nv` output channels, `[ky][kx][input channel of the block][16 * nv]`.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A batch of NHWC feature maps with a zero border.
+typedef struct {
+    float *data;
+    int32_t n, h, w, c;
+    int32_t border;
+    /// Floats from one pixel to the next (>= c).
+    int32_t cs;
+} tp_map;
+
+/// A packed convolution (square kernel, same stride and padding in both directions).
+typedef struct {
+    int32_t cin, cout, kernel, stride, pad, groups;
+    /// Output channels per packed block: 16 * nv (nv = 1 or 2).
+    int32_t nv;
+    /// Input channels each block reads: all of them without groups; with groups, those of the
+    /// groups its output channels belong to (a block holds whole groups, or lies within one).
+    int32_t block_cin;
+    /// Number of packed blocks: ceil(cout / (16 * nv)).
+    int32_t blocks;
+    /// Loop over blocks outside the pixels (weights larger than the input) or inside.
+    int32_t blocks_outer;
+    const float *weight;  // tp_conv_packed_count floats
+    const float *bias;    // blocks * 16 * nv floats
+} tp_conv;
+
+/// 1 when this CPU runs the AVX-512 kernels (AVX-512 F, and the OS saves its registers).
+int tp_kernels_available(void);
+
+/// Chooses `nv`, the block geometry and the loop order for a convolution with `in_bytes` of input
+/// per image (at the size it is planned for); 0 when the kernels cannot run it (grouped
+/// convolutions whose group widths do not tile the blocks).
+int tp_conv_plan(tp_conv *conv, int64_t in_bytes);
+
+/// Floats of packed weights for a planned convolution.
+int64_t tp_conv_packed_count(const tp_conv *conv);
+
+/// Packs torch's weights `[cout, cin / groups, k, k]` times `scale[o]` (the folded BatchNorm) into
+/// `packed` (tp_conv_packed_count floats) and `shift` into `bias` (blocks * 16 * nv floats).
+void tp_conv_pack(const tp_conv *conv, const float *weight, const float *scale, const float *shift,
+                  float *packed, float *bias);
+
+/// Tiles per image of a convolution producing `out`: 14 pixels along a row, or (maps 7 wide or
+/// less) whole pairs of rows; at most 14 pixels each.
+int64_t tp_conv_tiles(const tp_conv *conv, const tp_map *out);
+
+/// Floats of one tile's packed input panel (the reduction, rounded up to 16, times 14 pixels).
+int64_t tp_conv_panel_floats(const tp_conv *conv);
+
+/// Computes `out = relu?(conv(in) + bias + residual?)` for items [begin, end), an item being one
+/// tile of one image (item = n * tiles + t), all blocks: each tile's input is packed into
+/// `panel` (tp_conv_panel_floats floats, 64-byte aligned, the caller's) and then multiplied by
+/// every block's weights. `residual` (may be NULL) has out's geometry and may be `out` itself
+/// (each element is read before it is written).
+void tp_conv_run(const tp_conv *conv, const tp_map *in, const tp_map *out, const tp_map *residual,
+                 int relu, int64_t begin, int64_t end, float *panel);
+
+/// For convolutions whose weights outweigh their input (`blocks_outer`, groups = 1): packs tiles
+/// [t0, t1) of image `n` into `panels` (tile t at t * tp_conv_panel_floats)...
+void tp_conv_pack_tiles(const tp_conv *conv, const tp_map *in, const tp_map *out, int64_t n, int64_t t0,
+                        int64_t t1, float *panels);
+
+/// ... then computes blocks [b0, b1) of image `n` over all its tiles, each block's weights
+/// staying in cache while they are used for every tile.
+void tp_conv_run_blocks(const tp_conv *conv, const tp_map *out, const tp_map *residual, int relu, int64_t n,
+                        const float *panels, int64_t b0, int64_t b1);
+
+/// MaxPool2d(3, stride 2, padding 1) over output rows [row_begin, row_end) of the whole batch
+/// (rows counted over n * out->h); NaN propagates as in torch.
+void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end);
+
+/// NCHW (torch's layout, no border) into a bordered NHWC map (border left as it is).
+void tp_from_nchw(const float *src, const tp_map *out);
+
+/// A bordered NHWC map into NCHW.
+void tp_to_nchw(const tp_map *in, float *dst);
+
+/// AdaptiveAvgPool2d(1) + flatten: `[n, c]`.
+void tp_global_average(const tp_map *in, float *dst);
+
+/// A task of the pool: `index` in [0, count).
+typedef void (*tp_task_fn)(void *ctx, int64_t index);
+
+/// Runs `fn(ctx, i)` for i in [0, count) on the calling thread (i = 0) and count - 1 persistent
+/// workers (started on first use), and returns when all are done. Workers spin briefly between
+/// tasks, then sleep. One dispatch runs at a time; others wait.
+void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,384 @@
+// Torchport's convolution kernels: direct convolution over bordered NHWC maps, AVX-512.
+// See include/ckernels.h for the layouts.
+#include "ckernels.h"
+#include <math.h>
+#include <string.h>
+
+/// Output pixels per tile (the micro-kernel's rows).
+#define TP_TILE 14
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TP_HAVE_X86 1
+#define TP_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#else
+#define TP_HAVE_X86 0
+#endif
+
+int tp_kernels_available(void) {
+#if TP_HAVE_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512bw");
+#else
+    return 0;
+#endif
+}
+
+// MARK: - Planning and packing
+
+static int32_t block_width(const tp_conv *c) { return 16 * c->nv; }
+
+/// First input channel read by block `b`.
+static int64_t block_cin_start(const tp_conv *c, int64_t b) {
+    if (c->groups == 1) return 0;
+    int64_t cout_g = c->cout / c->groups, cin_g = c->cin / c->groups;
+    return (b * block_width(c) / cout_g) * cin_g;
+}
+
+/// The reduction length: taps times the block's input channels, rounded up to 16.
+static int64_t reduction(const tp_conv *c) {
+    int64_t k = (int64_t)c->kernel * c->kernel * c->block_cin;
+    return (k + 15) / 16 * 16;
+}
+
+/// Whether blocks of 16 * nv channels tile the groups (several whole groups per block, or a
+/// block inside one group), with no partial last block.
+static int groups_fit(const tp_conv *c, int nv) {
+    int32_t nb = 16 * nv, cout_g = c->cout / c->groups;
+    if (c->cout % nb != 0) return 0;
+    return nb % cout_g == 0 || cout_g % nb == 0;
+}
+
+int tp_conv_plan(tp_conv *c, int64_t in_bytes) {
+    if (c->cin <= 0 || c->cout <= 0 || c->kernel <= 0 || c->stride <= 0 || c->groups <= 0) return 0;
+    if (c->cin % c->groups != 0 || c->cout % c->groups != 0) return 0;
+    if (c->groups > 1) {
+        // Prefer blocks that hold few groups (less multiplying by zeros).
+        int32_t cout_g = c->cout / c->groups;
+        int nv = 0;
+        for (int cand = 1; cand <= 2; cand++) {
+            if (!groups_fit(c, cand)) continue;
+            if (nv == 0 || (16 * cand <= cout_g && cand > nv)) nv = cand;
+        }
+        if (nv == 0) return 0;
+        c->nv = nv;
+        int32_t nb = 16 * nv;
+        c->block_cin = nb >= cout_g ? (nb / cout_g) * (c->cin / c->groups) : c->cin / c->groups;
+    } else {
+        c->nv = c->cout <= 16 ? 1 : 2;
+        c->block_cin = c->cin;
+    }
+    c->blocks = (c->cout + block_width(c) - 1) / block_width(c);
+    // Grouped blocks read different channels, so their input is packed per block: blocks inside.
+    int64_t weight_bytes = tp_conv_packed_count(c) * 4;
+    c->blocks_outer = c->groups == 1 && weight_bytes > in_bytes;
+    return 1;
+}
+
+int64_t tp_conv_packed_count(const tp_conv *c) {
+    return (int64_t)c->blocks * reduction(c) * block_width(c);
+}
+
+void tp_conv_pack(const tp_conv *c, const float *weight, const float *scale, const float *shift, float *packed, float *bias) {
+    const int64_t nb = block_width(c), k = c->kernel, kk = k * k, kp = reduction(c);
+    const int64_t cin_g = c->cin / c->groups, cout_g = c->cout / c->groups;
+    float *p = packed;
+    for (int64_t b = 0; b < c->blocks; b++) {
+        const int64_t start = block_cin_start(c, b);
+        // Row r of the reduction is tap r / block_cin, input channel start + r % block_cin.
+        for (int64_t r = 0; r < kp; r++) {
+            const int64_t t = r / c->block_cin, in_ch = start + r % c->block_cin;
+            for (int64_t j = 0; j < nb; j++) {
+                const int64_t o = b * nb + j;
+                float v = 0;
+                if (t < kk && o < c->cout && in_ch / cin_g == o / cout_g) {
+                    v = weight[(o * cin_g + in_ch % cin_g) * kk + t] * scale[o];
+                }
+                *p++ = v;
+            }
+        }
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t o = b * nb + j;
+            bias[b * nb + j] = o < c->cout ? shift[o] : 0;
+        }
+    }
+}
+
+static inline int64_t pixel_index(const tp_map *m, int64_t n, int64_t y, int64_t x) {
+    int64_t hp = m->h + 2 * m->border, wp = m->w + 2 * m->border;
+    return ((n * hp + y + m->border) * wp + x + m->border) * m->cs;
+}
+
+int64_t tp_conv_tiles(const tp_conv *c, const tp_map *out) {
+    (void)c;
+    if (out->w <= TP_TILE / 2) return (out->h + 1) / 2;
+    return (int64_t)out->h * ((out->w + TP_TILE - 1) / TP_TILE);
+}
+
+int64_t tp_conv_panel_floats(const tp_conv *c) { return reduction(c) * TP_TILE; }
+
+/// The output pixels of tile `t` (of any image): their count (at most TP_TILE), and each one's
+/// (y, x). Tiles are 14 pixels of a row; maps 7 wide or less put two whole rows in a tile.
+static int tile_pixels(const tp_conv *c, const tp_map *out, int64_t t, int64_t ys[TP_TILE], int64_t xs[TP_TILE]) {
+    int m = 0;
+    (void)c;
+    if (out->w <= TP_TILE / 2) {
+        for (int64_t y = 2 * t; y < 2 * t + 2 && y < out->h; y++)
+            for (int64_t x = 0; x < out->w; x++) { ys[m] = y; xs[m] = x; m++; }
+    } else {
+        const int64_t per_row = (out->w + TP_TILE - 1) / TP_TILE, y = t / per_row, x0 = (t % per_row) * TP_TILE;
+        for (int64_t x = x0; x < x0 + TP_TILE && x < out->w; x++) { ys[m] = y; xs[m] = x; m++; }
+    }
+    return m;
+}
+
+#if TP_HAVE_X86
+/// Copies `len` floats from `src` into panel rows [r, r + len) of pixel `i` (see pack_tile), in
+/// pieces that end at multiples of 16 rows, with masked moves.
+static inline TP_AVX512 void copy_run(float *panel, int i, int64_t r, const float *src, int64_t len) {
+    while (len > 0) {
+        const int64_t off = r & 15, n = 16 - off < len ? 16 - off : len;
+        const __mmask16 mask = (__mmask16)((1u << n) - 1);
+        _mm512_mask_storeu_ps(panel + ((r >> 4) * TP_TILE + i) * 16 + off, mask, _mm512_maskz_loadu_ps(mask, src));
+        src += n; r += n; len -= n;
+    }
+}
+
+/// Packs the input of tile `t` of image `n` for the channels from `cin0`: the panel holds, per
+/// 16 rows of the reduction (tap-major, then channel), the tile's pixels one after the other,
+/// 16 floats each: element (r, i) at ((r / 16) * TP_TILE + i) * 16 + r % 16. Rows past the
+/// reduction are zero.
+static TP_AVX512 void pack_tile(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t, int64_t cin0,
+                                float *panel) {
+    int64_t ys[TP_TILE], xs[TP_TILE];
+    const int m = tile_pixels(c, out, t, ys, xs);
+    const int64_t k = c->kernel, s = c->stride, cb = c->block_cin, kp = reduction(c);
+    const int64_t wp = in->w + 2 * in->border;
+    // One run per tap, or per row of taps when a row of the input holds them back to back.
+    const int whole_rows = in->cs == cb;
+    for (int i = 0; i < m; i++) {
+        const float *p = in->data + pixel_index(in, n, ys[i] * s - c->pad, xs[i] * s - c->pad) + cin0;
+        for (int64_t ky = 0; ky < k; ky++) {
+            if (whole_rows) {
+                copy_run(panel, i, ky * k * cb, p + ky * wp * in->cs, k * cb);
+            } else {
+                for (int64_t kx = 0; kx < k; kx++) copy_run(panel, i, (ky * k + kx) * cb, p + (ky * wp + kx) * in->cs, cb);
+            }
+        }
+        for (int64_t r = k * k * cb; r < kp; r++) panel[((r >> 4) * TP_TILE + i) * 16 + (r & 15)] = 0;
+    }
+}
+#endif
+
+// MARK: - The micro-kernel
+
+#if TP_HAVE_X86
+/// One tile: M pixels (of a packed panel) times 16 * NV output channels over `kp` reduction rows,
+/// then bias, residual (at `res_shift` floats from the output; it may be the output itself) and
+/// ReLU; pixel i is stored at `out + off[i]`, `valid` channels (the rest masked off).
+static inline __attribute__((always_inline)) TP_AVX512 void
+tile(const int M, const int NV, const float *a, int64_t kp, const float *w, const float *bias, float *out,
+     const int64_t *off, int64_t res_shift, int has_res, int relu, int valid, const char *pf, int64_t pf_step) {
+    __m512 acc[TP_TILE][2];  // fixed sizes (not variable-length arrays): all of it lives in registers
+    for (int j = 0; j < NV; j++) {
+        __m512 b = _mm512_loadu_ps(bias + 16 * j);
+        for (int i = 0; i < M; i++) acc[i][j] = b;
+    }
+    for (int64_t r = 0; r < kp; r += 16, a += TP_TILE * 16) {
+        // Weights the next call will need, fetched into L2 a little at a time (pf_step bytes per
+        // 16 rows) while this tile computes.
+        for (int64_t q = 0; q < pf_step; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
+        pf += pf_step;
+#pragma clang loop unroll(full)
+        for (int c = 0; c < 16; c++) {
+            __m512 wv[2];
+            for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
+            w += 16 * NV;
+            for (int i = 0; i < M; i++) {
+                __m512 x = _mm512_set1_ps(a[i * 16 + c]);
+                for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int j = 0; j < NV; j++) {
+        int lanes = valid - 16 * j;
+        if (lanes <= 0) break;
+        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+        for (int i = 0; i < M; i++) {
+            float *o = out + off[i] + 16 * j;
+            __m512 v = acc[i][j];
+            if (has_res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, o + res_shift));
+            if (relu) v = _mm512_max_ps(v, zero);
+            _mm512_mask_storeu_ps(o, mask, v);
+        }
+    }
+}
+
+typedef void (*tile_fn)(const float *, int64_t, const float *, const float *, float *, const int64_t *, int64_t, int,
+                        int, int, const char *, int64_t);
+#define TILE(M, NV)                                                                                                    \
+    static TP_AVX512 void tile_##M##_##NV(const float *a, int64_t kp, const float *w, const float *bias, float *out,   \
+                                          const int64_t *off, int64_t res_shift, int has_res, int relu, int valid,      \
+                                          const char *pf, int64_t pf_step) {                                           \
+        tile(M, NV, a, kp, w, bias, out, off, res_shift, has_res, relu, valid, pf, pf_step);                           \
+    }
+#define TILES(NV) TILE(1, NV) TILE(2, NV) TILE(3, NV) TILE(4, NV) TILE(5, NV) TILE(6, NV) TILE(7, NV) TILE(8, NV) \
+    TILE(9, NV) TILE(10, NV) TILE(11, NV) TILE(12, NV) TILE(13, NV) TILE(14, NV)
+TILES(1)
+TILES(2)
+#define TABLE(NV) { tile_1_##NV, tile_2_##NV, tile_3_##NV, tile_4_##NV, tile_5_##NV, tile_6_##NV, tile_7_##NV,        \
+    tile_8_##NV, tile_9_##NV, tile_10_##NV, tile_11_##NV, tile_12_##NV, tile_13_##NV, tile_14_##NV }
+static const tile_fn tiles[2][TP_TILE] = { TABLE(1), TABLE(2) };
+
+/// Runs blocks [b0, b1) of tile `t` of image `n` from its packed panel; while each block
+/// computes, `pf_step` bytes per 16 reduction rows from `pf` on are prefetched (see `tile`).
+static void run_tile(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n, int64_t t,
+                     const float *panel, int64_t b0, int64_t b1, const char *pf, int64_t pf_step) {
+    int64_t ys[TP_TILE], xs[TP_TILE], off[TP_TILE];
+    const int m = tile_pixels(c, out, t, ys, xs);
+    const int64_t base = pixel_index(out, n, ys[0], xs[0]);
+    for (int i = 0; i < m; i++) off[i] = pixel_index(out, n, ys[i], xs[i]) - base;
+    const int64_t nb = block_width(c), kp = reduction(c);
+    const int64_t res_shift = residual ? residual->data - out->data : 0;
+    const tile_fn fn = tiles[c->nv - 1][m - 1];
+    for (int64_t b = b0; b < b1; b++) {
+        const int valid = (int)(c->cout - b * nb < nb ? c->cout - b * nb : nb);
+        fn(panel, kp, c->weight + b * kp * nb, c->bias + b * nb, out->data + base + b * nb, off, res_shift,
+           residual != NULL, relu, valid, pf, pf_step);
+    }
+}
+
+/// Asks for the input rows of tile `t` of image `n` to be brought into cache (while the tile
+/// before it is computed): activations often come from memory, and the hardware prefetchers
+/// do not follow the tile's several rows on their own.
+static void prefetch_tile(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t) {
+    int64_t ys[TP_TILE], xs[TP_TILE];
+    const int m = tile_pixels(c, out, t, ys, xs);
+    const int64_t k = c->kernel, s = c->stride, wp = in->w + 2 * in->border;
+    for (int i = 0; i < m; i++) {
+        if (i > 0 && ys[i] == ys[i - 1]) continue;  // one run per output row of the tile
+        int last = i;
+        while (last + 1 < m && ys[last + 1] == ys[i]) last++;
+        const int64_t floats = ((xs[last] - xs[i]) * s + k) * in->cs;
+        for (int64_t ky = 0; ky < k; ky++) {
+            const char *row = (const char *)(in->data + pixel_index(in, n, ys[i] * s - c->pad, xs[i] * s - c->pad)
+                                              + ky * wp * in->cs);
+            for (int64_t b = 0; b < floats * 4; b += 64) __builtin_prefetch(row + b, 0, 3);
+        }
+    }
+}
+
+void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
+                 int64_t begin, int64_t end, float *panel) {
+    const int64_t tiles_per_image = tp_conv_tiles(c, out);
+    for (int64_t item = begin; item < end; item++) {
+        const int64_t n = item / tiles_per_image, t = item % tiles_per_image;
+        if (item + 1 < end) prefetch_tile(c, in, out, (item + 1) / tiles_per_image, (item + 1) % tiles_per_image);
+        if (c->groups == 1) {
+            pack_tile(c, in, out, n, t, 0, panel);
+            run_tile(c, out, residual, relu, n, t, panel, 0, c->blocks, (const char *)c->weight, 0);
+        } else {
+            for (int64_t b = 0; b < c->blocks; b++) {
+                pack_tile(c, in, out, n, t, block_cin_start(c, b), panel);
+                run_tile(c, out, residual, relu, n, t, panel, b, b + 1, (const char *)c->weight, 0);
+            }
+        }
+    }
+}
+
+void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t0, int64_t t1,
+                        float *panels) {
+    const int64_t stride = tp_conv_panel_floats(c);
+    for (int64_t t = t0; t < t1; t++) pack_tile(c, in, out, n, t, 0, panels + t * stride);
+}
+
+void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n,
+                        const float *panels, int64_t b0, int64_t b1) {
+    const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
+    // While block b computes, the next block's weights come into L2: a slice per tile.
+    const int64_t kp = reduction(c), block_bytes = kp * block_width(c) * 4, chunks = kp / 16;
+    const int64_t slice = (block_bytes / tiles_per_image + 63) / 64 * 64;
+    const int64_t pf_step = (slice / chunks + 63) / 64 * 64;
+    for (int64_t b = b0; b < b1; b++) {
+        const char *next = (const char *)(c->weight + (b + 1) * kp * block_width(c));
+        const int64_t step = b + 1 < b1 ? pf_step : 0;
+        for (int64_t t = 0; t < tiles_per_image; t++)
+            run_tile(c, out, residual, relu, n, t, panels + t * stride, b, b + 1, next + t * slice, step);
+    }
+}
+#else
+void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
+                 int64_t begin, int64_t end, float *panel) {
+    (void)c; (void)in; (void)out; (void)residual; (void)relu; (void)begin; (void)end; (void)panel;
+}
+void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t0, int64_t t1,
+                        float *panels) {
+    (void)c; (void)in; (void)out; (void)n; (void)t0; (void)t1; (void)panels;
+}
+void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n,
+                        const float *panels, int64_t b0, int64_t b1) {
+    (void)c; (void)out; (void)residual; (void)relu; (void)n; (void)panels; (void)b0; (void)b1;
+}
+#endif
+
+// MARK: - Other layers (plain C, vectorised by the compiler)
+
+void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end) {
+    const int64_t c = in->c;
+    for (int64_t row = row_begin; row < row_end; row++) {
+        const int64_t n = row / out->h, oy = row % out->h;
+        const int64_t y0 = 2 * oy - 1 < 0 ? 0 : 2 * oy - 1, y1 = 2 * oy + 2 > in->h ? in->h : 2 * oy + 2;
+        for (int64_t ox = 0; ox < out->w; ox++) {
+            const int64_t x0 = 2 * ox - 1 < 0 ? 0 : 2 * ox - 1, x1 = 2 * ox + 2 > in->w ? in->w : 2 * ox + 2;
+            float *d = out->data + pixel_index(out, n, oy, ox);
+            for (int64_t ch = 0; ch < c; ch++) d[ch] = -INFINITY;
+            for (int64_t y = y0; y < y1; y++) {
+                for (int64_t x = x0; x < x1; x++) {
+                    const float *s = in->data + pixel_index(in, n, y, x);
+                    for (int64_t ch = 0; ch < c; ch++) {
+                        float v = s[ch];
+                        d[ch] = v <= d[ch] ? d[ch] : v;  // v > max, or v is NaN
+                    }
+                }
+            }
+        }
+    }
+}
+
+void tp_from_nchw(const float *src, const tp_map *out) {
+    const int64_t plane = (int64_t)out->h * out->w;
+    for (int64_t n = 0; n < out->n; n++)
+        for (int64_t y = 0; y < out->h; y++)
+            for (int64_t x = 0; x < out->w; x++) {
+                float *d = out->data + pixel_index(out, n, y, x);
+                const float *s = src + n * out->c * plane + y * out->w + x;
+                for (int64_t ch = 0; ch < out->c; ch++) d[ch] = s[ch * plane];
+            }
+}
+
+void tp_to_nchw(const tp_map *in, float *dst) {
+    const int64_t plane = (int64_t)in->h * in->w;
+    for (int64_t n = 0; n < in->n; n++)
+        for (int64_t y = 0; y < in->h; y++)
+            for (int64_t x = 0; x < in->w; x++) {
+                const float *s = in->data + pixel_index(in, n, y, x);
+                float *d = dst + n * in->c * plane + y * in->w + x;
+                for (int64_t ch = 0; ch < in->c; ch++) d[ch * plane] = s[ch];
+            }
+}
+
+void tp_global_average(const tp_map *in, float *dst) {
+    const int64_t plane = (int64_t)in->h * in->w;
+    for (int64_t n = 0; n < in->n; n++) {
+        float *d = dst + n * in->c;
+        for (int64_t ch = 0; ch < in->c; ch++) d[ch] = 0;
+        for (int64_t y = 0; y < in->h; y++)
+            for (int64_t x = 0; x < in->w; x++) {
+                const float *s = in->data + pixel_index(in, n, y, x);
+                for (int64_t ch = 0; ch < in->c; ch++) d[ch] += s[ch];
+            }
+        for (int64_t ch = 0; ch < in->c; ch++) d[ch] /= (float)plane;
+    }
+}

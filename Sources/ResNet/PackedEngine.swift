@@ -1,0 +1,387 @@
+import CKernels
+import Synchronization
+
+/// Which implementation runs a ``ResNetModel``'s forward pass.
+public enum InferenceEngine: String, Sendable, CaseIterable, Codable {
+    /// NCHW, im2col + OpenBLAS sgemm per convolution, BatchNorm applied after each one. Runs on
+    /// every CPU; the reference the packed engine is tested against.
+    case reference
+    /// Torchport's own AVX-512 kernels: bordered NHWC maps, weights packed at bind time with the
+    /// BatchNorm folded in, direct convolutions with bias, residual add and ReLU fused, buffers
+    /// planned once per input size. Needs AVX-512 (see ``InferenceEngine/best``).
+    case packed
+
+    /// Whether this CPU can run the engine.
+    public var isAvailable: Bool {
+        switch self {
+        case .reference: true
+        case .packed: PackedNet.kernelsAvailable
+        }
+    }
+
+    /// The fastest engine this CPU runs: ``packed`` with AVX-512, else ``reference``.
+    public static var best: InferenceEngine { PackedNet.kernelsAvailable ? .packed : .reference }
+}
+
+/// One convolution of the packed engine: its plan and packed weights (64-byte aligned, owned).
+final class PackedConv: @unchecked Sendable {
+    let name: String
+    let desc: tp_conv
+    private let weights: UnsafeMutablePointer<Float>
+    private let bias: UnsafeMutablePointer<Float>
+    let weightBytes: Int
+
+    /// Packs `conv` (BatchNorm folded), choosing the loop order for `inputBytes` of input per
+    /// image; nil when the kernels cannot run it.
+    init?(_ conv: Conv2d, inputBytes: Int) {
+        var d = tp_conv()
+        d.cin = Int32(conv.inChannels); d.cout = Int32(conv.outChannels); d.kernel = Int32(conv.kernel)
+        d.stride = Int32(conv.stride); d.pad = Int32(conv.padding); d.groups = Int32(conv.groups)
+        guard tp_conv_plan(&d, Int64(inputBytes)) != 0 else { return nil }
+        let count = Int(tp_conv_packed_count(&d)), biasCount = Int(d.blocks) * 16 * Int(d.nv)
+        let (packed, packedBias) = (alignedFloats(count), alignedFloats(biasCount))
+        conv.weight.withUnsafeBufferPointer { w in
+            conv.bn.scale.withUnsafeBufferPointer { s in
+                conv.bn.shift.withUnsafeBufferPointer { t in
+                    tp_conv_pack(&d, w.baseAddress, s.baseAddress, t.baseAddress, packed, packedBias)
+                }
+            }
+        }
+        d.weight = UnsafePointer(packed)
+        d.bias = UnsafePointer(packedBias)
+        (weights, bias) = (packed, packedBias)
+        desc = d
+        name = conv.name
+        weightBytes = (count + biasCount) * 4
+    }
+
+    deinit {
+        weights.deallocate()
+        bias.deallocate()
+    }
+}
+
+private func alignedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(1, count))
+}
+
+/// A ResNet bound for the packed engine: the packed convolutions in execution order and, per input
+/// size, a plan of where every activation lives in one arena (allocated once, reused by every
+/// forward pass of that size: no allocation in the steady state).
+final class PackedNet: @unchecked Sendable {
+    static let kernelsAvailable = tp_kernels_available() != 0
+
+    /// One block: indices into `convs` (conv1, conv2, conv3 or -1, downsample or -1).
+    struct BlockPlan { let c1: Int, c2: Int, c3: Int, down: Int }
+
+    let convs: [PackedConv]
+    let stem: Int
+    let blocks: [BlockPlan]
+    let featureChannels: Int
+    /// Arenas by input size, each used by one forward pass at a time.
+    private let workspaces = Mutex<[Geometry: [Workspace]]>([:])
+
+    /// Packs every convolution of `model`. Inputs of any size run; `height` x `width` only sets
+    /// each convolution's loop order (blocks outside when its weights outweigh its input at that
+    /// size). nil when the kernels are unavailable or cannot run a convolution.
+    init?(_ model: ResNetModel, height: Int = 224, width: Int = 224) {
+        guard Self.kernelsAvailable else { return nil }
+        var convs: [PackedConv] = []
+        var blocks: [BlockPlan] = []
+        func add(_ c: Conv2d, _ h: Int, _ w: Int) -> Int? {
+            guard let p = PackedConv(c, inputBytes: c.inChannels * h * w * 4) else { return nil }
+            convs.append(p)
+            return convs.count - 1
+        }
+        guard let s = add(model.conv1, height, width) else { return nil }
+        stem = s
+        var (h, w) = model.conv1.outputSize(height, width)
+        (h, w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1)
+        for block in model.layers.joined() {
+            let main: [Conv2d], down: Conv2d?
+            switch block {
+            case .basic(let b): (main, down) = ([b.conv1, b.conv2], b.downsample)
+            case .bottleneck(let b): (main, down) = ([b.conv1, b.conv2, b.conv3], b.downsample)
+            }
+            var d = -1
+            if let down { guard let i = add(down, h, w) else { return nil }; d = i }
+            var ids: [Int] = []
+            for c in main {
+                guard let i = add(c, h, w) else { return nil }
+                ids.append(i)
+                (h, w) = c.outputSize(h, w)
+            }
+            blocks.append(BlockPlan(c1: ids[0], c2: ids[1], c3: ids.count > 2 ? ids[2] : -1, down: d))
+        }
+        self.convs = convs
+        self.blocks = blocks
+        featureChannels = model.architecture.featureWidth
+    }
+
+    var weightBytes: Int { convs.reduce(0) { $0 + $1.weightBytes } }
+
+    /// The layer4 feature map of `input` (NCHW), in NCHW.
+    func featureMap(_ input: FeatureMap) -> FeatureMap {
+        withWorkspace(for: input) { ws in
+            let last = ws.run(self, input)
+            var out = FeatureMap(n: Int(last.n), c: Int(last.c), h: Int(last.h), w: Int(last.w))
+            var map = last
+            out.data.withUnsafeMutableBufferPointer { tp_to_nchw(&map, $0.baseAddress) }
+            return out
+        }
+    }
+
+    /// Pooled features `[n, C]`.
+    func features(_ input: FeatureMap) -> [Float] {
+        withWorkspace(for: input) { ws in
+            var last = ws.run(self, input)
+            var out = [Float](repeating: 0, count: Int(last.n) * Int(last.c))
+            out.withUnsafeMutableBufferPointer { tp_global_average(&last, $0.baseAddress) }
+            return out
+        }
+    }
+
+    /// Peak bytes of the activation arena for inputs of this size (the largest activation, for
+    /// comparison, is reported by ``Workspace/largestActivationBytes``).
+    func arenaBytes(n: Int, h: Int, w: Int) -> (arena: Int, largest: Int) {
+        let plan = Workspace.plan(self, Geometry(n: n, h: h, w: w, threads: Parallel.threads))
+        return (plan.arenaBytes, plan.largest)
+    }
+
+    private func withWorkspace<R>(for input: FeatureMap, _ body: (Workspace) -> R) -> R {
+        let key = Geometry(n: input.n, h: input.h, w: input.w, threads: Parallel.threads)
+        let ws = workspaces.withLock { $0[key]?.popLast() } ?? Workspace(self, key)
+        defer { workspaces.withLock { $0[key, default: []].append(ws) } }
+        return body(ws)
+    }
+}
+
+/// What a workspace is planned for: the input size and the number of threads (a panel each).
+struct Geometry: Hashable { let n: Int, h: Int, w: Int, threads: Int }
+
+/// The activations of one input size: where each lives in one arena, chosen by first fit in
+/// execution order, so that the arena holds little more than the largest live set.
+final class Workspace: @unchecked Sendable {
+    /// Activation `i`: shape, border and byte offset in the arena.
+    struct Slot {
+        var n: Int, h: Int, w: Int, c: Int, border: Int, offset: Int = 0
+        /// Pixel stride: 16 floats more than the channels from 512 channels on, so that a tile's
+        /// pixels (and their cache lines) do not fall 2 or 4 KiB apart into the same L1 sets.
+        var cs: Int { c >= 512 ? c + 16 : c }
+        var bytes: Int { n * (h + 2 * border) * (w + 2 * border) * cs * 4 }
+    }
+    /// Every step of a forward pass, over activation indices.
+    enum Step {
+        case input(dst: Int)
+        case conv(Int, src: Int, dst: Int, residual: Int?, relu: Bool)
+        case maxPool(src: Int, dst: Int)
+    }
+
+    struct Plan {
+        var slots: [Slot]
+        var steps: [Step]
+        var output: Int
+        var arenaBytes: Int
+        var largest: Int
+        /// Floats of one tile's panel, for the largest reduction (a thread's share of `panels`).
+        var panelFloats: Int
+        /// Threads the work is split over (one panel each).
+        var threads: Int
+        /// Bytes of `panels`: a panel per thread, or all tiles of one image, whichever is larger.
+        var scratchBytes: Int
+    }
+
+    let plan: Plan
+    private let arena: UnsafeMutableRawPointer
+    /// Packed input tiles: one panel per thread, or every tile of an image for convolutions that
+    /// loop over blocks outside (`blocks_outer`).
+    private let panels: UnsafeMutablePointer<Float>
+
+    init(_ net: PackedNet, _ g: Geometry) {
+        plan = Self.plan(net, g)
+        arena = UnsafeMutableRawPointer.allocate(byteCount: max(64, plan.arenaBytes), alignment: 64)
+        panels = UnsafeMutableRawPointer.allocate(byteCount: max(64, plan.scratchBytes), alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(16, plan.scratchBytes / 4))
+    }
+
+    deinit {
+        arena.deallocate()
+        panels.deallocate()
+    }
+
+    /// Plans the activations of a forward pass: shapes, steps, then arena offsets by first fit
+    /// over their lifetimes. The residual output is written over the identity (in place).
+    static func plan(_ net: PackedNet, _ g: Geometry) -> Plan {
+        var slots: [Slot] = []
+        var steps: [Step] = []
+        func slot(_ c: Int, _ h: Int, _ w: Int, border: Int) -> Int {
+            slots.append(Slot(n: g.n, h: h, w: w, c: c, border: border))
+            return slots.count - 1
+        }
+        func out(_ conv: PackedConv, _ src: Int) -> (Int, Int, Int) {
+            let s = slots[src], d = conv.desc
+            let oh = (s.h + 2 * Int(d.pad) - Int(d.kernel)) / Int(d.stride) + 1
+            let ow = (s.w + 2 * Int(d.pad) - Int(d.kernel)) / Int(d.stride) + 1
+            return (Int(d.cout), oh, ow)
+        }
+        let stem = net.convs[net.stem]
+        let image = slot(3, g.h, g.w, border: max(1, Int(stem.desc.pad)))
+        steps.append(.input(dst: image))
+        var (c, h, w) = out(stem, image)
+        let stemOut = slot(c, h, w, border: 1)
+        steps.append(.conv(net.stem, src: image, dst: stemOut, residual: nil, relu: true))
+        let pooled = slot(c, (h - 1) / 2 + 1, (w - 1) / 2 + 1, border: 1)
+        steps.append(.maxPool(src: stemOut, dst: pooled))
+        var x = pooled
+        for b in net.blocks {
+            var identity = x
+            if b.down >= 0 {
+                (c, h, w) = out(net.convs[b.down], x)
+                identity = slot(c, h, w, border: 1)
+                steps.append(.conv(b.down, src: x, dst: identity, residual: nil, relu: false))
+            }
+            (c, h, w) = out(net.convs[b.c1], x)
+            var y = slot(c, h, w, border: 1)
+            steps.append(.conv(b.c1, src: x, dst: y, residual: nil, relu: true))
+            let last = b.c3 >= 0 ? b.c3 : b.c2
+            if b.c3 >= 0 {
+                (c, h, w) = out(net.convs[b.c2], y)
+                let y2 = slot(c, h, w, border: 1)
+                steps.append(.conv(b.c2, src: y, dst: y2, residual: nil, relu: true))
+                y = y2
+            }
+            // The block's output overwrites its identity (each element is read, then written).
+            steps.append(.conv(last, src: y, dst: identity, residual: identity, relu: true))
+            x = identity
+        }
+        // Lifetimes: first and last step that touches each slot.
+        var first = [Int](repeating: Int.max, count: slots.count), lastUse = [Int](repeating: -1, count: slots.count)
+        func touch(_ s: Int, _ i: Int) { first[s] = min(first[s], i); lastUse[s] = max(lastUse[s], i) }
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case .input(let d): touch(d, i)
+            case .conv(_, let s, let d, let r, _): touch(s, i); touch(d, i); if let r { touch(r, i) }
+            case .maxPool(let s, let d): touch(s, i); touch(d, i)
+            }
+        }
+        lastUse[x] = steps.count  // the output is read after the last step
+        // First fit, in order of first use, among the slots whose lifetimes overlap.
+        var arenaBytes = 0
+        for s in slots.indices.sorted(by: { first[$0] < first[$1] }) {
+            let size = (slots[s].bytes + 63) / 64 * 64
+            let busy = slots.indices.filter { o in
+                o != s && first[o] != Int.max && first[o] < first[s] && lastUse[o] >= first[s]
+            }.map { (slots[$0].offset, (slots[$0].bytes + 63) / 64 * 64) }.sorted { $0.0 < $1.0 }
+            var offset = 0
+            for (o, n) in busy where offset + size > o {
+                offset = max(offset, o + n)
+            }
+            slots[s].offset = offset
+            arenaBytes = max(arenaBytes, offset + size)
+        }
+        let largest = slots.map { $0.n * $0.h * $0.w * $0.c * 4 }.max() ?? 0
+        // Panels: per thread for most convolutions, all tiles of an image for `blocks_outer`.
+        var panelFloats = 16, scratch = 16
+        for step in steps {
+            guard case .conv(let ci, _, let d, _, _) = step else { continue }
+            var desc = net.convs[ci].desc
+            let s = slots[d]
+            var out = tp_map(data: nil, n: Int32(s.n), h: Int32(s.h), w: Int32(s.w), c: Int32(s.c),
+                             border: Int32(s.border), cs: Int32(s.cs))
+            let one = Int(tp_conv_panel_floats(&desc))
+            panelFloats = max(panelFloats, (one + 15) / 16 * 16)
+            if desc.blocks_outer != 0 { scratch = max(scratch, one * Int(tp_conv_tiles(&desc, &out))) }
+        }
+        scratch = max(scratch, panelFloats * g.threads)
+        return Plan(slots: slots, steps: steps, output: x, arenaBytes: arenaBytes, largest: largest,
+                    panelFloats: panelFloats, threads: g.threads, scratchBytes: scratch * 4)
+    }
+
+    private func map(_ i: Int) -> tp_map {
+        let s = plan.slots[i]
+        return tp_map(data: (arena + s.offset).assumingMemoryBound(to: Float.self), n: Int32(s.n), h: Int32(s.h),
+                      w: Int32(s.w), c: Int32(s.c), border: Int32(s.border), cs: Int32(s.cs))
+    }
+
+    /// Runs the steps; returns the output map (valid until the next run on this workspace).
+    func run(_ net: PackedNet, _ input: FeatureMap) -> tp_map {
+        let threads = plan.threads
+        for step in plan.steps {
+            switch step {
+            case .input(let d):
+                // Every buffer's border must be zero; slots share the arena, so clear each
+                // destination's border ring before it is written (its interior is overwritten).
+                clearBorder(d)
+                var m = map(d)
+                input.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &m) }
+            case .conv(let ci, let s, let d, let r, let relu):
+                let conv = net.convs[ci]
+                let started = Profiler.isEnabled ? Profiler.now() : 0
+                if r != d { clearBorder(d) }
+                let desc = conv.desc, src = map(s), dst = map(d), res = r.map { map($0) }
+                let tiles = withUnsafePointer(to: desc) { c in withUnsafePointer(to: dst) { tp_conv_tiles(c, $0) } }
+                let panels = self.panels
+                if desc.blocks_outer != 0 {
+                    // Per image: pack every tile once, then split the blocks (and their weights).
+                    for n in 0..<Int64(dst.n) {
+                        let packers = min(threads, Int(tiles))
+                        Parallel.forEach(packers) { t in
+                            var (c, i, o) = (desc, src, dst)
+                            tp_conv_pack_tiles(&c, &i, &o, n, tiles * Int64(t) / Int64(packers),
+                                               tiles * Int64(t + 1) / Int64(packers), panels)
+                        }
+                        let blocks = Int64(desc.blocks), workers = min(threads, Int(blocks))
+                        Parallel.forEach(workers) { t in
+                            var (c, o) = (desc, dst)
+                            let b0 = blocks * Int64(t) / Int64(workers), b1 = blocks * Int64(t + 1) / Int64(workers)
+                            if var res { tp_conv_run_blocks(&c, &o, &res, relu ? 1 : 0, n, panels, b0, b1) }
+                            else { tp_conv_run_blocks(&c, &o, nil, relu ? 1 : 0, n, panels, b0, b1) }
+                        }
+                    }
+                } else {
+                    let items = tiles * Int64(dst.n), workers = min(threads, Int(items))
+                    let panelFloats = plan.panelFloats
+                    Parallel.forEach(workers) { t in
+                        let lo = items * Int64(t) / Int64(workers), hi = items * Int64(t + 1) / Int64(workers)
+                        var (c, i, o) = (desc, src, dst)
+                        let panel = panels + t * panelFloats
+                        if var res { tp_conv_run(&c, &i, &o, &res, relu ? 1 : 0, lo, hi, panel) }
+                        else { tp_conv_run(&c, &i, &o, nil, relu ? 1 : 0, lo, hi, panel) }
+                    }
+                }
+                if Profiler.isEnabled {
+                    let k = Int(conv.desc.kernel)
+                    let flops = 2 * Int(dst.n) * Int(dst.h) * Int(dst.w) * Int(dst.c) * Int(conv.desc.cin / conv.desc.groups) * k * k
+                    Profiler.record(conv.name, flops: flops, since: started)
+                }
+            case .maxPool(let s, let d):
+                clearBorder(d)
+                let src = map(s), dst = map(d)
+                let rows = Int64(dst.n) * Int64(dst.h), workers = min(threads, Int(rows))
+                Parallel.forEach(workers) { t in
+                    var (i, o) = (src, dst)
+                    tp_maxpool3s2(&i, &o, rows * Int64(t) / Int64(workers), rows * Int64(t + 1) / Int64(workers))
+                }
+            }
+        }
+        return map(plan.output)
+    }
+
+    /// Zeroes the border ring of slot `i` (rows above and below, columns left and right).
+    private func clearBorder(_ i: Int) {
+        let s = plan.slots[i]
+        guard s.border > 0 else { return }
+        let base = (arena + s.offset).assumingMemoryBound(to: Float.self)
+        let wp = s.w + 2 * s.border, hp = s.h + 2 * s.border, rowFloats = wp * s.cs
+        for n in 0..<s.n {
+            let image = base + n * hp * rowFloats
+            image.update(repeating: 0, count: s.border * rowFloats)
+            (image + (s.h + s.border) * rowFloats).update(repeating: 0, count: s.border * rowFloats)
+            for y in s.border..<(s.h + s.border) {
+                let row = image + y * rowFloats
+                row.update(repeating: 0, count: s.border * s.cs)
+                (row + (s.w + s.border) * s.cs).update(repeating: 0, count: s.border * s.cs)
+            }
+        }
+    }
+}
