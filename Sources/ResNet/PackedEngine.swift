@@ -1,4 +1,9 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Synchronization
 
 /// Which implementation runs a ``ResNetModel``'s forward pass.
@@ -32,12 +37,13 @@ final class PackedConv: @unchecked Sendable {
     let weightBytes: Int
 
     /// Packs `conv` (BatchNorm folded), choosing the loop order for `inputBytes` of input per
-    /// image; nil when the kernels cannot run it.
-    init?(_ conv: Conv2d, inputBytes: Int) {
+    /// image, as Winograd F(2x2, 3x3) when `winograd` asks and the shape allows; nil when the
+    /// kernels cannot run it.
+    init?(_ conv: Conv2d, inputBytes: Int, winograd: Bool = false) {
         var d = tp_conv()
         d.cin = Int32(conv.inChannels); d.cout = Int32(conv.outChannels); d.kernel = Int32(conv.kernel)
         d.stride = Int32(conv.stride); d.pad = Int32(conv.padding); d.groups = Int32(conv.groups)
-        guard tp_conv_plan(&d, Int64(inputBytes)) != 0 else { return nil }
+        guard tp_conv_plan(&d, Int64(inputBytes), winograd ? 1 : 0) != 0 else { return nil }
         let count = Int(tp_conv_packed_count(&d)), biasCount = Int(d.blocks) * 16 * Int(d.nv)
         let (packed, packedBias) = (alignedFloats(count), alignedFloats(biasCount))
         conv.weight.withUnsafeBufferPointer { w in
@@ -70,6 +76,9 @@ private func alignedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
 /// forward pass of that size: no allocation in the steady state).
 final class PackedNet: @unchecked Sendable {
     static let kernelsAvailable = tp_kernels_available() != 0
+    /// Whether 3x3 stride-1 convolutions of wide maps use Winograd F(2x2, 3x3) (2.25x fewer
+    /// multiplications); `TORCHPORT_WINOGRAD=0` in the environment turns it off, for comparisons.
+    static let winograd = getenv("TORCHPORT_WINOGRAD").map { String(cString: $0) != "0" } ?? true
 
     /// One block: indices into `convs` (conv1, conv2, conv3 or -1, downsample or -1).
     struct BlockPlan { let c1: Int, c2: Int, c3: Int, down: Int }
@@ -89,7 +98,12 @@ final class PackedNet: @unchecked Sendable {
         var convs: [PackedConv] = []
         var blocks: [BlockPlan] = []
         func add(_ c: Conv2d, _ h: Int, _ w: Int) -> Int? {
-            guard let p = PackedConv(c, inputBytes: c.inChannels * h * w * 4) else { return nil }
+            // Winograd for the 3x3 stride-1 convolutions of maps 14 wide and more (at 7x7, its 2x2
+            // tiles waste a third of the work, and the transformed weights, 16/9 as large, would
+            // have to stream from memory: direct is faster there).
+            let (_, ow) = c.outputSize(h, w)
+            let winograd = Self.winograd && c.kernel == 3 && c.stride == 1 && c.groups == 1 && ow >= 14
+            guard let p = PackedConv(c, inputBytes: c.inChannels * h * w * 4, winograd: winograd) else { return nil }
             convs.append(p)
             return convs.count - 1
         }

@@ -19,9 +19,11 @@ struct PackedEngineTests {
 
     /// Runs `conv` (+ optional residual, ReLU) through the C kernels on bordered NHWC maps, both
     /// ways of looping (blocks inside and outside), and returns NCHW outputs.
-    static func packed(_ conv: Conv2d, _ x: FeatureMap, residual: FeatureMap?, relu: Bool, blocksOuter: Bool) throws -> FeatureMap {
+    static func packed(_ conv: Conv2d, _ x: FeatureMap, residual: FeatureMap?, relu: Bool, blocksOuter: Bool,
+                       winograd: Bool) throws -> FeatureMap {
         let (oh, ow) = conv.outputSize(x.h, x.w)
-        let p = try #require(PackedConv(conv, inputBytes: x.imageSize * 4))
+        let p = try #require(PackedConv(conv, inputBytes: x.imageSize * 4, winograd: winograd))
+        #expect((p.desc.winograd != 0) == winograd)
         var desc = p.desc
         if desc.groups == 1 { desc.blocks_outer = blocksOuter ? 1 : 0 }
         func bordered(_ n: Int, _ c: Int, _ h: Int, _ w: Int, border: Int) -> (UnsafeMutablePointer<Float>, tp_map) {
@@ -74,7 +76,8 @@ struct PackedEngineTests {
 
     struct Case: CustomTestStringConvertible, Sendable {
         let cin: Int, cout: Int, k: Int, stride: Int, groups: Int, h: Int, w: Int, n: Int
-        var testDescription: String { "\(cin)->\(cout) k\(k) s\(stride) g\(groups) \(n)x\(h)x\(w)" }
+        var winograd = false
+        var testDescription: String { "\(cin)->\(cout) k\(k) s\(stride) g\(groups) \(n)x\(h)x\(w)" + (winograd ? " winograd" : "") }
     }
 
     /// Tile shapes: widths 1 to 16 (partial tiles of 14, paired rows at 7 and below), odd heights,
@@ -91,6 +94,11 @@ struct PackedEngineTests {
         Case(cin: 128, cout: 128, k: 3, stride: 2, groups: 4, h: 7, w: 9, n: 1),   // 32 per group
         Case(cin: 96, cout: 96, k: 3, stride: 1, groups: 2, h: 14, w: 14, n: 1),   // 48 per group: blocks inside a group
     ] + (1...16).map { Case(cin: 16, cout: 32, k: 3, stride: 1, groups: 1, h: 3, w: $0, n: 1) }
+    // Winograd F(2x2, 3x3): even and odd sizes (partial 2x2 tiles), partial groups of 14 tiles,
+    // 16 or 32 channels per block, output channels off a multiple of 16.
+    + [(16, 32, 14, 14, 1), (32, 64, 15, 9, 2), (16, 16, 5, 30, 1), (48, 40, 1, 1, 1), (64, 64, 28, 28, 1)].map {
+        Case(cin: $0.0, cout: $0.1, k: 3, stride: 1, groups: 1, h: $0.2, w: $0.3, n: $0.4, winograd: true)
+    }
 
     @Test("Each convolution matches the reference engine's (BN, residual and ReLU fused)", arguments: cases)
     func convolutionMatchesReference(_ c: Case) throws {
@@ -106,7 +114,7 @@ struct PackedEngineTests {
         for (res, relu) in [(nil, false), (residual, true)] as [(FeatureMap?, Bool)] {
             let want = conv(x, residual: res, relu: relu)
             for outer in [false, true] {
-                let got = try Self.packed(conv, x, residual: res, relu: relu, blocksOuter: outer)
+                let got = try Self.packed(conv, x, residual: res, relu: relu, blocksOuter: outer, winograd: c.winograd)
                 #expect(got.shape == want.shape)
                 let scale = want.data.map(abs).max() ?? 1
                 let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity

@@ -36,6 +36,9 @@ typedef struct {
     int32_t blocks;
     /// Loop over blocks outside the pixels (weights larger than the input) or inside.
     int32_t blocks_outer;
+    /// Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, no groups, channels a multiple of 16):
+    /// a tile is then 14 tiles of 2x2 outputs, and a block's weights are 16 GEMMs' worth.
+    int32_t winograd;
     const float *weight;  // tp_conv_packed_count floats
     const float *bias;    // blocks * 16 * nv floats
 } tp_conv;
@@ -43,10 +46,11 @@ typedef struct {
 /// 1 when this CPU runs the AVX-512 kernels (AVX-512 F, and the OS saves its registers).
 int tp_kernels_available(void);
 
-/// Chooses `nv`, the block geometry and the loop order for a convolution with `in_bytes` of input
-/// per image (at the size it is planned for); 0 when the kernels cannot run it (grouped
+/// Chooses `nv`, the block geometry, the loop order for a convolution with `in_bytes` of input
+/// per image (at the size it is planned for) and, when `winograd` asks and the shape allows,
+/// Winograd F(2x2, 3x3); 0 when the kernels cannot run it (grouped
 /// convolutions whose group widths do not tile the blocks).
-int tp_conv_plan(tp_conv *conv, int64_t in_bytes);
+int tp_conv_plan(tp_conv *conv, int64_t in_bytes, int winograd);
 
 /// Floats of packed weights for a planned convolution.
 int64_t tp_conv_packed_count(const tp_conv *conv);
