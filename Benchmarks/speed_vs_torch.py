@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """ResNet-50 inference speed, side by side: PyTorch eager, ONNX Runtime and Torchport, 2 threads.
 
-    .venv-torch/bin/python Benchmarks/speed_vs_torch.py [--batches 1,8] [--runs N] [--warmup W]
-                                                        [--threads T] [--torchport PATH] [--json]
+    .venv-torch/bin/python Benchmarks/speed_vs_torch.py [--batches 1,8] [--runs N] [--rounds R]
+                                  [--warmup W] [--threads T] [--torchport PATH] [--json]
 
 1. Uses Benchmarks/generated/resnet50.pth (made with make_resnet50.py if absent; git-ignored).
 2. PyTorch eager: `torch.set_num_threads(T)`, one inter-op thread, `model.eval()`,
@@ -19,10 +19,12 @@
 5. Prints a table (ms per batch, images/s from the median) with the ratios torchport/torch and
    torchport/onnxruntime (below 1 means Torchport is faster), or one JSON object with --json.
 
-The three engines run one after another, never concurrently: torch first, then ONNX Runtime (its
-session is closed before going on), then the Torchport subprocess (given `--runs N --warmup W` when
-its help lists them). The load average before and after is recorded; a warning is printed when other
-processes competed for the CPUs. Exit status 2 when Torchport could not be measured.
+The engines never run concurrently, and they take turns: the N timed runs of each are split into
+R rounds (default 4), and every round runs torch, then ONNX Runtime, then a Torchport subprocess
+(`bench --runs N/R --warmup W --json`, whose `times_ms` are kept) for each batch size. A slow
+period of this shared machine then hits all three instead of whichever ran during it; medians and
+extremes are over all N runs. The load average before and after is recorded; a warning is printed
+when other processes competed for the CPUs. Exit status 2 when Torchport could not be measured.
 """
 from __future__ import annotations
 
@@ -45,20 +47,20 @@ DEFAULT_ONNX = GENERATED / "resnet50.onnx"
 DEFAULT_BIN = REPO / ".build" / "release" / "torchport"
 
 
-def summarize(times_s: list[float]) -> dict:
-    ms = [t * 1000.0 for t in times_s]
+def summarize(ms: list[float]) -> dict:
     return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms), "runs": len(ms)}
 
 
-def time_calls(fn, warmup: int, runs: int) -> dict:
+def time_calls(fn, warmup: int, runs: int) -> list[float]:
+    """Milliseconds of each of `runs` calls after `warmup` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return summarize(times)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
 
 
 def load_model(path: Path):
@@ -94,21 +96,7 @@ def export_onnx(model, path: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_torch(model, batches, threads, warmup, runs) -> dict:
-    import torch
-
-    results = {}
-    for b in batches:
-        x = make_input(b)
-        with torch.inference_mode():
-            ref = model(x)
-            results[b] = time_calls(lambda: model(x), warmup, runs)
-        results[b]["_ref"] = ref.numpy()
-    return results
-
-
-def bench_ort(onnx_path: Path, batches, threads, warmup, runs, refs) -> tuple[dict, str]:
-    import numpy as np
+def ort_session(onnx_path: Path, threads: int):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -116,17 +104,7 @@ def bench_ort(onnx_path: Path, batches, threads, warmup, runs, refs) -> tuple[di
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    results = {}
-    for b in batches:
-        x = make_input(b).numpy()
-        out = sess.run(None, {name: x})[0]
-        r = time_calls(lambda: sess.run(None, {name: x}), warmup, runs)
-        r["max_abs_diff_vs_torch"] = float(np.abs(out - refs[b]).max())
-        results[b] = r
-    del sess
-    return results, ort.__version__
+    return ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"]), ort.__version__
 
 
 def subcommand_help(binary: Path, name: str) -> tuple[str | None, str]:
@@ -160,23 +138,19 @@ def parse_json_output(text: str):
     return None
 
 
-def bench_torchport(binary: Path, model_path: Path, batches, threads, extra_args, timeout) -> dict:
-    results = {}
-    for b in batches:
-        cmd = [str(binary), "bench", str(model_path), "--batch", str(b), "--threads", str(threads), "--json",
-               *extra_args]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            results[b] = {"error": str(e), "command": cmd}
-            continue
-        out = parse_json_output(p.stdout)
-        if p.returncode != 0 or not isinstance(out, dict) or "median_ms" not in out:
-            results[b] = {"error": f"exit status {p.returncode}; stdout: {p.stdout[-500:]!r}; "
-                                   f"stderr: {p.stderr[-500:]!r}", "command": cmd}
-            continue
-        results[b] = out
-    return results
+def bench_torchport(binary: Path, model_path: Path, batch, threads, extra_args, timeout) -> dict:
+    """One `torchport bench` subprocess: its JSON report (with `times_ms`), or {"error": ...}."""
+    cmd = [str(binary), "bench", str(model_path), "--batch", str(batch), "--threads", str(threads), "--json",
+           *extra_args]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": str(e), "command": cmd}
+    out = parse_json_output(p.stdout)
+    if p.returncode != 0 or not isinstance(out, dict) or "median_ms" not in out:
+        return {"error": f"exit status {p.returncode}; stdout: {p.stdout[-500:]!r}; stderr: {p.stderr[-500:]!r}",
+                "command": cmd}
+    return out
 
 
 def fmt_ms(r: dict | None) -> str:
@@ -200,6 +174,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=20, help="timed runs per engine and batch (default 20)")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="rounds the runs are split into, the engines taking turns (default 4)")
     ap.add_argument("--torchport", type=Path, default=DEFAULT_BIN, help=f"Swift CLI (default {DEFAULT_BIN})")
     ap.add_argument("--torchport-arg", action="append", default=[],
                     help="extra argument passed to `torchport bench` (repeatable)")
@@ -228,36 +204,78 @@ def main() -> int:
     model = load_model(args.model)
 
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    rounds = max(1, min(args.rounds, args.runs))
+    per_round = [args.runs // rounds + (1 if r < args.runs % rounds else 0) for r in range(rounds)]
     log(f"torch {torch.__version__}: batches {batches}, {args.threads} threads, warm-up {args.warmup}, "
-        f"{args.runs} runs")
-    t_torch = bench_torch(model, batches, args.threads, args.warmup, args.runs)
-    refs = {b: r.pop("_ref") for b, r in t_torch.items()}
+        f"{args.runs} runs in {rounds} rounds")
 
-    t_ort, ort_version, export_s, ort_error = {}, None, None, None
+    inputs = {b: make_input(b) for b in batches}
+    with torch.inference_mode():
+        refs = {b: model(inputs[b]).numpy() for b in batches}
+
+    sess, ort_version, export_s, ort_error, ort_diff = None, None, None, None, {}
     if not args.skip_ort:
         try:
             if args.reexport or not args.onnx.exists() or args.onnx.stat().st_mtime < args.model.stat().st_mtime:
                 log(f"exporting {args.onnx}")
                 export_s = export_onnx(model, args.onnx)
-            log("onnxruntime")
-            t_ort, ort_version = bench_ort(args.onnx, batches, args.threads, args.warmup, args.runs, refs)
+            sess, ort_version = ort_session(args.onnx, args.threads)
+            import numpy as np
+
+            name = sess.get_inputs()[0].name
+            for b in batches:
+                ort_diff[b] = float(np.abs(sess.run(None, {name: inputs[b].numpy()})[0] - refs[b]).max())
         except Exception as e:  # noqa: BLE001 - report and carry on with the others
             ort_error = f"{type(e).__name__}: {e}"
             log(f"onnxruntime failed: {ort_error}")
-    del model
+            sess = None
 
     tp_help, tp_why = subcommand_help(args.torchport, "bench")
     tp_ok = tp_help is not None
-    t_tp = {}
-    if tp_ok:
-        extra = list(args.torchport_arg)
-        # same warm-up and run counts as torch/ORT when the CLI takes them (it prints what it used)
-        if "--runs" in tp_help and "--runs" not in extra:
-            extra += ["--runs", str(args.runs)]
-        if "--warmup" in tp_help and "--warmup" not in extra:
-            extra += ["--warmup", str(args.warmup)]
-        log(f"torchport bench ({args.torchport} ... {' '.join(extra)})")
-        t_tp = bench_torchport(args.torchport, args.model, batches, args.threads, extra, args.timeout)
+    extra = list(args.torchport_arg)
+    tp_reports: dict = {b: [] for b in batches}
+    times = {engine: {b: [] for b in batches} for engine in ("torch", "onnxruntime", "torchport")}
+    for r, runs in enumerate(per_round):
+        if runs == 0:
+            continue
+        log(f"round {r + 1}/{rounds}: {runs} runs each")
+        for b in batches:
+            x = inputs[b]
+            # Warm-up before every round's timed runs (the other engines ran in between).
+            with torch.inference_mode():
+                times["torch"][b] += time_calls(lambda: model(x), args.warmup, runs)
+            if sess is not None:
+                feed = {sess.get_inputs()[0].name: x.numpy()}
+                times["onnxruntime"][b] += time_calls(lambda: sess.run(None, feed), args.warmup, runs)
+            if tp_ok:
+                report = bench_torchport(args.torchport, args.model, b, args.threads,
+                                         extra + ["--runs", str(runs), "--warmup", str(args.warmup)], args.timeout)
+                tp_reports[b].append(report)
+                if "times_ms" in report:
+                    times["torchport"][b] += report["times_ms"]
+    del model, sess
+
+    def result(engine, b):
+        if engine == "torchport":
+            errors = [rep for rep in tp_reports[b] if "error" in rep]
+            if errors:
+                return errors[0]
+            if not times["torchport"][b]:
+                return None
+            out = dict(tp_reports[b][-1])
+            out.update(summarize(times["torchport"][b]))
+            out.pop("times_ms", None)
+            return out
+        if not times[engine][b]:
+            return None
+        out = summarize(times[engine][b])
+        if engine == "onnxruntime" and b in ort_diff:
+            out["max_abs_diff_vs_torch"] = ort_diff[b]
+        return out
+
+    t_torch = {b: result("torch", b) for b in batches}
+    t_ort = {b: result("onnxruntime", b) for b in batches}
+    t_tp = {b: result("torchport", b) for b in batches}
 
     rows = []
     for b in batches:
@@ -271,7 +289,8 @@ def main() -> int:
         })
 
     env = {"torch": torch.__version__, "onnxruntime": ort_version, "threads": args.threads,
-           "warmup": args.warmup, "runs": args.runs, "model": str(args.model), "onnx": str(args.onnx),
+           "warmup": args.warmup, "runs": args.runs, "rounds": rounds, "model": str(args.model),
+           "onnx": str(args.onnx),
            "onnx_export_s": export_s, "cpu_count": os.cpu_count(), "machine": platform.machine(),
            "processor": platform.processor() or None, "torchport": str(args.torchport),
            "torchport_available": tp_ok, "torchport_unavailable_reason": tp_why or None,
@@ -284,7 +303,7 @@ def main() -> int:
 
     print()
     print(f"ResNet-50, 224x224, {args.threads} threads; ms per batch: median (min-max) of {args.runs} runs "
-          f"after {args.warmup} warm-up")
+          f"in {rounds} interleaved rounds, {args.warmup} warm-up runs before each")
     head = ["batch", "torch eager", "onnxruntime", "torchport", "tp/torch", "tp/ort", "img/s torch",
             "img/s ort", "img/s tp"]
     table = []

@@ -428,24 +428,26 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
     }
 }
 
-void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t0, int64_t t1,
+void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
-    const int64_t stride = tp_conv_panel_floats(c);
-    for (int64_t t = t0; t < t1; t++) pack_tile(c, in, out, n, t, 0, panels + t * stride);
+    const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
+    for (int64_t i = i0; i < i1; i++) pack_tile(c, in, out, n0 + i / tiles_per_image, i % tiles_per_image, 0, panels + i * stride);
 }
 
-void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n,
+void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n0, int64_t n1,
                         const float *panels, int64_t b0, int64_t b1) {
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
+    const int64_t items = (n1 - n0) * tiles_per_image;
     // While block b computes, the next block's weights come into L2: a slice per tile.
     const int64_t block_bytes = block_floats(c) * 4, chunks = gemms(c) * reduction(c) / 16;
-    const int64_t slice = (block_bytes / tiles_per_image + 63) / 64 * 64;
+    const int64_t slice = (block_bytes / items + 63) / 64 * 64;
     const int64_t pf_step = (slice / chunks + 63) / 64 * 64;
     for (int64_t b = b0; b < b1; b++) {
         const char *next = (const char *)(c->weight + (b + 1) * block_floats(c));
         const int64_t step = b + 1 < b1 ? pf_step : 0;
-        for (int64_t t = 0; t < tiles_per_image; t++)
-            run_tile(c, out, residual, relu, n, t, panels + t * stride, b, b + 1, next + t * slice, step);
+        for (int64_t i = 0; i < items; i++)
+            run_tile(c, out, residual, relu, n0 + i / tiles_per_image, i % tiles_per_image, panels + i * stride, b, b + 1,
+                     next + i * slice, step);
     }
 }
 #else
@@ -453,13 +455,13 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
                  int64_t begin, int64_t end, float *panel) {
     (void)c; (void)in; (void)out; (void)residual; (void)relu; (void)begin; (void)end; (void)panel;
 }
-void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t0, int64_t t1,
+void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
-    (void)c; (void)in; (void)out; (void)n; (void)t0; (void)t1; (void)panels;
+    (void)c; (void)in; (void)out; (void)n0; (void)i0; (void)i1; (void)panels;
 }
-void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n,
+void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n0, int64_t n1,
                         const float *panels, int64_t b0, int64_t b1) {
-    (void)c; (void)out; (void)residual; (void)relu; (void)n; (void)panels; (void)b0; (void)b1;
+    (void)c; (void)out; (void)residual; (void)relu; (void)n0; (void)n1; (void)panels; (void)b0; (void)b1;
 }
 #endif
 

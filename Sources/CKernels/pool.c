@@ -4,6 +4,7 @@
 // condition variable, so an idle process uses no CPU.
 #include "ckernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,7 +16,15 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-enum { MAX_WORKERS = 255, SPIN_ROUNDS = 20000 };
+enum { MAX_WORKERS = 255, SPIN_ROUNDS = 20000, PAUSES_BEFORE_YIELD = 256 };
+
+/// A wait step: a few hundred pauses, then yield the CPU between checks, so that a thread that
+/// shares its core with the one it waits for (before the scheduler spreads them, or with more
+/// threads than cores) lets it run instead of spinning through its time slice.
+static inline void wait_step(int spin) {
+    if (spin < PAUSES_BEFORE_YIELD) CPU_RELAX();
+    else sched_yield();
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -41,7 +50,7 @@ static void *worker_main(void *arg) {
         for (int spin = 0; spin < SPIN_ROUNDS; spin++) {
             now = atomic_load_explicit(&generation, memory_order_acquire);
             if (now != seen) break;
-            CPU_RELAX();
+            wait_step(spin);
         }
         if (now == seen) {
             pthread_mutex_lock(&lock);
@@ -85,6 +94,6 @@ void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx) {
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     fn(ctx, 0);
-    while (atomic_load_explicit(&pending, memory_order_acquire) > 0) CPU_RELAX();
+    for (int spin = 0; atomic_load_explicit(&pending, memory_order_acquire) > 0; spin++) wait_step(spin);
     pthread_mutex_unlock(&dispatch_lock);
 }

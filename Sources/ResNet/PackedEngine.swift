@@ -201,8 +201,11 @@ final class Workspace: @unchecked Sendable {
         var panelFloats: Int
         /// Threads the work is split over (one panel each).
         var threads: Int
-        /// Bytes of `panels`: a panel per thread, or all tiles of one image, whichever is larger.
+        /// Bytes of `panels`: a panel per thread, or all tiles of a group of images, whichever is larger.
         var scratchBytes: Int
+        /// For convolutions with blocks outside: how many images share one pass over the weights
+        /// (as many as fit in `maxPanelBytes` of packed tiles, at least one).
+        var imagesPerPass: [Int: Int]
     }
 
     let plan: Plan
@@ -222,6 +225,10 @@ final class Workspace: @unchecked Sendable {
         arena.deallocate()
         panels.deallocate()
     }
+
+    /// The most packed input tiles kept for one pass over a convolution's weights (several images
+    /// share a pass when they fit: a batch reads late-stage weights once, not once per image).
+    static let maxPanelBytes = 8 << 20
 
     /// Plans the activations of a forward pass: shapes, steps, then arena offsets by first fit
     /// over their lifetimes. The residual output is written over the identity (in place).
@@ -296,6 +303,7 @@ final class Workspace: @unchecked Sendable {
         let largest = slots.map { $0.n * $0.h * $0.w * $0.c * 4 }.max() ?? 0
         // Panels: per thread for most convolutions, all tiles of an image for `blocks_outer`.
         var panelFloats = 16, scratch = 16
+        var imagesPerPass: [Int: Int] = [:]
         for step in steps {
             guard case .conv(let ci, _, let d, _, _) = step else { continue }
             var desc = net.convs[ci].desc
@@ -304,11 +312,16 @@ final class Workspace: @unchecked Sendable {
                              border: Int32(s.border), cs: Int32(s.cs))
             let one = Int(tp_conv_panel_floats(&desc))
             panelFloats = max(panelFloats, (one + 15) / 16 * 16)
-            if desc.blocks_outer != 0 { scratch = max(scratch, one * Int(tp_conv_tiles(&desc, &out))) }
+            if desc.blocks_outer != 0 {
+                let perImage = one * Int(tp_conv_tiles(&desc, &out))
+                let images = max(1, min(g.n, maxPanelBytes / 4 / perImage))
+                imagesPerPass[ci] = images
+                scratch = max(scratch, perImage * images)
+            }
         }
         scratch = max(scratch, panelFloats * g.threads)
         return Plan(slots: slots, steps: steps, output: x, arenaBytes: arenaBytes, largest: largest,
-                    panelFloats: panelFloats, threads: g.threads, scratchBytes: scratch * 4)
+                    panelFloats: panelFloats, threads: g.threads, scratchBytes: scratch * 4, imagesPerPass: imagesPerPass)
     }
 
     private func map(_ i: Int) -> tp_map {
@@ -336,20 +349,23 @@ final class Workspace: @unchecked Sendable {
                 let tiles = withUnsafePointer(to: desc) { c in withUnsafePointer(to: dst) { tp_conv_tiles(c, $0) } }
                 let panels = self.panels
                 if desc.blocks_outer != 0 {
-                    // Per image: pack every tile once, then split the blocks (and their weights).
-                    for n in 0..<Int64(dst.n) {
-                        let packers = min(threads, Int(tiles))
+                    // Per group of images: pack every tile once, then split the blocks (and their
+                    // weights, fetched once for the group).
+                    let group = Int64(plan.imagesPerPass[ci] ?? 1)
+                    for n0 in stride(from: Int64(0), to: Int64(dst.n), by: Int(group)) {
+                        let n1 = min(Int64(dst.n), n0 + group), items = (n1 - n0) * tiles
+                        let packers = min(threads, Int(items))
                         Parallel.forEach(packers) { t in
                             var (c, i, o) = (desc, src, dst)
-                            tp_conv_pack_tiles(&c, &i, &o, n, tiles * Int64(t) / Int64(packers),
-                                               tiles * Int64(t + 1) / Int64(packers), panels)
+                            tp_conv_pack_tiles(&c, &i, &o, n0, items * Int64(t) / Int64(packers),
+                                               items * Int64(t + 1) / Int64(packers), panels)
                         }
                         let blocks = Int64(desc.blocks), workers = min(threads, Int(blocks))
                         Parallel.forEach(workers) { t in
                             var (c, o) = (desc, dst)
                             let b0 = blocks * Int64(t) / Int64(workers), b1 = blocks * Int64(t + 1) / Int64(workers)
-                            if var res { tp_conv_run_blocks(&c, &o, &res, relu ? 1 : 0, n, panels, b0, b1) }
-                            else { tp_conv_run_blocks(&c, &o, nil, relu ? 1 : 0, n, panels, b0, b1) }
+                            if var res { tp_conv_run_blocks(&c, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
+                            else { tp_conv_run_blocks(&c, &o, nil, relu ? 1 : 0, n0, n1, panels, b0, b1) }
                         }
                     }
                 } else {

@@ -41,6 +41,8 @@ struct Bench: ParsableCommand {
         let medianMs: Double
         let minMs: Double
         let maxMs: Double
+        /// Every timed run, in order.
+        let timesMs: [Double]
         let msPerImage: Double
         let gflops: Double
         let achievedGflopsPerSecond: Double
@@ -72,7 +74,7 @@ struct Bench: ParsableCommand {
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         let flops = Double(loaded.model.flops(height: size, width: size) * batch)
         let report = Report(model: model, architecture: loaded.model.architecture.description, batch: batch, threads: threads,
-                            size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1],
+                            size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1], timesMs: times,
                             msPerImage: median / Double(batch), gflops: flops / 1e9,
                             achievedGflopsPerSecond: flops / (median * 1e6), blasKernels: BLASKernels.coreName,
                             engine: loaded.model.engine.rawValue,

@@ -40,20 +40,22 @@ struct PackedEngineTests {
         if let residual { residual.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &outMap) } }
         let tiles = tp_conv_tiles(&desc, &outMap)
         let panelFloats = Int(tp_conv_panel_floats(&desc))
-        let panels = UnsafeMutableRawPointer.allocate(byteCount: panelFloats * Int(tiles) * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: panelFloats * Int(tiles))
+        let panels = UnsafeMutableRawPointer.allocate(byteCount: panelFloats * Int(tiles) * x.n * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: panelFloats * Int(tiles) * x.n)
         defer { panels.deallocate() }
         var res = outMap  // the residual is added in place, as the engine does
+        if desc.blocks_outer != 0 {
+            // All images in one pass; packed and computed in two halves, as two threads would.
+            let items = tiles * Int64(x.n), half = Int64(desc.blocks) / 2
+            tp_conv_pack_tiles(&desc, &inMap, &outMap, 0, 0, items / 2, panels)
+            tp_conv_pack_tiles(&desc, &inMap, &outMap, 0, items / 2, items, panels)
+            for (b0, b1) in [(0, half), (half, Int64(desc.blocks))] {
+                if residual != nil { tp_conv_run_blocks(&desc, &outMap, &res, relu ? 1 : 0, 0, Int64(x.n), panels, b0, b1) }
+                else { tp_conv_run_blocks(&desc, &outMap, nil, relu ? 1 : 0, 0, Int64(x.n), panels, b0, b1) }
+            }
+        }
         for n in 0..<Int64(x.n) {
-            if desc.blocks_outer != 0 {
-                tp_conv_pack_tiles(&desc, &inMap, &outMap, n, 0, tiles, panels)
-                // Two halves, as two threads would.
-                let half = Int64(desc.blocks) / 2
-                for (b0, b1) in [(0, half), (half, Int64(desc.blocks))] {
-                    if residual != nil { tp_conv_run_blocks(&desc, &outMap, &res, relu ? 1 : 0, n, panels, b0, b1) }
-                    else { tp_conv_run_blocks(&desc, &outMap, nil, relu ? 1 : 0, n, panels, b0, b1) }
-                }
-            } else {
+            if desc.blocks_outer == 0 {
                 let items = n * tiles..<(n + 1) * tiles
                 if residual != nil { tp_conv_run(&desc, &inMap, &outMap, &res, relu ? 1 : 0, items.lowerBound, items.upperBound, panels) }
                 else { tp_conv_run(&desc, &inMap, &outMap, nil, relu ? 1 : 0, items.lowerBound, items.upperBound, panels) }

@@ -75,15 +75,16 @@ int64_t tp_conv_panel_floats(const tp_conv *conv);
 void tp_conv_run(const tp_conv *conv, const tp_map *in, const tp_map *out, const tp_map *residual,
                  int relu, int64_t begin, int64_t end, float *panel);
 
-/// For convolutions whose weights outweigh their input (`blocks_outer`, groups = 1): packs tiles
-/// [t0, t1) of image `n` into `panels` (tile t at t * tp_conv_panel_floats)...
-void tp_conv_pack_tiles(const tp_conv *conv, const tp_map *in, const tp_map *out, int64_t n, int64_t t0,
-                        int64_t t1, float *panels);
+/// For convolutions whose weights outweigh their input (`blocks_outer`, groups = 1): packs items
+/// [i0, i1) of the images from `n0` on (item i: image n0 + i / tiles, tile i % tiles) into
+/// `panels` (item i at i * tp_conv_panel_floats)...
+void tp_conv_pack_tiles(const tp_conv *conv, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0,
+                        int64_t i1, float *panels);
 
-/// ... then computes blocks [b0, b1) of image `n` over all its tiles, each block's weights
-/// staying in cache while they are used for every tile.
-void tp_conv_run_blocks(const tp_conv *conv, const tp_map *out, const tp_map *residual, int relu, int64_t n,
-                        const float *panels, int64_t b0, int64_t b1);
+/// ... then computes blocks [b0, b1) of images [n0, n1) over all their tiles, each block's
+/// weights fetched once (prefetched while the block before computes) and used for every tile.
+void tp_conv_run_blocks(const tp_conv *conv, const tp_map *out, const tp_map *residual, int relu, int64_t n0,
+                        int64_t n1, const float *panels, int64_t b0, int64_t b1);
 
 /// MaxPool2d(3, stride 2, padding 1) over output rows [row_begin, row_end) of the whole batch
 /// (rows counted over n * out->h); NaN propagates as in torch.
