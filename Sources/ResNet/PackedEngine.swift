@@ -255,12 +255,6 @@ final class Workspace: @unchecked Sendable {
         steps.append(.maxPool(src: stemOut, dst: pooled))
         var x = pooled
         for b in net.blocks {
-            var identity = x
-            if b.down >= 0 {
-                (c, h, w) = out(net.convs[b.down], x)
-                identity = slot(c, h, w, border: 1)
-                steps.append(.conv(b.down, src: x, dst: identity, residual: nil, relu: false))
-            }
             (c, h, w) = out(net.convs[b.c1], x)
             var y = slot(c, h, w, border: 1)
             steps.append(.conv(b.c1, src: x, dst: y, residual: nil, relu: true))
@@ -270,6 +264,14 @@ final class Workspace: @unchecked Sendable {
                 let y2 = slot(c, h, w, border: 1)
                 steps.append(.conv(b.c2, src: y, dst: y2, residual: nil, relu: true))
                 y = y2
+            }
+            // The projection after the inner convolutions: the first one's (wide) output is gone
+            // by then, which keeps the live set small (ResNet-50: 1.8x the largest activation).
+            var identity = x
+            if b.down >= 0 {
+                (c, h, w) = out(net.convs[b.down], x)
+                identity = slot(c, h, w, border: 1)
+                steps.append(.conv(b.down, src: x, dst: identity, residual: nil, relu: false))
             }
             // The block's output overwrites its identity (each element is read, then written).
             steps.append(.conv(last, src: y, dst: identity, residual: identity, relu: true))
@@ -286,18 +288,23 @@ final class Workspace: @unchecked Sendable {
             }
         }
         lastUse[x] = steps.count  // the output is read after the last step
-        // First fit, in order of first use, among the slots whose lifetimes overlap.
+        // Largest first, each at the lowest offset clear of the placed activations whose lifetimes
+        // overlap its own (greedy by size, as memory planners of inference engines do).
         var arenaBytes = 0
-        for s in slots.indices.sorted(by: { first[$0] < first[$1] }) {
+        var placed: [Int] = []
+        let bySize = slots.indices.filter { first[$0] != Int.max }.sorted {
+            slots[$0].bytes != slots[$1].bytes ? slots[$0].bytes > slots[$1].bytes : first[$0] < first[$1]
+        }
+        for s in bySize {
             let size = (slots[s].bytes + 63) / 64 * 64
-            let busy = slots.indices.filter { o in
-                o != s && first[o] != Int.max && first[o] < first[s] && lastUse[o] >= first[s]
-            }.map { (slots[$0].offset, (slots[$0].bytes + 63) / 64 * 64) }.sorted { $0.0 < $1.0 }
+            let busy = placed.filter { o in first[o] <= lastUse[s] && first[s] <= lastUse[o] }
+                .map { (slots[$0].offset, (slots[$0].bytes + 63) / 64 * 64) }.sorted { $0.0 < $1.0 }
             var offset = 0
-            for (o, n) in busy where offset + size > o {
-                offset = max(offset, o + n)
+            for (o, n) in busy where offset + size > o && o + n > offset {
+                offset = o + n
             }
             slots[s].offset = offset
+            placed.append(s)
             arenaBytes = max(arenaBytes, offset + size)
         }
         let largest = slots.map { $0.n * $0.h * $0.w * $0.c * 4 }.max() ?? 0

@@ -1,3 +1,4 @@
+import CKernels
 import TorchCheckpoint
 
 /// A torchvision ResNet bound to its weights, for CPU inference in float32.
@@ -84,6 +85,7 @@ public struct ResNetModel: Sendable {
             layer2 = layer2.map { $0.withoutWeights() }
             layer3 = layer3.map { $0.withoutWeights() }
             layer4 = layer4.map { $0.withoutWeights() }
+            tp_trim_heap()  // the float32 copies just dropped
         }
     }
 
@@ -169,6 +171,15 @@ public struct ResNetModel: Sendable {
     /// activation; nil with the reference engine.
     public func activationMemory(batch: Int, height: Int, width: Int) -> (arena: Int, largest: Int)? {
         packed?.arenaBytes(n: batch, h: height, w: width)
+    }
+
+    /// Bytes of the weights as the engine holds them: packed (BatchNorm folded, Winograd-transformed
+    /// where used) with the packed engine, float32 arrays with the reference one; plus the head.
+    public var weightBytes: Int {
+        let head = fc.map { ($0.weight.count + $0.bias.count) * 4 } ?? 0
+        if let packed { return packed.weightBytes + head }
+        let convs = [conv1] + layers.joined().flatMap(\.convs)
+        return convs.reduce(head) { $0 + ($1.weight.count + 2 * $1.bn.scale.count) * 4 }
     }
 
     /// Output width: classes, or feature channels for a headless backbone.

@@ -27,6 +27,12 @@ public struct LoadedResNet: Sendable {
         mapping = try NameMapping.map(tensors)
         model = try ResNetModel(mapping: mapping, architecture: architecture, engine: engine)
         sourceFormat = format
+        // The model holds its own copy of the weights: the file's pages go back to the kernel
+        // (the records in `mapping` stay readable, from the file).
+        var released = Set<ObjectIdentifier>()
+        for t in mapping.stateDict where released.insert(ObjectIdentifier(t.tensor.storage.owner)).inserted {
+            t.tensor.storage.owner.releaseResidentPages()
+        }
     }
 
     /// Logits `[n * classes]` (row-major), or pooled features for a headless backbone.

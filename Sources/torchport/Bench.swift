@@ -52,6 +52,12 @@ struct Bench: ParsableCommand {
         /// Bytes of the activation arena (packed engine), and of the largest activation.
         let activationArenaBytes: Int?
         let largestActivationBytes: Int?
+        /// Linux: resident memory before the timed runs, and its peak during them (the peak is
+        /// reset first, through /proc/self/clear_refs); nil elsewhere.
+        let rssBeforeRunsBytes: Int?
+        let peakRssDuringRunsBytes: Int?
+        /// Bytes of the weights as the engine holds them (packed, BatchNorm folded).
+        let weightBytes: Int
         let layers: [Profiler.Entry]?
     }
 
@@ -63,12 +69,14 @@ struct Bench: ParsableCommand {
                                data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
         for _ in 0..<warmup { _ = try loaded.model(input) }
         if profile { Profiler.start() }
+        let rssBefore = Memory.resetPeak()
         var times: [Double] = []
         for _ in 0..<runs {
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try loaded.model(input)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
+        let peakRss = Memory.peak()
         let layers = profile ? Profiler.stop() : nil
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
@@ -80,6 +88,7 @@ struct Bench: ParsableCommand {
                             engine: loaded.model.engine.rawValue,
                             activationArenaBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.arena,
                             largestActivationBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.largest,
+                            rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.model.weightBytes,
                             layers: layers)
         if json {
             try printJSON(report)
@@ -90,6 +99,12 @@ struct Bench: ParsableCommand {
             if let arena = report.activationArenaBytes, let largest = report.largestActivationBytes {
                 print(String(format: "activations: arena %.2f MiB = %.2fx the largest activation (%.2f MiB)",
                              Double(arena) / 1048576, Double(arena) / Double(largest), Double(largest) / 1048576))
+                if let before = report.rssBeforeRunsBytes, let peak = report.peakRssDuringRunsBytes {
+                    let budget = Double(report.weightBytes + 2 * largest) / 1048576
+                    print(String(format: "memory: peak RSS during the runs %.1f MiB (%.1f MiB before them); weights %.1f MiB + 2 x largest activation = %.1f MiB; peak minus that: %.1f MiB",
+                                 Double(peak) / 1048576, Double(before) / 1048576, Double(report.weightBytes) / 1048576,
+                                 budget, Double(peak) / 1048576 - budget))
+                }
             }
             if let layers {
                 print("\nlayer                     calls   ms/call   GFLOP/s")
@@ -99,6 +114,27 @@ struct Bench: ParsableCommand {
                 }
             }
         }
+    }
+}
+
+/// Resident memory of this process, from /proc/self (Linux); nil where unavailable.
+enum Memory {
+    /// Resets the peak (VmHWM) to the current resident size and returns that size.
+    static func resetPeak() -> Int? {
+        guard let f = fopen("/proc/self/clear_refs", "w") else { return nil }
+        fputs("5", f)
+        fclose(f)
+        return field("VmRSS")
+    }
+
+    /// The peak resident size since the last reset.
+    static func peak() -> Int? { field("VmHWM") }
+
+    private static func field(_ name: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+              let kb = Int(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return nil }
+        return kb * 1024
     }
 }
 

@@ -171,7 +171,7 @@ struct PackedEngineTests {
         #expect(results.allSatisfy { $0 == first })
     }
 
-    @Test("The activation arena: overlapping lifetimes never share bytes, and it stays near twice the largest activation")
+    @Test("The activation arena: overlapping lifetimes never share bytes, and it stays within twice the largest activation")
     func arenaPlan() throws {
         let f = try #require(ModelFixture.all.first { $0.arch.block == "bottleneck" && $0.arch.groups == 1 })
         let model = try ResNetModel(mapping: NameMapping.map(Checkpoint(contentsOf: f.path(f.checkpoint)).tensors))
@@ -196,7 +196,7 @@ struct PackedEngineTests {
             }
         }
         #expect(plan.slots.allSatisfy { $0.offset % 64 == 0 && $0.offset + $0.bytes <= plan.arenaBytes })
-        #expect(Double(plan.arenaBytes) <= 2.6 * Double(plan.largest))
+        #expect(Double(plan.arenaBytes) <= 2.0 * Double(plan.largest))
     }
 
     @Test("The thread pool runs every index once, for any count")

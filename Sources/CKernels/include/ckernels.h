@@ -107,6 +107,10 @@ typedef void (*tp_task_fn)(void *ctx, int64_t index);
 /// tasks, then sleep. One dispatch runs at a time; others wait.
 void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx);
 
+/// Returns freed heap memory to the system (glibc's malloc_trim; nothing elsewhere): after
+/// binding, the float32 copies of the weights that were packed are gone.
+void tp_trim_heap(void);
+
 #ifdef __cplusplus
 }
 #endif

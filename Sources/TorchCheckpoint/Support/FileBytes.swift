@@ -11,11 +11,22 @@ import Foundation
 public final class FileBytes: @unchecked Sendable {
     /// The bytes, valid for as long as this object is alive.
     public let bytes: UnsafeRawBufferPointer
+    /// Whether the bytes are a read-only map of a file (rather than memory of the process).
+    public let isFileMap: Bool
     private let release: (UnsafeRawBufferPointer) -> Void
 
-    private init(bytes: UnsafeRawBufferPointer, release: @escaping (UnsafeRawBufferPointer) -> Void) {
+    private init(bytes: UnsafeRawBufferPointer, isFileMap: Bool = false, release: @escaping (UnsafeRawBufferPointer) -> Void) {
         self.bytes = bytes
+        self.isFileMap = isFileMap
         self.release = release
+    }
+
+    /// For a file map: hands its resident pages back to the kernel (`MADV_DONTNEED`), so they no
+    /// longer count in the process's memory; the bytes stay valid and are read from the file
+    /// again when touched. Owned memory is left alone.
+    public func releaseResidentPages() {
+        guard isFileMap, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_DONTNEED)
     }
 
     deinit { release(bytes) }
@@ -42,7 +53,7 @@ public final class FileBytes: @unchecked Sendable {
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
             throw CheckpointError(.io("cannot map: \(String(cString: strerror(errno)))"), file: path)
         }
-        return FileBytes(bytes: UnsafeRawBufferPointer(start: base, count: size)) { b in
+        return FileBytes(bytes: UnsafeRawBufferPointer(start: base, count: size), isFileMap: true) { b in
             munmap(UnsafeMutableRawPointer(mutating: b.baseAddress), b.count)
         }
     }
