@@ -389,7 +389,7 @@ final class Workspace: @unchecked Sendable {
                 if Profiler.isEnabled {
                     let k = Int(conv.desc.kernel)
                     let flops = 2 * Int(dst.n) * Int(dst.h) * Int(dst.w) * Int(dst.c) * Int(conv.desc.cin / conv.desc.groups) * k * k
-                    Profiler.record(conv.name, flops: flops, since: started)
+                    Profiler.record(conv.desc.winograd != 0 ? conv.name + " *" : conv.name, flops: flops, since: started)
                 }
             case .maxPool(let s, let d):
                 clearBorder(d)

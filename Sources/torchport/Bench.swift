@@ -58,6 +58,8 @@ struct Bench: ParsableCommand {
         let peakRssDuringRunsBytes: Int?
         /// Bytes of the weights as the engine holds them (packed, BatchNorm folded).
         let weightBytes: Int
+        /// With --profile: the FMA peak of the threads (GFLOP/s), the roofline's ceiling.
+        let peakGflopsPerSecond: Double?
         let layers: [Profiler.Entry]?
     }
 
@@ -89,6 +91,7 @@ struct Bench: ParsableCommand {
                             activationArenaBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.arena,
                             largestActivationBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.largest,
                             rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.model.weightBytes,
+                            peakGflopsPerSecond: profile ? Profiler.peakGflops() : nil,
                             layers: layers)
         if json {
             try printJSON(report)
@@ -107,10 +110,18 @@ struct Bench: ParsableCommand {
                 }
             }
             if let layers {
-                print("\nlayer                     calls   ms/call   GFLOP/s")
+                let peak = report.peakGflopsPerSecond
+                print(peak.map { String(format: "\nFMA peak of %d threads: %.1f GFLOP/s (the roofline's ceiling)", threads, $0) }
+                      ?? "\nFMA peak: not measured (no AVX-512)")
+                print("layer                     calls   ms/call   GFLOP/s  of peak")
                 for l in layers {
+                    let share = peak.map { String(format: "  %5.1f%%", 100 * l.gflopsPerSecond / $0) } ?? ""
                     print(l.name.padding(toLength: 24, withPad: " ", startingAt: 0)
-                          + String(format: " %6d  %8.3f  %8.1f", l.calls, l.seconds * 1000 / Double(l.calls), l.gflopsPerSecond))
+                          + String(format: " %6d  %8.3f  %8.1f", l.calls, l.seconds * 1000 / Double(l.calls), l.gflopsPerSecond)
+                          + share)
+                }
+                if layers.contains(where: { $0.name.hasSuffix(" *") }) {
+                    print("* Winograd F(2x2, 3x3): GFLOP/s counted as the direct convolution's operations (2.25x what it computes)")
                 }
             }
         }

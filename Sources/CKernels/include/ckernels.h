@@ -107,6 +107,11 @@ typedef void (*tp_task_fn)(void *ctx, int64_t index);
 /// tasks, then sleep. One dispatch runs at a time; others wait.
 void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx);
 
+/// The roofline's ceiling: `iterations` rounds of 12 independent AVX-512 FMA chains (no memory
+/// traffic); returns the floating-point operations done (0 without AVX-512). `sink` keeps the
+/// result alive.
+double tp_fma_flops(int64_t iterations, double *sink);
+
 /// Returns freed heap memory to the system (glibc's malloc_trim; nothing elsewhere): after
 /// binding, the float32 copies of the weights that were packed are gone.
 void tp_trim_heap(void);
