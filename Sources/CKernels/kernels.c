@@ -1,5 +1,6 @@
-// Torchport's convolution kernels: direct convolution over bordered NHWC maps, AVX-512.
-// See include/ckernels.h for the layouts.
+// Torchport's convolution kernels (AVX-512): each tile's input packed into a panel, a 14x32
+// micro-kernel with bias, residual and ReLU fused, Winograd F(2x2, 3x3) transforms, over bordered
+// NHWC maps. See include/ckernels.h for the layouts and docs/performance.md for the design.
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>

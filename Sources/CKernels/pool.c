@@ -1,7 +1,8 @@
 // One persistent pool of worker threads for the inference threads (see ckernels.h).
-// A dispatch wakes the workers by bumping a generation counter; workers spin on it for a short
-// while after each task (the next convolution follows within microseconds) and then sleep on a
-// condition variable, so an idle process uses no CPU.
+// A dispatch wakes the workers by bumping a generation counter; workers watch it after each task
+// (the next convolution follows within microseconds): a few hundred pauses, then yielding the CPU
+// between checks, for SPIN_ROUNDS checks in all (some milliseconds), and then they sleep on a
+// condition variable, so an idle process uses no CPU. Not reentrant: a task must not dispatch.
 #include "ckernels.h"
 #include <pthread.h>
 #include <sched.h>

@@ -55,11 +55,9 @@ public enum Profiler {
         defer { sinks.deallocate() }
         nonisolated(unsafe) let s = sinks
         let start = now()
-        var flops = 0.0
         Parallel.forEach(threads) { t in _ = tp_fma_flops(iterations, &s[t]) }
         let elapsed = Double(now() - start) / 1e9
-        flops = Double(iterations) * 12 * 16 * 2 * Double(threads)
-        return flops / elapsed / 1e9
+        return Double(iterations) * 12 * 16 * 2 * Double(threads) / elapsed / 1e9
     }
 
     static func record(_ name: String, flops: Int, since start: UInt64) {

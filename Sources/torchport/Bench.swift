@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
     var model: String
 
     @Option(help: "Images per forward pass.") var batch = 1
-    @Option(help: "Threads (OpenBLAS).") var threads = 2
+    @Option(help: "Inference threads (one persistent pool; OpenBLAS runs single-threaded inside each).") var threads = 2
     @Option(help: "Input height and width.") var size = 224
     @Option(help: "Timed runs.") var runs = 10
     @Option(help: "Untimed warm-up runs.") var warmup = 2

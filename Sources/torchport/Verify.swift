@@ -39,7 +39,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Tolerance relative to the logit scale max|ref| of each sample.") var rtol = Criterion.defaultRelativeTolerance
     @Option(help: "Write the computed outputs to this .safetensors file (tensor `logits`, N x C).", completion: .file())
     var saveLogits: String?
-    @Option(help: "Threads (OpenBLAS).") var threads = 2
+    @Option(help: "Inference threads (one persistent pool; OpenBLAS runs single-threaded inside each).") var threads = 2
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "With many models: how many to verify at once.") var jobs = 1

@@ -19,6 +19,20 @@ struct ZeroCopyTests {
         }
     }
 
+    @Test("A file map's pages handed back to the kernel read the same again; owned memory is untouched")
+    func releasedPagesReadAgain() throws {
+        let c = try Checkpoint(contentsOf: FixturePaths.checkpoint("tiny-resnet-basic.pth"))
+        let file = try #require(c.tensors.first?.tensor.storage.owner)
+        #expect(file.isFileMap)
+        let before = c.tensors.map { $0.tensor.floats() }
+        file.releaseResidentPages()
+        #expect(c.tensors.map { $0.tensor.floats() } == before)
+        let owned = FileBytes.owned([1, 2, 3, 4] as [UInt8])
+        #expect(!owned.isFileMap)
+        owned.releaseResidentPages()
+        #expect(Array(owned.bytes) == [1, 2, 3, 4])
+    }
+
     @Test("Tensors sharing one storage see the same bytes at their own offsets")
     func sharedStorage() throws {
         let c = try Checkpoint(contentsOf: FixturePaths.checkpoint("shared-storage.pth"))

@@ -104,7 +104,7 @@ typedef void (*tp_task_fn)(void *ctx, int64_t index);
 
 /// Runs `fn(ctx, i)` for i in [0, count) on the calling thread (i = 0) and count - 1 persistent
 /// workers (started on first use), and returns when all are done. Workers spin briefly between
-/// tasks, then sleep. One dispatch runs at a time; others wait.
+/// tasks, then sleep. One dispatch runs at a time; others wait. A task must not call it.
 void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx);
 
 /// The roofline's ceiling: `iterations` rounds of 12 independent AVX-512 FMA chains (no memory
