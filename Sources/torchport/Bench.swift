@@ -78,18 +78,20 @@ struct Bench: ParsableCommand {
             _ = try loaded.model(input)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
-        let peakRss = Memory.peak()
+        // The kernel folds per-thread RSS counts in lazily: the peak can read a little below the
+        // size read at the reset.
+        let peakRss = Memory.peak().map { max($0, rssBefore ?? 0) }
         let layers = profile ? Profiler.stop() : nil
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         let flops = Double(loaded.model.flops(height: size, width: size) * batch)
+        let activations = loaded.model.activationMemory(batch: batch, height: size, width: size)
         let report = Report(model: model, architecture: loaded.model.architecture.description, batch: batch, threads: threads,
                             size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1], timesMs: times,
                             msPerImage: median / Double(batch), gflops: flops / 1e9,
                             achievedGflopsPerSecond: flops / (median * 1e6), blasKernels: BLASKernels.coreName,
                             engine: loaded.model.engine.rawValue,
-                            activationArenaBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.arena,
-                            largestActivationBytes: loaded.model.activationMemory(batch: batch, height: size, width: size)?.largest,
+                            activationArenaBytes: activations?.arena, largestActivationBytes: activations?.largest,
                             rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.model.weightBytes,
                             peakGflopsPerSecond: profile ? Profiler.peakGflops() : nil,
                             layers: layers)
