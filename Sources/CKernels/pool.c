@@ -94,16 +94,18 @@ void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx) {
         pthread_detach(thread);
         workers++;
     }
-    if (count - 1 > workers) count = workers + 1;  // could not start more threads: fewer tasks
+    // Tasks beyond the workers (when a thread could not be started) run on the caller.
+    const int64_t shared = count - 1 > workers ? workers + 1 : count;
     task_fn = fn;
     task_ctx = ctx;
-    task_count = count;
+    task_count = shared;
     atomic_store_explicit(&pending, workers, memory_order_release);
     pthread_mutex_lock(&lock);
     atomic_fetch_add_explicit(&generation, 1, memory_order_acq_rel);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     fn(ctx, 0);
+    for (int64_t i = shared; i < count; i++) fn(ctx, i);
     for (int spin = 0; atomic_load_explicit(&pending, memory_order_acquire) > 0; spin++) wait_step(spin);
     pthread_mutex_unlock(&dispatch_lock);
 }
