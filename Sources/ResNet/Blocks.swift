@@ -62,10 +62,21 @@ public enum Block: Sendable {
         }
     }
 
-    var convs: [Conv2d] {
+    /// The convolutions of the main path, in order; the last one takes the residual.
+    var mainPath: [Conv2d] {
         switch self {
-        case .basic(let b): [b.conv1, b.conv2] + (b.downsample.map { [$0] } ?? [])
-        case .bottleneck(let b): [b.conv1, b.conv2, b.conv3] + (b.downsample.map { [$0] } ?? [])
+        case .basic(let b): [b.conv1, b.conv2]
+        case .bottleneck(let b): [b.conv1, b.conv2, b.conv3]
         }
     }
+
+    /// The projection of the identity, when the block has one.
+    var downsample: Conv2d? {
+        switch self {
+        case .basic(let b): b.downsample
+        case .bottleneck(let b): b.downsample
+        }
+    }
+
+    var convs: [Conv2d] { mainPath + (downsample.map { [$0] } ?? []) }
 }

@@ -131,13 +131,11 @@ public struct Conv2d: Sendable {
                             }
                         }
                     } else if npix >= 128 * threads {
-                        Parallel.forEach(threads) { t in
-                            let cols = (npix * t / threads)..<(npix * (t + 1) / threads)
+                        Parallel.forEach(splitting: npix, threads: threads) { _, cols in
                             for b in 0..<x.n { piece(b, columns: cols, groups: 0..<groups, channels: 0..<outChannels, col: nil) }
                         }
                     } else if groups > 1 {
-                        Parallel.forEach(min(threads, groups)) { t in
-                            let gs = (groups * t / threads)..<(groups * (t + 1) / threads)
+                        Parallel.forEach(splitting: groups, threads: threads) { _, gs in
                             for b in 0..<x.n {
                                 piece(b, columns: 0..<npix, groups: gs, channels: (gs.lowerBound * coutG)..<(gs.upperBound * coutG), col: nil)
                             }
@@ -308,12 +306,11 @@ func maxPool3x3s2(_ x: FeatureMap) -> FeatureMap {
     let oh = (x.h + 2 - 3) / 2 + 1, ow = (x.w + 2 - 3) / 2 + 1
     var out = FeatureMap(n: x.n, c: x.c, h: oh, w: ow)
     let planes = x.n * x.c, h = x.h, w = x.w, inPlane = x.plane
-    let threads = min(Parallel.threads, planes)
     x.data.withUnsafeBufferPointer { src in
         out.data.withUnsafeMutableBufferPointer { dst in
             let srcBase = src.baseAddress!, dstBase = dst.baseAddress!
-            Parallel.forEach(threads) { t in
-                for p in (planes * t / threads)..<(planes * (t + 1) / threads) {
+            Parallel.forEach(splitting: planes, threads: Parallel.threads) { _, range in
+                for p in range {
                     let s = srcBase + p * inPlane
                     let d = dstBase + p * oh * ow
                     for oy in 0..<oh {

@@ -30,7 +30,8 @@ public enum InferenceEngine: String, Sendable, CaseIterable, Codable {
 
 /// One convolution of the packed engine: its plan and packed weights (64-byte aligned, owned).
 final class PackedConv: @unchecked Sendable {
-    let name: String
+    /// The convolution's geometry and name (its weights dropped: they live packed here).
+    let conv: Conv2d
     let desc: tp_conv
     private let weights: UnsafeMutablePointer<Float>
     private let bias: UnsafeMutablePointer<Float>
@@ -57,7 +58,7 @@ final class PackedConv: @unchecked Sendable {
         d.bias = UnsafePointer(packedBias)
         (weights, bias) = (packed, packedBias)
         desc = d
-        name = conv.name
+        self.conv = conv.withoutWeights()
         weightBytes = (count + biasCount) * 4
     }
 
@@ -80,13 +81,13 @@ final class PackedNet: @unchecked Sendable {
     /// multiplications); `TORCHPORT_WINOGRAD=0` in the environment turns it off, for comparisons.
     static let winograd = getenv("TORCHPORT_WINOGRAD").map { String(cString: $0) != "0" } ?? true
 
-    /// One block: indices into `convs` (conv1, conv2, conv3 or -1, downsample or -1).
-    struct BlockPlan { let c1: Int, c2: Int, c3: Int, down: Int }
+    /// One block: indices into `convs` of its main path (the last takes the residual) and of
+    /// its projection.
+    struct BlockPlan { let main: [Int], down: Int? }
 
     let convs: [PackedConv]
     let stem: Int
     let blocks: [BlockPlan]
-    let featureChannels: Int
     /// Arenas by input size, each used by one forward pass at a time.
     private let workspaces = Mutex<[Geometry: [Workspace]]>([:])
 
@@ -112,24 +113,21 @@ final class PackedNet: @unchecked Sendable {
         var (h, w) = model.conv1.outputSize(height, width)
         (h, w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1)
         for block in model.layers.joined() {
-            let main: [Conv2d], down: Conv2d?
-            switch block {
-            case .basic(let b): (main, down) = ([b.conv1, b.conv2], b.downsample)
-            case .bottleneck(let b): (main, down) = ([b.conv1, b.conv2, b.conv3], b.downsample)
+            var down: Int?
+            if let d = block.downsample {
+                guard let i = add(d, h, w) else { return nil }
+                down = i
             }
-            var d = -1
-            if let down { guard let i = add(down, h, w) else { return nil }; d = i }
-            var ids: [Int] = []
-            for c in main {
+            var main: [Int] = []
+            for c in block.mainPath {
                 guard let i = add(c, h, w) else { return nil }
-                ids.append(i)
+                main.append(i)
                 (h, w) = c.outputSize(h, w)
             }
-            blocks.append(BlockPlan(c1: ids[0], c2: ids[1], c3: ids.count > 2 ? ids[2] : -1, down: d))
+            blocks.append(BlockPlan(main: main, down: down))
         }
         self.convs = convs
         self.blocks = blocks
-        featureChannels = model.architecture.featureWidth
     }
 
     var weightBytes: Int { convs.reduce(0) { $0 + $1.weightBytes } }
@@ -155,8 +153,7 @@ final class PackedNet: @unchecked Sendable {
         }
     }
 
-    /// Peak bytes of the activation arena for inputs of this size (the largest activation, for
-    /// comparison, is reported by ``Workspace/largestActivationBytes``).
+    /// Bytes of the activation arena for inputs of this size, and of the largest activation.
     func arenaBytes(n: Int, h: Int, w: Int) -> (arena: Int, largest: Int) {
         let plan = Workspace.plan(self, Geometry(n: n, h: h, w: w, threads: Parallel.threads))
         return (plan.arenaBytes, plan.largest)
@@ -173,8 +170,9 @@ final class PackedNet: @unchecked Sendable {
 /// What a workspace is planned for: the input size and the number of threads (a panel each).
 struct Geometry: Hashable { let n: Int, h: Int, w: Int, threads: Int }
 
-/// The activations of one input size: where each lives in one arena, chosen by first fit in
-/// execution order, so that the arena holds little more than the largest live set.
+/// The activations of one input size: where each lives in one arena (largest first, each at the
+/// lowest offset clear of those live at the same time), so that the arena holds little more
+/// than the largest live set.
 final class Workspace: @unchecked Sendable {
     /// Activation `i`: shape, border and byte offset in the arena.
     struct Slot {
@@ -240,10 +238,8 @@ final class Workspace: @unchecked Sendable {
             return slots.count - 1
         }
         func out(_ conv: PackedConv, _ src: Int) -> (Int, Int, Int) {
-            let s = slots[src], d = conv.desc
-            let oh = (s.h + 2 * Int(d.pad) - Int(d.kernel)) / Int(d.stride) + 1
-            let ow = (s.w + 2 * Int(d.pad) - Int(d.kernel)) / Int(d.stride) + 1
-            return (Int(d.cout), oh, ow)
+            let (oh, ow) = conv.conv.outputSize(slots[src].h, slots[src].w)
+            return (conv.conv.outChannels, oh, ow)
         }
         let stem = net.convs[net.stem]
         let image = slot(3, g.h, g.w, border: max(1, Int(stem.desc.pad)))
@@ -255,26 +251,23 @@ final class Workspace: @unchecked Sendable {
         steps.append(.maxPool(src: stemOut, dst: pooled))
         var x = pooled
         for b in net.blocks {
-            (c, h, w) = out(net.convs[b.c1], x)
-            var y = slot(c, h, w, border: 1)
-            steps.append(.conv(b.c1, src: x, dst: y, residual: nil, relu: true))
-            let last = b.c3 >= 0 ? b.c3 : b.c2
-            if b.c3 >= 0 {
-                (c, h, w) = out(net.convs[b.c2], y)
-                let y2 = slot(c, h, w, border: 1)
-                steps.append(.conv(b.c2, src: y, dst: y2, residual: nil, relu: true))
-                y = y2
+            var y = x
+            for ci in b.main.dropLast() {
+                (c, h, w) = out(net.convs[ci], y)
+                let next = slot(c, h, w, border: 1)
+                steps.append(.conv(ci, src: y, dst: next, residual: nil, relu: true))
+                y = next
             }
             // The projection after the inner convolutions: the first one's (wide) output is gone
             // by then, which keeps the live set small (ResNet-50: 1.8x the largest activation).
             var identity = x
-            if b.down >= 0 {
-                (c, h, w) = out(net.convs[b.down], x)
+            if let down = b.down {
+                (c, h, w) = out(net.convs[down], x)
                 identity = slot(c, h, w, border: 1)
-                steps.append(.conv(b.down, src: x, dst: identity, residual: nil, relu: false))
+                steps.append(.conv(down, src: x, dst: identity, residual: nil, relu: false))
             }
             // The block's output overwrites its identity (each element is read, then written).
-            steps.append(.conv(last, src: y, dst: identity, residual: identity, relu: true))
+            if let last = b.main.last { steps.append(.conv(last, src: y, dst: identity, residual: identity, relu: true)) }
             x = identity
         }
         // Lifetimes: first and last step that touches each slot.
@@ -360,26 +353,22 @@ final class Workspace: @unchecked Sendable {
                     // weights, fetched once for the group).
                     let group = Int64(plan.imagesPerPass[ci] ?? 1)
                     for n0 in stride(from: Int64(0), to: Int64(dst.n), by: Int(group)) {
-                        let n1 = min(Int64(dst.n), n0 + group), items = (n1 - n0) * tiles
-                        let packers = min(threads, Int(items))
-                        Parallel.forEach(packers) { t in
+                        let n1 = min(Int64(dst.n), n0 + group)
+                        Parallel.forEach(splitting: Int((n1 - n0) * tiles), threads: threads) { _, items in
                             var (c, i, o) = (desc, src, dst)
-                            tp_conv_pack_tiles(&c, &i, &o, n0, items * Int64(t) / Int64(packers),
-                                               items * Int64(t + 1) / Int64(packers), panels)
+                            tp_conv_pack_tiles(&c, &i, &o, n0, Int64(items.lowerBound), Int64(items.upperBound), panels)
                         }
-                        let blocks = Int64(desc.blocks), workers = min(threads, Int(blocks))
-                        Parallel.forEach(workers) { t in
+                        Parallel.forEach(splitting: Int(desc.blocks), threads: threads) { _, blocks in
                             var (c, o) = (desc, dst)
-                            let b0 = blocks * Int64(t) / Int64(workers), b1 = blocks * Int64(t + 1) / Int64(workers)
+                            let (b0, b1) = (Int64(blocks.lowerBound), Int64(blocks.upperBound))
                             if var res { tp_conv_run_blocks(&c, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
                             else { tp_conv_run_blocks(&c, &o, nil, relu ? 1 : 0, n0, n1, panels, b0, b1) }
                         }
                     }
                 } else {
-                    let items = tiles * Int64(dst.n), workers = min(threads, Int(items))
                     let panelFloats = plan.panelFloats
-                    Parallel.forEach(workers) { t in
-                        let lo = items * Int64(t) / Int64(workers), hi = items * Int64(t + 1) / Int64(workers)
+                    Parallel.forEach(splitting: Int(tiles) * Int(dst.n), threads: threads) { t, items in
+                        let (lo, hi) = (Int64(items.lowerBound), Int64(items.upperBound))
                         var (c, i, o) = (desc, src, dst)
                         let panel = panels + t * panelFloats
                         if var res { tp_conv_run(&c, &i, &o, &res, relu ? 1 : 0, lo, hi, panel) }
@@ -387,17 +376,15 @@ final class Workspace: @unchecked Sendable {
                     }
                 }
                 if Profiler.isEnabled {
-                    let k = Int(conv.desc.kernel)
-                    let flops = 2 * Int(dst.n) * Int(dst.h) * Int(dst.w) * Int(dst.c) * Int(conv.desc.cin / conv.desc.groups) * k * k
-                    Profiler.record(conv.desc.winograd != 0 ? conv.name + " *" : conv.name, flops: flops, since: started)
+                    let name = conv.conv.name + (desc.winograd != 0 ? " *" : "")
+                    Profiler.record(name, flops: conv.conv.flops(Int(src.h), Int(src.w)) * Int(src.n), since: started)
                 }
             case .maxPool(let s, let d):
                 clearBorder(d)
                 let src = map(s), dst = map(d)
-                let rows = Int64(dst.n) * Int64(dst.h), workers = min(threads, Int(rows))
-                Parallel.forEach(workers) { t in
+                Parallel.forEach(splitting: Int(dst.n) * Int(dst.h), threads: threads) { _, rows in
                     var (i, o) = (src, dst)
-                    tp_maxpool3s2(&i, &o, rows * Int64(t) / Int64(workers), rows * Int64(t + 1) / Int64(workers))
+                    tp_maxpool3s2(&i, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
                 }
             }
         }

@@ -20,6 +20,14 @@ enum Parallel {
         count.store(max(1, n), ordering: .relaxed)
     }
 
+    /// Splits `0..<total` into contiguous ranges, one per thread (at most `threads`, none empty),
+    /// and runs `body(thread, range)` for each on the pool.
+    static func forEach(splitting total: Int, threads: Int, _ body: (Int, Range<Int>) -> Void) {
+        let n = min(threads, total)
+        guard n > 0 else { return }
+        forEach(n) { t in body(t, (total * t / n)..<(total * (t + 1) / n)) }
+    }
+
     /// Runs `body(0..<n)` on the calling thread and `n - 1` workers of one persistent pool
     /// (`tp_pool_run`: workers spin briefly between tasks, then sleep), and waits for all of them.
     static func forEach(_ n: Int, _ body: (Int) -> Void) {

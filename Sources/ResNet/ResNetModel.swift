@@ -191,14 +191,8 @@ public struct ResNetModel: Sendable {
         var (ch, cw) = conv1.outputSize(h, w)
         (ch, cw) = ((ch - 1) / 2 + 1, (cw - 1) / 2 + 1)  // max pool
         for block in layers.joined() {
-            let main: [Conv2d]
-            let down: Conv2d?
-            switch block {
-            case .basic(let b): (main, down) = ([b.conv1, b.conv2], b.downsample)
-            case .bottleneck(let b): (main, down) = ([b.conv1, b.conv2, b.conv3], b.downsample)
-            }
-            if let down { total += down.flops(ch, cw) }
-            for conv in main {
+            if let down = block.downsample { total += down.flops(ch, cw) }
+            for conv in block.mainPath {
                 total += conv.flops(ch, cw)
                 (ch, cw) = conv.outputSize(ch, cw)
             }
