@@ -61,6 +61,7 @@ static int groups_fit(const tp_conv *c, int nv) {
 int tp_conv_plan(tp_conv *c, int64_t in_bytes, int winograd) {
     if (c->cin <= 0 || c->cout <= 0 || c->kernel <= 0 || c->stride <= 0 || c->groups <= 0) return 0;
     c->winograd = winograd && c->kernel == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1 && c->cin % 16 == 0;
+    c->direct = !c->winograd && c->groups == 1 && c->kernel <= 7;
     if (c->cin % c->groups != 0 || c->cout % c->groups != 0) return 0;
     if (c->groups > 1) {
         // Prefer blocks that hold few groups (less multiplying by zeros).
@@ -318,6 +319,155 @@ TILES(2)
     tile_8_##NV, tile_9_##NV, tile_10_##NV, tile_11_##NV, tile_12_##NV, tile_13_##NV, tile_14_##NV }
 static const tile_fn tiles[2][TP_TILE] = { TABLE(1), TABLE(2) };
 
+/// The direct kernel (convolutions without groups, input channels a multiple of 16): like `tile`,
+/// but it reads the input map itself instead of a packed panel. Pixel i's input starts at
+/// a0 + i * lda (i < S) or a1 + (i - S) * lda (a tile of two rows of S pixels); the reduction
+/// runs tap by tap (tap t at `tap_off[t]` floats from the pixel), `cin` channels each, in the
+/// packed weights' order.
+static inline __attribute__((always_inline)) TP_AVX512 void
+tile_direct(const int M, const int NV, const int S, const float *a0, const float *a1, int64_t lda, const int64_t *tap_off,
+            int64_t taps, int64_t cin, const float *w, const float *bias, float *out, const int64_t *off,
+            int64_t res_shift, int has_res, int relu, int valid, const char *pf, int64_t pf_step, const char *pf0,
+            int64_t pf0_step) {
+    __m512 acc[TP_TILE][2];
+    for (int j = 0; j < NV; j++) {
+        __m512 b = _mm512_loadu_ps(bias + 16 * j);
+        for (int i = 0; i < M; i++) acc[i][j] = b;
+    }
+    for (int64_t t = 0; t < taps; t++) {
+        const float *p0 = a0 + tap_off[t], *p1 = a1 + tap_off[t];
+        for (int64_t r = 0; r + 16 <= cin; r += 16, p0 += 16, p1 += 16) {
+            for (int64_t q = 0; q < pf_step; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
+            pf += pf_step;
+            for (int64_t q = 0; q < pf0_step; q += 64) _mm_prefetch(pf0 + q, _MM_HINT_T0);
+            pf0 += pf0_step;
+#pragma clang loop unroll(full)
+            for (int c = 0; c < 16; c++) {
+                __m512 wv[2];
+                for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
+                w += 16 * NV;
+                for (int i = 0; i < M; i++) {
+                    __m512 x = _mm512_set1_ps(i < S ? p0[i * lda + c] : p1[(i - S) * lda + c]);
+                    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
+                }
+            }
+        }
+        // The rows past the last multiple of 16 (the stem's runs of 21), one at a time.
+        for (int64_t c = 0; c < cin % 16; c++) {
+            __m512 wv[2];
+            for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
+            w += 16 * NV;
+            for (int i = 0; i < M; i++) {
+                __m512 x = _mm512_set1_ps(i < S ? p0[i * lda + c] : p1[(i - S) * lda + c]);
+                for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int j = 0; j < NV; j++) {
+        int lanes = valid - 16 * j;
+        if (lanes <= 0) break;
+        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+        for (int i = 0; i < M; i++) {
+            float *o = out + off[i] + 16 * j;
+            __m512 v = acc[i][j];
+            if (has_res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, o + res_shift));
+            if (relu) v = _mm512_max_ps(v, zero);
+            _mm512_mask_storeu_ps(o, mask, v);
+        }
+    }
+}
+
+typedef void (*direct_fn)(const float *, const float *, int64_t, const int64_t *, int64_t, int64_t, const float *,
+                          const float *, float *, const int64_t *, int64_t, int, int, int, const char *, int64_t,
+                          const char *, int64_t);
+#define DIRECT(M, NV, S, NAME)                                                                                         \
+    static TP_AVX512 void NAME(const float *a0, const float *a1, int64_t lda, const int64_t *tap_off, int64_t taps,    \
+                               int64_t cin, const float *w, const float *bias, float *out, const int64_t *off,         \
+                               int64_t res_shift, int has_res, int relu, int valid, const char *pf, int64_t pf_step, \
+                               const char *pf0, int64_t pf0_step) {                                                    \
+        tile_direct(M, NV, S, a0, a1, lda, tap_off, taps, cin, w, bias, out, off, res_shift, has_res, relu, valid, pf, \
+                    pf_step, pf0, pf0_step);                                                                           \
+    }
+// One row of M pixels (S = M), and two rows of 7 (S = 7, M = 8 to 14: 7x7 maps).
+#define ROW(M, NV) DIRECT(M, NV, M, direct_##M##_##NV)
+#define ROWS(NV) ROW(1, NV) ROW(2, NV) ROW(3, NV) ROW(4, NV) ROW(5, NV) ROW(6, NV) ROW(7, NV) ROW(8, NV) ROW(9, NV) \
+    ROW(10, NV) ROW(11, NV) ROW(12, NV) ROW(13, NV) ROW(14, NV)
+#define PAIR(M, NV) DIRECT(M, NV, 7, direct7_##M##_##NV)
+#define PAIRS(NV) PAIR(8, NV) PAIR(9, NV) PAIR(10, NV) PAIR(11, NV) PAIR(12, NV) PAIR(13, NV) PAIR(14, NV)
+ROWS(1)
+ROWS(2)
+PAIRS(1)
+PAIRS(2)
+#define DIRECT_TABLE(NV) { direct_1_##NV, direct_2_##NV, direct_3_##NV, direct_4_##NV, direct_5_##NV, direct_6_##NV,  \
+    direct_7_##NV, direct_8_##NV, direct_9_##NV, direct_10_##NV, direct_11_##NV, direct_12_##NV, direct_13_##NV,       \
+    direct_14_##NV }
+#define PAIR_TABLE(NV) { direct7_8_##NV, direct7_9_##NV, direct7_10_##NV, direct7_11_##NV, direct7_12_##NV,             \
+    direct7_13_##NV, direct7_14_##NV }
+static const direct_fn direct_rows[2][TP_TILE] = { DIRECT_TABLE(1), DIRECT_TABLE(2) };
+static const direct_fn direct_pairs[2][TP_TILE - 7] = { PAIR_TABLE(1), PAIR_TABLE(2) };
+
+/// How tile `t` of image `n` reads its input without a panel: the kernel, its two row starts and
+/// the pixel stride; 0 when it cannot (a convolution the direct kernel does not run, or two rows
+/// of a map narrower than 7).
+typedef struct { direct_fn fn; const float *a0, *a1; int64_t lda; } direct_tile;
+
+/// How the direct kernel walks the reduction: `taps` runs of `run` floats. Per tap (ky, kx) and
+/// its input channels; or, when the input's pixels are dense (the stem: 3 channels, no padding
+/// between pixels), per row of taps, whose k * cin floats lie back to back in the map.
+static int direct_runs(const tp_conv *c, const tp_map *in, int64_t *taps, int64_t *run) {
+    if (!c->direct) return 0;
+    if (c->cin % 16 == 0) { *taps = (int64_t)c->kernel * c->kernel; *run = c->cin; return 1; }
+    if (in->cs == c->cin) { *taps = c->kernel; *run = (int64_t)c->kernel * c->cin; return 1; }
+    return 0;
+}
+
+static int direct_for(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t, direct_tile *d) {
+    int64_t taps, run;
+    if (!direct_runs(c, in, &taps, &run)) return 0;
+    int64_t ys[TP_TILE], xs[TP_TILE];
+    const int m = tile_pixels(c, out, t, ys, xs);
+    int split = m;  // pixels of the first row
+    while (split > 0 && ys[split - 1] != ys[0]) split--;
+    const int64_t s = c->stride;
+    d->lda = s * in->cs;
+    d->a0 = in->data + pixel_index(in, n, ys[0] * s - c->pad, xs[0] * s - c->pad);
+    d->a1 = in->data + pixel_index(in, n, ys[m - 1] * s - c->pad, xs[split % m] * s - c->pad);
+    if (split == m) d->fn = direct_rows[c->nv - 1][m - 1];
+    else if (split == 7) d->fn = direct_pairs[c->nv - 1][m - 8];
+    else return 0;
+    return 1;
+}
+
+/// Runs blocks [b0, b1) of tile `t` of image `n` with the direct kernel (see `direct_for`).
+static void run_direct(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
+                       int64_t n, int64_t t, const direct_tile *d, int64_t b0, int64_t b1, const char *pf,
+                       int64_t pf_bytes, const char *pf0, int64_t pf0_bytes) {
+    int64_t ys[TP_TILE], xs[TP_TILE], off[TP_TILE], tap_off[49];
+    const int m = tile_pixels(c, out, t, ys, xs);
+    const int64_t base = pixel_index(out, n, ys[0], xs[0]);
+    for (int i = 0; i < m; i++) off[i] = pixel_index(out, n, ys[i], xs[i]) - base;
+    const int64_t k = c->kernel, wp = in->w + 2 * in->border;
+    int64_t taps = 0, run = 0;
+    direct_runs(c, in, &taps, &run);
+    for (int64_t tap = 0; tap < taps; tap++)
+        tap_off[tap] = c->cin % 16 != 0 ? tap * wp * in->cs : ((tap / k) * wp + tap % k) * in->cs;
+    const int64_t nb = block_width(c);
+    const int64_t res_shift = residual ? residual->data - out->data : 0;
+    // pf_bytes from pf (into L2) and pf0_bytes from pf0 (into L1) are spread over every reduction
+    // chunk of the calls: a few lines per chunk.
+    const int64_t chunks = taps * (run / 16) > 0 ? taps * (run / 16) : 1, calls = b1 - b0;
+    if (pf == NULL) pf = (const char *)c->weight;
+    if (pf0 == NULL) pf0 = (const char *)c->weight;
+    const int64_t step = (pf_bytes / (calls * chunks) + 63) / 64 * 64, step0 = (pf0_bytes / (calls * chunks) + 63) / 64 * 64;
+    for (int64_t b = b0; b < b1; b++) {
+        const int valid = (int)(c->cout - b * nb < nb ? c->cout - b * nb : nb);
+        d->fn(d->a0, d->a1, d->lda, tap_off, taps, run, c->weight + b * block_floats(c), c->bias + b * nb,
+              out->data + base + b * nb, off, res_shift, residual != NULL, relu, valid, pf + (b - b0) * step * chunks,
+              step, pf0 + (b - b0) * step0 * chunks, step0);
+    }
+}
+
 /// Winograd: for blocks [b0, b1) of tile group `g`, the 16 GEMMs M = V U (one per point), then
 /// the output transform Y = Aᵀ M A of each 2x2 tile, with bias, residual and ReLU.
 static TP_AVX512 void winograd_run(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n,
@@ -411,11 +561,43 @@ static void prefetch_tile(const tp_conv *c, const tp_map *in, const tp_map *out,
     }
 }
 
+/// Lines to bring into cache while a tile computes, spread over its reduction (see `run_direct`).
+typedef struct { const char *in, *out; int64_t in_bytes, out_bytes; } next_lines;
+
+/// The lines tile `t` of image `n` will touch: its input, when that is one run (a 1x1 stride-1
+/// convolution on one row; otherwise its rows are prefetched here, at once), and its output
+/// lines (the residual, or lines about to be written), when on one row.
+static next_lines lines_of(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t) {
+    next_lines l = {NULL, NULL, 0, 0};
+    int64_t ys[TP_TILE], xs[TP_TILE];
+    const int m = tile_pixels(c, out, t, ys, xs);
+    if (c->kernel == 1 && c->stride == 1 && ys[m - 1] == ys[0]) {
+        l.in = (const char *)(in->data + pixel_index(in, n, ys[0], xs[0]));
+        l.in_bytes = m * in->cs * 4;
+    } else {
+        prefetch_tile(c, in, out, n, t);
+    }
+    if (ys[m - 1] == ys[0]) {
+        l.out = (const char *)(out->data + pixel_index(out, n, ys[0], xs[0]));
+        l.out_bytes = m * out->cs * 4;
+    }
+    return l;
+}
+
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
     const int64_t tiles_per_image = tp_conv_tiles(c, out);
     for (int64_t item = begin; item < end; item++) {
         const int64_t n = item / tiles_per_image, t = item % tiles_per_image;
+        direct_tile d;
+        if (direct_for(c, in, out, n, t, &d)) {
+            // The next tile's lines come in while this one computes: prefetching them all at once
+            // here would overflow the line-fill buffers, so the kernel spreads them out.
+            next_lines l = {NULL, NULL, 0, 0};
+            if (item + 1 < end) l = lines_of(c, in, out, (item + 1) / tiles_per_image, (item + 1) % tiles_per_image);
+            run_direct(c, in, out, residual, relu, n, t, &d, 0, c->blocks, l.in, l.in_bytes, l.out, l.out_bytes);
+            continue;
+        }
         if (item + 1 < end && !c->winograd) prefetch_tile(c, in, out, (item + 1) / tiles_per_image, (item + 1) % tiles_per_image);
         if (c->groups == 1) {
             pack_tile(c, in, out, n, t, 0, panel);
@@ -432,11 +614,15 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
 void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
-    for (int64_t i = i0; i < i1; i++) pack_tile(c, in, out, n0 + i / tiles_per_image, i % tiles_per_image, 0, panels + i * stride);
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t n = n0 + i / tiles_per_image, t = i % tiles_per_image;
+        direct_tile d;
+        if (!direct_for(c, in, out, n, t, &d)) pack_tile(c, in, out, n, t, 0, panels + i * stride);
+    }
 }
 
-void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n0, int64_t n1,
-                        const float *panels, int64_t b0, int64_t b1) {
+void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
+                        int64_t n0, int64_t n1, const float *panels, int64_t b0, int64_t b1) {
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
     const int64_t items = (n1 - n0) * tiles_per_image;
     // While block b computes, the next block's weights come into L2: a slice per tile.
@@ -446,9 +632,14 @@ void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *resid
     for (int64_t b = b0; b < b1; b++) {
         const char *next = (const char *)(c->weight + (b + 1) * block_floats(c));
         const int64_t step = b + 1 < b1 ? pf_step : 0;
-        for (int64_t i = 0; i < items; i++)
-            run_tile(c, out, residual, relu, n0 + i / tiles_per_image, i % tiles_per_image, panels + i * stride, b, b + 1,
-                     next + i * slice, step);
+        for (int64_t i = 0; i < items; i++) {
+            const int64_t n = n0 + i / tiles_per_image, t = i % tiles_per_image;
+            direct_tile d;
+            if (direct_for(c, in, out, n, t, &d))
+                run_direct(c, in, out, residual, relu, n, t, &d, b, b + 1, next + i * slice, step ? slice : 0, NULL, 0);
+            else
+                run_tile(c, out, residual, relu, n, t, panels + i * stride, b, b + 1, next + i * slice, step);
+        }
     }
 }
 #else
@@ -460,9 +651,9 @@ void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, i
                         float *panels) {
     (void)c; (void)in; (void)out; (void)n0; (void)i0; (void)i1; (void)panels;
 }
-void tp_conv_run_blocks(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n0, int64_t n1,
-                        const float *panels, int64_t b0, int64_t b1) {
-    (void)c; (void)out; (void)residual; (void)relu; (void)n0; (void)n1; (void)panels; (void)b0; (void)b1;
+void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
+                        int64_t n0, int64_t n1, const float *panels, int64_t b0, int64_t b1) {
+    (void)c; (void)in; (void)out; (void)residual; (void)relu; (void)n0; (void)n1; (void)panels; (void)b0; (void)b1;
 }
 #endif
 

@@ -45,6 +45,7 @@ final class PackedConv: @unchecked Sendable {
         d.cin = Int32(conv.inChannels); d.cout = Int32(conv.outChannels); d.kernel = Int32(conv.kernel)
         d.stride = Int32(conv.stride); d.pad = Int32(conv.padding); d.groups = Int32(conv.groups)
         guard tp_conv_plan(&d, Int64(inputBytes), winograd ? 1 : 0) != 0 else { return nil }
+        if !PackedNet.direct { d.direct = 0 }
         let count = Int(tp_conv_packed_count(&d)), biasCount = Int(d.blocks) * 16 * Int(d.nv)
         let (packed, packedBias) = (alignedFloats(count), alignedFloats(biasCount))
         conv.weight.withUnsafeBufferPointer { w in
@@ -80,6 +81,9 @@ final class PackedNet: @unchecked Sendable {
     /// Whether 3x3 stride-1 convolutions of wide maps use Winograd F(2x2, 3x3) (2.25x fewer
     /// multiplications); `TORCHPORT_WINOGRAD=0` in the environment turns it off, for comparisons.
     static let winograd = getenv("TORCHPORT_WINOGRAD").map { String(cString: $0) != "0" } ?? true
+    /// Whether the direct kernel reads the input map in place (else every tile is packed into a
+    /// panel first); `TORCHPORT_DIRECT=0` turns it off, for comparisons.
+    static let direct = getenv("TORCHPORT_DIRECT").map { String(cString: $0) != "0" } ?? true
 
     /// One block: indices into `convs` of its main path (the last takes the residual) and of
     /// its projection.
@@ -359,10 +363,10 @@ final class Workspace: @unchecked Sendable {
                             tp_conv_pack_tiles(&c, &i, &o, n0, Int64(items.lowerBound), Int64(items.upperBound), panels)
                         }
                         Parallel.forEach(splitting: Int(desc.blocks), threads: threads) { _, blocks in
-                            var (c, o) = (desc, dst)
+                            var (c, i, o) = (desc, src, dst)
                             let (b0, b1) = (Int64(blocks.lowerBound), Int64(blocks.upperBound))
-                            if var res { tp_conv_run_blocks(&c, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
-                            else { tp_conv_run_blocks(&c, &o, nil, relu ? 1 : 0, n0, n1, panels, b0, b1) }
+                            if var res { tp_conv_run_blocks(&c, &i, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
+                            else { tp_conv_run_blocks(&c, &i, &o, nil, relu ? 1 : 0, n0, n1, panels, b0, b1) }
                         }
                     }
                 } else {

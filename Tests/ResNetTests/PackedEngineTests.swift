@@ -20,21 +20,24 @@ struct PackedEngineTests {
     /// Runs `conv` (+ optional residual, ReLU) through the C kernels on bordered NHWC maps, both
     /// ways of looping (blocks inside and outside), and returns NCHW outputs.
     static func packed(_ conv: Conv2d, _ x: FeatureMap, residual: FeatureMap?, relu: Bool, blocksOuter: Bool,
-                       winograd: Bool) throws -> FeatureMap {
+                       winograd: Bool, direct: Bool = true, denseInput: Bool = false) throws -> FeatureMap {
         let (oh, ow) = conv.outputSize(x.h, x.w)
         let p = try #require(PackedConv(conv, inputBytes: x.imageSize * 4, winograd: winograd))
         #expect((p.desc.winograd != 0) == winograd)
         var desc = p.desc
         if desc.groups == 1 { desc.blocks_outer = blocksOuter ? 1 : 0 }
-        func bordered(_ n: Int, _ c: Int, _ h: Int, _ w: Int, border: Int) -> (UnsafeMutablePointer<Float>, tp_map) {
-            let cs = c + 3  // a padded pixel stride, as the engine uses for wide maps
+        #expect((desc.direct != 0) == (desc.groups == 1 && !winograd))
+        if !direct { desc.direct = 0 }
+        func bordered(_ n: Int, _ c: Int, _ h: Int, _ w: Int, border: Int, cs: Int) -> (UnsafeMutablePointer<Float>, tp_map) {
             let count = n * (h + 2 * border) * (w + 2 * border) * cs
             let data = UnsafeMutablePointer<Float>.allocate(capacity: count)
             data.initialize(repeating: 0, count: count)
             return (data, tp_map(data: data, n: Int32(n), h: Int32(h), w: Int32(w), c: Int32(c), border: Int32(border), cs: Int32(cs)))
         }
-        var (inData, inMap) = bordered(x.n, x.c, x.h, x.w, border: max(1, conv.padding))
-        var (outData, outMap) = bordered(x.n, conv.outChannels, oh, ow, border: 1)
+        // Pixel strides padded (as the engine pads wide maps), or the input's dense (as the stem's
+        // 3 channels are: the direct kernel then reads each row of taps as one run).
+        var (inData, inMap) = bordered(x.n, x.c, x.h, x.w, border: max(1, conv.padding), cs: denseInput ? x.c : x.c + 3)
+        var (outData, outMap) = bordered(x.n, conv.outChannels, oh, ow, border: 1, cs: conv.outChannels + 3)
         defer { inData.deallocate(); outData.deallocate() }
         x.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &inMap) }
         if let residual { residual.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &outMap) } }
@@ -50,8 +53,8 @@ struct PackedEngineTests {
             tp_conv_pack_tiles(&desc, &inMap, &outMap, 0, 0, items / 2, panels)
             tp_conv_pack_tiles(&desc, &inMap, &outMap, 0, items / 2, items, panels)
             for (b0, b1) in [(0, half), (half, Int64(desc.blocks))] {
-                if residual != nil { tp_conv_run_blocks(&desc, &outMap, &res, relu ? 1 : 0, 0, Int64(x.n), panels, b0, b1) }
-                else { tp_conv_run_blocks(&desc, &outMap, nil, relu ? 1 : 0, 0, Int64(x.n), panels, b0, b1) }
+                if residual != nil { tp_conv_run_blocks(&desc, &inMap, &outMap, &res, relu ? 1 : 0, 0, Int64(x.n), panels, b0, b1) }
+                else { tp_conv_run_blocks(&desc, &inMap, &outMap, nil, relu ? 1 : 0, 0, Int64(x.n), panels, b0, b1) }
             }
         }
         for n in 0..<Int64(x.n) {
@@ -95,6 +98,8 @@ struct PackedEngineTests {
         Case(cin: 64, cout: 64, k: 3, stride: 1, groups: 32, h: 6, w: 10, n: 2),   // 2 channels per group
         Case(cin: 128, cout: 128, k: 3, stride: 2, groups: 4, h: 7, w: 9, n: 1),   // 32 per group
         Case(cin: 96, cout: 96, k: 3, stride: 1, groups: 2, h: 14, w: 14, n: 1),   // 48 per group: blocks inside a group
+        Case(cin: 32, cout: 48, k: 3, stride: 2, groups: 1, h: 13, w: 14, n: 2),   // 7x7 output: pairs of rows, strided
+        Case(cin: 48, cout: 80, k: 1, stride: 1, groups: 1, h: 7, w: 7, n: 2),
     ] + (1...16).map { Case(cin: 16, cout: 32, k: 3, stride: 1, groups: 1, h: 3, w: $0, n: 1) }
     // Winograd F(2x2, 3x3): even and odd sizes (partial 2x2 tiles), partial groups of 14 tiles,
     // 16 or 32 channels per block, output channels off a multiple of 16.
@@ -116,11 +121,15 @@ struct PackedEngineTests {
         for (res, relu) in [(nil, false), (residual, true)] as [(FeatureMap?, Bool)] {
             let want = conv(x, residual: res, relu: relu)
             for outer in [false, true] {
-                let got = try Self.packed(conv, x, residual: res, relu: relu, blocksOuter: outer, winograd: c.winograd)
-                #expect(got.shape == want.shape)
-                let scale = want.data.map(abs).max() ?? 1
-                let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
-                #expect(worst <= 2e-6 * max(scale, 1), "max|d| \(worst), scale \(scale), outer \(outer)")
+                // The direct kernel (on padded and dense input), and every tile through a packed panel.
+                for (direct, dense) in [(true, false), (true, true), (false, false)] {
+                    let got = try Self.packed(conv, x, residual: res, relu: relu, blocksOuter: outer, winograd: c.winograd,
+                                              direct: direct, denseInput: dense)
+                    #expect(got.shape == want.shape)
+                    let scale = want.data.map(abs).max() ?? 1
+                    let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+                    #expect(worst <= 2e-6 * max(scale, 1), "max|d| \(worst), scale \(scale), outer \(outer), direct \(direct), dense \(dense)")
+                }
             }
         }
     }

@@ -39,6 +39,9 @@ typedef struct {
     /// Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, no groups, channels a multiple of 16):
     /// a tile is then 14 tiles of 2x2 outputs, and a block's weights are 16 GEMMs' worth.
     int32_t winograd;
+    /// Direct (no groups, not Winograd, input channels a multiple of 16): the kernel reads the
+    /// input map in place, tap by tap, instead of a packed copy of each tile.
+    int32_t direct;
     const float *weight;  // tp_conv_packed_count floats
     const float *bias;    // blocks * 16 * nv floats
 } tp_conv;
@@ -83,7 +86,7 @@ void tp_conv_pack_tiles(const tp_conv *conv, const tp_map *in, const tp_map *out
 
 /// ... then computes blocks [b0, b1) of images [n0, n1) over all their tiles, each block's
 /// weights fetched once (prefetched while the block before computes) and used for every tile.
-void tp_conv_run_blocks(const tp_conv *conv, const tp_map *out, const tp_map *residual, int relu, int64_t n0,
+void tp_conv_run_blocks(const tp_conv *conv, const tp_map *in, const tp_map *out, const tp_map *residual, int relu, int64_t n0,
                         int64_t n1, const float *panels, int64_t b0, int64_t b1);
 
 /// MaxPool2d(3, stride 2, padding 1) over output rows [row_begin, row_end) of the whole batch
