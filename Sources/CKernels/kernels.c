@@ -707,15 +707,16 @@ void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64
     }
 }
 
-void tp_from_nchw(const float *src, const tp_map *out) {
+void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end) {
     const int64_t plane = (int64_t)out->h * out->w;
-    for (int64_t n = 0; n < out->n; n++)
-        for (int64_t y = 0; y < out->h; y++)
-            for (int64_t x = 0; x < out->w; x++) {
+    for (int64_t row = row_begin; row < row_end; row++) {
+        const int64_t n = row / out->h, y = row % out->h;
+        for (int64_t x = 0; x < out->w; x++) {
                 float *d = out->data + pixel_index(out, n, y, x);
                 const float *s = src + n * out->c * plane + y * out->w + x;
                 for (int64_t ch = 0; ch < out->c; ch++) d[ch] = s[ch * plane];
-            }
+        }
+    }
 }
 
 void tp_to_nchw(const tp_map *in, float *dst) {

@@ -285,14 +285,20 @@ public struct Linear: Sendable {
         self.outFeatures = outFeatures
     }
 
+    /// The threads split the output features (each streams its share of the weights: at batch 1
+    /// the layer is a matrix-vector product bound by memory).
     func callAsFunction(_ x: [Float], batch: Int) -> [Float] {
         var out = [Float](repeating: 0, count: batch * outFeatures)
         for b in 0..<batch { for o in 0..<outFeatures { out[b * outFeatures + o] = bias[o] } }
+        let (k, n) = (inFeatures, outFeatures)
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { op in
-                    BLAS.sgemm(m: batch, n: outFeatures, k: inFeatures, a: xp.baseAddress!, lda: inFeatures,
-                               b: wp.baseAddress!, ldb: inFeatures, c: op.baseAddress!, ldc: outFeatures, beta: 1, transB: true)
+                    let (a, w, c) = (xp.baseAddress!, wp.baseAddress!, op.baseAddress!)
+                    Parallel.forEach(splitting: n, threads: Parallel.threads) { _, cols in
+                        BLAS.sgemm(m: batch, n: cols.count, k: k, a: a, lda: k, b: w + cols.lowerBound * k, ldb: k,
+                                   c: c + cols.lowerBound, ldc: n, beta: 1, transB: true)
+                    }
                 }
             }
         }

@@ -151,8 +151,10 @@ final class PackedNet: @unchecked Sendable {
     func features(_ input: FeatureMap) -> [Float] {
         withWorkspace(for: input) { ws in
             var last = ws.run(self, input)
+            let started = Profiler.isEnabled ? Profiler.now() : 0
             var out = [Float](repeating: 0, count: Int(last.n) * Int(last.c))
             out.withUnsafeMutableBufferPointer { tp_global_average(&last, $0.baseAddress) }
+            if Profiler.isEnabled { Profiler.record("avgpool", flops: 0, since: started) }
             return out
         }
     }
@@ -340,11 +342,18 @@ final class Workspace: @unchecked Sendable {
         for step in plan.steps {
             switch step {
             case .input(let d):
+                let started = Profiler.isEnabled ? Profiler.now() : 0
                 // Every buffer's border must be zero; slots share the arena, so clear each
                 // destination's border ring before it is written (its interior is overwritten).
                 clearBorder(d)
-                var m = map(d)
-                input.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &m) }
+                let m = map(d)
+                input.data.withUnsafeBufferPointer { x in
+                    Parallel.forEach(splitting: Int(m.n) * Int(m.h), threads: threads) { _, rows in
+                        var o = m
+                        tp_from_nchw(x.baseAddress, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
+                    }
+                }
+                if Profiler.isEnabled { Profiler.record("input (NCHW to NHWC)", flops: 0, since: started) }
             case .conv(let ci, let s, let d, let r, let relu):
                 let conv = net.convs[ci]
                 let started = Profiler.isEnabled ? Profiler.now() : 0
@@ -384,12 +393,14 @@ final class Workspace: @unchecked Sendable {
                     Profiler.record(name, flops: conv.conv.flops(Int(src.h), Int(src.w)) * Int(src.n), since: started)
                 }
             case .maxPool(let s, let d):
+                let started = Profiler.isEnabled ? Profiler.now() : 0
                 clearBorder(d)
                 let src = map(s), dst = map(d)
                 Parallel.forEach(splitting: Int(dst.n) * Int(dst.h), threads: threads) { _, rows in
                     var (i, o) = (src, dst)
                     tp_maxpool3s2(&i, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
                 }
+                if Profiler.isEnabled { Profiler.record("maxpool", flops: 0, since: started) }
             }
         }
         return map(plan.output)

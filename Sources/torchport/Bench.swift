@@ -122,6 +122,9 @@ struct Bench: ParsableCommand {
                           + String(format: " %6d  %8.3f  %8.1f", l.calls, l.seconds * 1000 / Double(l.calls), l.gflopsPerSecond)
                           + share)
                 }
+                let profiled = layers.reduce(0) { $0 + $1.seconds } * 1000 / Double(runs)
+                print(String(format: "steps above: %.2f ms of the %.2f ms mean pass (the rest: dispatch and waiting)", profiled,
+                             times.reduce(0, +) / Double(runs)))
                 if layers.contains(where: { $0.name.hasSuffix(" *") }) {
                     print("* Winograd F(2x2, 3x3): GFLOP/s counted as the direct convolution's operations (2.25x what it computes)")
                 }

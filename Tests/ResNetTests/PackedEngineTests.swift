@@ -39,8 +39,8 @@ struct PackedEngineTests {
         var (inData, inMap) = bordered(x.n, x.c, x.h, x.w, border: max(1, conv.padding), cs: denseInput ? x.c : x.c + 3)
         var (outData, outMap) = bordered(x.n, conv.outChannels, oh, ow, border: 1, cs: conv.outChannels + 3)
         defer { inData.deallocate(); outData.deallocate() }
-        x.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &inMap) }
-        if let residual { residual.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &outMap) } }
+        x.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &inMap, 0, Int64(x.n * x.h)) }
+        if let residual { residual.data.withUnsafeBufferPointer { tp_from_nchw($0.baseAddress, &outMap, 0, Int64(x.n * oh)) } }
         let tiles = tp_conv_tiles(&desc, &outMap)
         let panelFloats = Int(tp_conv_panel_floats(&desc))
         let panels = UnsafeMutableRawPointer.allocate(byteCount: panelFloats * Int(tiles) * x.n * 4, alignment: 64)

@@ -93,8 +93,9 @@ void tp_conv_run_blocks(const tp_conv *conv, const tp_map *in, const tp_map *out
 /// (rows counted over n * out->h); NaN propagates as in torch.
 void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end);
 
-/// NCHW (torch's layout, no border) into a bordered NHWC map (border left as it is).
-void tp_from_nchw(const float *src, const tp_map *out);
+/// NCHW (torch's layout, no border) into a bordered NHWC map (border left as it is), rows
+/// [row_begin, row_end) of the whole batch (rows counted over n * out->h).
+void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end);
 
 /// A bordered NHWC map into NCHW.
 void tp_to_nchw(const tp_map *in, float *dst);
