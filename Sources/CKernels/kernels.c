@@ -83,8 +83,9 @@ int tp_conv_plan(tp_conv *c, int64_t in_bytes, int winograd) {
     // Grouped blocks read different channels, so their input is packed per block: blocks inside.
     int64_t weight_bytes = tp_conv_packed_count(c) * 4;
     // Blocks outside when the weights outweigh the input and would not stay in L2 across
-    // tiles (measured: 28x28x128 3x3 runs faster with blocks inside, 14x14x256 outside).
-    c->blocks_outer = c->groups == 1 && weight_bytes > in_bytes && weight_bytes >= (1 << 20);
+    // tiles (measured: 28x28x128 3x3 and 14x14 1x1 convolutions with 1 MiB of weights run faster
+    // with blocks inside, 14x14x256 3x3 stride 2 and layer4 outside).
+    c->blocks_outer = c->groups == 1 && weight_bytes > in_bytes && weight_bytes > (1 << 20);
     return 1;
 }
 
@@ -324,6 +325,19 @@ static const tile_fn tiles[2][TP_TILE] = { TABLE(1), TABLE(2) };
 /// a0 + i * lda (i < S) or a1 + (i - S) * lda (a tile of two rows of S pixels); the reduction
 /// runs tap by tap (tap t at `tap_off[t]` floats from the pixel), `cin` channels each, in the
 /// packed weights' order.
+/// Pixel j (0 to 13) of a row as base + k * (pixel stride) with k in {0, 1, 2, 4, 8}, an x86
+/// address scale, from one of four bases (pixels 0, 3, 4 and 9): with the stride in one
+/// register, 14 pixels need five registers instead of one offset per pixel (which the compiler
+/// spills to the stack, reloading them in the inner loop).
+#define PIXEL_BASE(j) ((j) == 3 || (j) == 5 || (j) == 7 || (j) == 11 ? 1 : (j) == 6 || (j) == 12 ? 2 : (j) >= 9 && (j) != 11 && (j) != 12 ? 3 : 0)
+static const int pixel_base_at[4] = {0, 3, 4, 9};
+
+static inline __attribute__((always_inline)) const float *pixel_at(const char *const base[4], int64_t stride_bytes, int j,
+                                                                    int c) {
+    const int b = PIXEL_BASE(j);
+    return (const float *)(base[b] + (j - pixel_base_at[b]) * stride_bytes) + c;
+}
+
 static inline __attribute__((always_inline)) TP_AVX512 void
 tile_direct(const int M, const int NV, const int S, const float *a0, const float *a1, int64_t lda, const int64_t *tap_off,
             int64_t taps, int64_t cin, const float *w, const float *bias, float *out, const int64_t *off,
@@ -334,8 +348,14 @@ tile_direct(const int M, const int NV, const int S, const float *a0, const float
         __m512 b = _mm512_loadu_ps(bias + 16 * j);
         for (int i = 0; i < M; i++) acc[i][j] = b;
     }
+    const int64_t sb = lda * 4;  // bytes from one pixel to the next
     for (int64_t t = 0; t < taps; t++) {
         const float *p0 = a0 + tap_off[t], *p1 = a1 + tap_off[t];
+        const char *b0[4], *b1[4];
+        for (int q = 0; q < 4; q++) {
+            b0[q] = (const char *)p0 + pixel_base_at[q] * sb;
+            b1[q] = (const char *)p1 + pixel_base_at[q] * sb;
+        }
         for (int64_t r = 0; r + 16 <= cin; r += 16, p0 += 16, p1 += 16) {
             for (int64_t q = 0; q < pf_step; q += 64) _mm_prefetch(pf + q, _MM_HINT_T1);
             pf += pf_step;
@@ -346,11 +366,13 @@ tile_direct(const int M, const int NV, const int S, const float *a0, const float
                 __m512 wv[2];
                 for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
                 w += 16 * NV;
+#pragma clang loop unroll(full)
                 for (int i = 0; i < M; i++) {
-                    __m512 x = _mm512_set1_ps(i < S ? p0[i * lda + c] : p1[(i - S) * lda + c]);
+                    __m512 x = _mm512_set1_ps(i < S ? *pixel_at(b0, sb, i, c) : *pixel_at(b1, sb, i - S, c));
                     for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
                 }
             }
+            for (int q = 0; q < 4; q++) { b0[q] += 64; b1[q] += 64; }
         }
         // The rows past the last multiple of 16 (the stem's runs of 21), one at a time.
         for (int64_t c = 0; c < cin % 16; c++) {
