@@ -20,10 +20,12 @@
    torchport/onnxruntime (below 1 means Torchport is faster), or one JSON object with --json.
 
 The engines never run concurrently, and they take turns: the N timed runs of each are split into
-R rounds (default 4), and every round runs torch, then ONNX Runtime, then a Torchport subprocess
-(`bench --runs N/R --warmup W --json`, whose `times_ms` are kept) for each batch size. A slow
-period of this shared machine then hits all three instead of whichever ran during it; medians and
-extremes are over all N runs. The load average before and after is recorded; a warning is printed
+R rounds (default 10), and every round runs torch, ONNX Runtime and a Torchport subprocess
+(`bench --runs N/R --warmup W --json`, whose `times_ms` are kept) for each batch size, in an order
+that rotates from round to round. A slow period of this shared machine then hits all three instead
+of whichever ran during it; medians and extremes are over all N runs. The paired ratios are the
+median over the rounds of each round's ratio of medians (both sides of a ratio measured within
+seconds of each other). The load average before and after is recorded; a warning is printed
 when other processes competed for the CPUs. Exit status 2 when Torchport could not be measured.
 """
 from __future__ import annotations
@@ -174,8 +176,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=20, help="timed runs per engine and batch (default 20)")
-    ap.add_argument("--rounds", type=int, default=4,
-                    help="rounds the runs are split into, the engines taking turns (default 4)")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="rounds the runs are split into, the engines taking turns (default 10)")
     ap.add_argument("--torchport", type=Path, default=DEFAULT_BIN, help=f"Swift CLI (default {DEFAULT_BIN})")
     ap.add_argument("--torchport-arg", action="append", default=[],
                     help="extra argument passed to `torchport bench` (repeatable)")
@@ -234,26 +236,45 @@ def main() -> int:
     tp_ok = tp_help is not None
     extra = list(args.torchport_arg)
     tp_reports: dict = {b: [] for b in batches}
-    times = {engine: {b: [] for b in batches} for engine in ("torch", "onnxruntime", "torchport")}
+    engines = ("torch", "onnxruntime", "torchport")
+    times = {engine: {b: [] for b in batches} for engine in engines}
+    # Each round's median per engine and batch: the ratios are also taken round by round (paired),
+    # so that a slow spell of the machine weighs on both sides of a ratio.
+    round_medians = {engine: {b: [] for b in batches} for engine in engines}
     for r, runs in enumerate(per_round):
         if runs == 0:
             continue
         log(f"round {r + 1}/{rounds}: {runs} runs each")
         for b in batches:
             x = inputs[b]
-            # Warm-up before every round's timed runs (the other engines ran in between).
-            with torch.inference_mode():
-                times["torch"][b] += time_calls(lambda: model(x), args.warmup, runs)
-            if sess is not None:
-                feed = {sess.get_inputs()[0].name: x.numpy()}
-                times["onnxruntime"][b] += time_calls(lambda: sess.run(None, feed), args.warmup, runs)
-            if tp_ok:
-                report = bench_torchport(args.torchport, args.model, b, args.threads,
-                                         extra + ["--runs", str(runs), "--warmup", str(args.warmup)], args.timeout)
-                tp_reports[b].append(report)
-                if "times_ms" in report:
-                    times["torchport"][b] += report["times_ms"]
+            got = {}
+            # The order rotates from round to round, so that no engine always follows the same one.
+            order = engines[r % 3:] + engines[:r % 3]
+            for engine in order:
+                # Warm-up before every round's timed runs (the other engines ran in between).
+                if engine == "torch":
+                    with torch.inference_mode():
+                        got[engine] = time_calls(lambda: model(x), args.warmup, runs)
+                elif engine == "onnxruntime" and sess is not None:
+                    feed = {sess.get_inputs()[0].name: x.numpy()}
+                    got[engine] = time_calls(lambda: sess.run(None, feed), args.warmup, runs)
+                elif engine == "torchport" and tp_ok:
+                    report = bench_torchport(args.torchport, args.model, b, args.threads,
+                                             extra + ["--runs", str(runs), "--warmup", str(args.warmup)], args.timeout)
+                    tp_reports[b].append(report)
+                    if "times_ms" in report:
+                        got[engine] = report["times_ms"]
+            for engine, ms in got.items():
+                times[engine][b] += ms
+                round_medians[engine][b].append(statistics.median(ms))
     del model, sess
+
+    def paired(a: str, b_: str, b: int):
+        """Median over the rounds of (a's round median / b_'s round median)."""
+        xs, ys = round_medians[a][b], round_medians[b_][b]
+        if not xs or len(xs) != len(ys):
+            return None
+        return statistics.median(x / y for x, y in zip(xs, ys))
 
     def result(engine, b):
         if engine == "torchport":
@@ -286,6 +307,8 @@ def main() -> int:
             "torchport": t_tp.get(b),
             "torchport_over_torch": ratio(t_tp.get(b), t_torch.get(b)),
             "torchport_over_onnxruntime": ratio(t_tp.get(b), t_ort.get(b)),
+            "torchport_over_torch_paired": paired("torchport", "torch", b),
+            "torchport_over_onnxruntime_paired": paired("torchport", "onnxruntime", b),
         })
 
     env = {"torch": torch.__version__, "onnxruntime": ort_version, "threads": args.threads,
@@ -321,6 +344,13 @@ def main() -> int:
     print("  ".join("-" * w for w in widths))
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    for r in rows:
+        po, pt = r["torchport_over_onnxruntime_paired"], r["torchport_over_torch_paired"]
+        if po or pt:
+            print(f"batch {r['batch']}: paired ratios (median over the rounds of each round's ratio of medians): "
+                  f"tp/ort {po:.2f}, tp/torch {pt:.2f}" if po and pt else
+                  f"batch {r['batch']}: paired ratio tp/torch {pt:.2f}" if pt else
+                  f"batch {r['batch']}: paired ratio tp/ort {po:.2f}")
     for r in rows:
         if r["onnxruntime"] and "max_abs_diff_vs_torch" in r["onnxruntime"]:
             print(f"batch {r['batch']}: onnxruntime vs torch logits, max abs diff "
