@@ -606,6 +606,15 @@ static next_lines lines_of(const tp_conv *c, const tp_map *in, const tp_map *out
     return l;
 }
 
+int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) {
+    const int64_t tiles = tp_conv_tiles(c, out);
+    for (int64_t t = 0; t < tiles; t++) {
+        direct_tile d;
+        if (!direct_for(c, in, out, 0, t, &d)) return 1;
+    }
+    return 0;
+}
+
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
     const int64_t tiles_per_image = tp_conv_tiles(c, out);
@@ -665,6 +674,10 @@ void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, c
     }
 }
 #else
+int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) {
+    (void)c; (void)in; (void)out;
+    return 1;
+}
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
     (void)c; (void)in; (void)out; (void)residual; (void)relu; (void)begin; (void)end; (void)panel;

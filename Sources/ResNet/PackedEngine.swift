@@ -207,8 +207,9 @@ final class Workspace: @unchecked Sendable {
         var threads: Int
         /// Bytes of `panels`: a panel per thread, or all tiles of a group of images, whichever is larger.
         var scratchBytes: Int
-        /// For convolutions with blocks outside: how many images share one pass over the weights
-        /// (as many as fit in `maxPanelBytes` of packed tiles, at least one).
+        /// For convolutions with blocks outside that pack panels: how many images share one pass
+        /// over the weights (as many as fit in `maxPanelBytes` of packed tiles, at least one); the
+        /// others (the direct kernel's, no panels) run the whole batch in one pass.
         var imagesPerPass: [Int: Int]
     }
 
@@ -307,15 +308,19 @@ final class Workspace: @unchecked Sendable {
             arenaBytes = max(arenaBytes, offset + size)
         }
         let largest = slots.map { $0.n * $0.h * $0.w * $0.c * 4 }.max() ?? 0
-        // Panels: per thread for most convolutions, all tiles of an image for `blocks_outer`.
+        // Panels, for the convolutions that pack them: per thread, or all tiles of the images of a
+        // pass for `blocks_outer`.
         var panelFloats = 16, scratch = 16
         var imagesPerPass: [Int: Int] = [:]
+        func shape(_ s: Slot) -> tp_map {
+            tp_map(data: nil, n: Int32(s.n), h: Int32(s.h), w: Int32(s.w), c: Int32(s.c), border: Int32(s.border), cs: Int32(s.cs))
+        }
         for step in steps {
-            guard case .conv(let ci, _, let d, _, _) = step else { continue }
+            guard case .conv(let ci, let src, let d, _, _) = step else { continue }
             var desc = net.convs[ci].desc
-            let s = slots[d]
-            var out = tp_map(data: nil, n: Int32(s.n), h: Int32(s.h), w: Int32(s.w), c: Int32(s.c),
-                             border: Int32(s.border), cs: Int32(s.cs))
+            var (input, out) = (shape(slots[src]), shape(slots[d]))
+            // Convolutions the direct kernel runs in place need no panels.
+            guard tp_conv_needs_panels(&desc, &input, &out) != 0 else { continue }
             let one = Int(tp_conv_panel_floats(&desc))
             panelFloats = max(panelFloats, (one + 15) / 16 * 16)
             if desc.blocks_outer != 0 {
@@ -364,7 +369,8 @@ final class Workspace: @unchecked Sendable {
                 if desc.blocks_outer != 0 {
                     // Per group of images: pack every tile once, then split the blocks (and their
                     // weights, fetched once for the group).
-                    let group = Int64(plan.imagesPerPass[ci] ?? 1)
+                    // (Without panels, the whole batch shares one pass.)
+                    let group = Int64(plan.imagesPerPass[ci] ?? Int(dst.n))
                     for n0 in stride(from: Int64(0), to: Int64(dst.n), by: Int(group)) {
                         let n1 = min(Int64(dst.n), n0 + group)
                         Parallel.forEach(splitting: Int((n1 - n0) * tiles), threads: threads) { _, items in

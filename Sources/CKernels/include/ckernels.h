@@ -70,6 +70,10 @@ int64_t tp_conv_tiles(const tp_conv *conv, const tp_map *out);
 /// Floats of one tile's packed input panel (the reduction, rounded up to 16, times 14 pixels).
 int64_t tp_conv_panel_floats(const tp_conv *conv);
 
+/// Whether some tile of a convolution from `in` to `out` is packed into a panel (the direct kernel
+/// does not read it in place: grouped convolutions, channels off a multiple of 16 on a padded
+/// pixel stride, pairs of rows of maps narrower than 7); only then do the runs below need panels.
+int tp_conv_needs_panels(const tp_conv *conv, const tp_map *in, const tp_map *out);
 /// Computes `out = relu?(conv(in) + bias + residual?)` for items [begin, end), an item being one
 /// tile of one image (item = n * tiles + t), all blocks: each tile's input is packed into
 /// `panel` (tp_conv_panel_floats floats, 64-byte aligned, the caller's) and then multiplied by
