@@ -14,6 +14,7 @@
 #define TP_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 #else
 #define TP_HAVE_X86 0
+#define TP_AVX512
 #endif
 
 int tp_kernels_available(void) {
@@ -718,9 +719,10 @@ double tp_fma_flops(int64_t iterations, double *sink) {
 #endif
 }
 
-// MARK: - Other layers (plain C, vectorised by the compiler)
+// MARK: - Other layers (plain C, vectorised by the compiler for AVX-512: the packed engine, their
+// only caller, runs where the CPU has it)
 
-void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end) {
+TP_AVX512 void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end) {
     const int64_t c = in->c;
     for (int64_t row = row_begin; row < row_end; row++) {
         const int64_t n = row / out->h, oy = row % out->h;
@@ -742,7 +744,7 @@ void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64
     }
 }
 
-void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end) {
+TP_AVX512 void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end) {
     const int64_t plane = (int64_t)out->h * out->w;
     for (int64_t row = row_begin; row < row_end; row++) {
         const int64_t n = row / out->h, y = row % out->h;
@@ -754,7 +756,7 @@ void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_
     }
 }
 
-void tp_to_nchw(const tp_map *in, float *dst) {
+TP_AVX512 void tp_to_nchw(const tp_map *in, float *dst) {
     const int64_t plane = (int64_t)in->h * in->w;
     for (int64_t n = 0; n < in->n; n++)
         for (int64_t y = 0; y < in->h; y++)
@@ -765,7 +767,7 @@ void tp_to_nchw(const tp_map *in, float *dst) {
             }
 }
 
-void tp_global_average(const tp_map *in, float *dst) {
+TP_AVX512 void tp_global_average(const tp_map *in, float *dst) {
     const int64_t plane = (int64_t)in->h * in->w;
     for (int64_t n = 0; n < in->n; n++) {
         float *d = dst + n * in->c;
