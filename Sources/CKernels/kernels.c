@@ -1,6 +1,7 @@
-// Torchport's convolution kernels (AVX-512): each tile's input packed into a panel, a 14x32
-// micro-kernel with bias, residual and ReLU fused, Winograd F(2x2, 3x3) transforms, over bordered
-// NHWC maps. See include/ckernels.h for the layouts and docs/performance.md for the design.
+// Torchport's convolution kernels (AVX-512) over bordered NHWC maps: 14x32 micro-kernels with
+// bias, residual and ReLU fused, one that reads the input map in place (the direct kernel) and one
+// over packed input panels (Winograd F(2x2, 3x3), with its transforms, and grouped convolutions).
+// See include/ckernels.h for the layouts and docs/performance.md for the design.
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>

@@ -75,16 +75,17 @@ int64_t tp_conv_panel_floats(const tp_conv *conv);
 /// pixel stride, pairs of rows of maps narrower than 7); only then do the runs below need panels.
 int tp_conv_needs_panels(const tp_conv *conv, const tp_map *in, const tp_map *out);
 /// Computes `out = relu?(conv(in) + bias + residual?)` for items [begin, end), an item being one
-/// tile of one image (item = n * tiles + t), all blocks: each tile's input is packed into
-/// `panel` (tp_conv_panel_floats floats, 64-byte aligned, the caller's) and then multiplied by
-/// every block's weights. `residual` (may be NULL) has out's geometry and may be `out` itself
+/// tile of one image (item = n * tiles + t), all blocks: the direct kernel reads each tile's input
+/// in place; other tiles are packed into `panel` first (tp_conv_panel_floats floats, 64-byte
+/// aligned, the caller's; unused, and may be NULL, when tp_conv_needs_panels is 0) and then
+/// multiplied by every block's weights. `residual` (may be NULL) has out's geometry and may be `out` itself
 /// (each element is read before it is written).
 void tp_conv_run(const tp_conv *conv, const tp_map *in, const tp_map *out, const tp_map *residual,
                  int relu, int64_t begin, int64_t end, float *panel);
 
 /// For convolutions whose weights outweigh their input (`blocks_outer`, groups = 1): packs items
-/// [i0, i1) of the images from `n0` on (item i: image n0 + i / tiles, tile i % tiles) into
-/// `panels` (item i at i * tp_conv_panel_floats)...
+/// [i0, i1) of the images from `n0` on (item i: image n0 + i / tiles, tile i % tiles) that the
+/// direct kernel does not read in place into `panels` (item i at i * tp_conv_panel_floats)...
 void tp_conv_pack_tiles(const tp_conv *conv, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0,
                         int64_t i1, float *panels);
 
