@@ -264,6 +264,36 @@ static TP_AVX512 void pack_tile(const tp_conv *c, const tp_map *in, const tp_map
 // MARK: - The micro-kernel
 
 #if TP_HAVE_X86
+/// The accumulators of a tile start from the bias.
+static inline __attribute__((always_inline)) TP_AVX512 void tile_init(const int M, const int NV, __m512 acc[TP_TILE][2],
+                                                                      const float *bias) {
+    for (int j = 0; j < NV; j++) {
+        __m512 b = _mm512_loadu_ps(bias + 16 * j);
+        for (int i = 0; i < M; i++) acc[i][j] = b;
+    }
+}
+
+/// The epilogue of a tile: plus the residual (at `res_shift` floats from the output; it may be
+/// the output itself), ReLU, and pixel i stored at `out + off[i]`, `valid` channels (the rest
+/// masked off).
+static inline __attribute__((always_inline)) TP_AVX512 void
+tile_store(const int M, const int NV, __m512 acc[TP_TILE][2], float *out, const int64_t *off, int64_t res_shift,
+           int has_res, int relu, int valid) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int j = 0; j < NV; j++) {
+        int lanes = valid - 16 * j;
+        if (lanes <= 0) break;
+        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+        for (int i = 0; i < M; i++) {
+            float *o = out + off[i] + 16 * j;
+            __m512 v = acc[i][j];
+            if (has_res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, o + res_shift));
+            if (relu) v = _mm512_max_ps(v, zero);
+            _mm512_mask_storeu_ps(o, mask, v);
+        }
+    }
+}
+
 /// One tile: M pixels (of a packed panel) times 16 * NV output channels over `kp` reduction rows,
 /// then bias, residual (at `res_shift` floats from the output; it may be the output itself) and
 /// ReLU; pixel i is stored at `out + off[i]`, `valid` channels (the rest masked off).
@@ -271,10 +301,7 @@ static inline __attribute__((always_inline)) TP_AVX512 void
 tile(const int M, const int NV, const float *a, int64_t kp, const float *w, const float *bias, float *out,
      const int64_t *off, int64_t res_shift, int has_res, int relu, int valid, const char *pf, int64_t pf_step) {
     __m512 acc[TP_TILE][2];  // fixed sizes (not variable-length arrays): all of it lives in registers
-    for (int j = 0; j < NV; j++) {
-        __m512 b = _mm512_loadu_ps(bias + 16 * j);
-        for (int i = 0; i < M; i++) acc[i][j] = b;
-    }
+    tile_init(M, NV, acc, bias);
     for (int64_t r = 0; r < kp; r += 16, a += TP_TILE * 16) {
         // Weights the next call will need, fetched into L2 a little at a time (pf_step bytes per
         // 16 rows) while this tile computes.
@@ -291,19 +318,7 @@ tile(const int M, const int NV, const float *a, int64_t kp, const float *w, cons
             }
         }
     }
-    const __m512 zero = _mm512_setzero_ps();
-    for (int j = 0; j < NV; j++) {
-        int lanes = valid - 16 * j;
-        if (lanes <= 0) break;
-        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
-        for (int i = 0; i < M; i++) {
-            float *o = out + off[i] + 16 * j;
-            __m512 v = acc[i][j];
-            if (has_res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, o + res_shift));
-            if (relu) v = _mm512_max_ps(v, zero);
-            _mm512_mask_storeu_ps(o, mask, v);
-        }
-    }
+    tile_store(M, NV, acc, out, off, res_shift, has_res, relu, valid);
 }
 
 typedef void (*tile_fn)(const float *, int64_t, const float *, const float *, float *, const int64_t *, int64_t, int,
@@ -346,10 +361,7 @@ tile_direct(const int M, const int NV, const int S, const float *a0, const float
             int64_t res_shift, int has_res, int relu, int valid, const char *pf, int64_t pf_step, const char *pf0,
             int64_t pf0_step) {
     __m512 acc[TP_TILE][2];
-    for (int j = 0; j < NV; j++) {
-        __m512 b = _mm512_loadu_ps(bias + 16 * j);
-        for (int i = 0; i < M; i++) acc[i][j] = b;
-    }
+    tile_init(M, NV, acc, bias);
     const int64_t sb = lda * 4;  // bytes from one pixel to the next
     for (int64_t t = 0; t < taps; t++) {
         const float *p0 = a0 + tap_off[t], *p1 = a1 + tap_off[t];
@@ -387,19 +399,7 @@ tile_direct(const int M, const int NV, const int S, const float *a0, const float
             }
         }
     }
-    const __m512 zero = _mm512_setzero_ps();
-    for (int j = 0; j < NV; j++) {
-        int lanes = valid - 16 * j;
-        if (lanes <= 0) break;
-        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
-        for (int i = 0; i < M; i++) {
-            float *o = out + off[i] + 16 * j;
-            __m512 v = acc[i][j];
-            if (has_res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, o + res_shift));
-            if (relu) v = _mm512_max_ps(v, zero);
-            _mm512_mask_storeu_ps(o, mask, v);
-        }
-    }
+    tile_store(M, NV, acc, out, off, res_shift, has_res, relu, valid);
 }
 
 typedef void (*direct_fn)(const float *, const float *, int64_t, const int64_t *, int64_t, int64_t, const float *,
