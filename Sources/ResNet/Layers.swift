@@ -103,8 +103,10 @@ public struct Conv2d: Sendable {
     /// channels (or by groups for grouped convolutions) over one shared im2col.
     func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool) -> FeatureMap {
         precondition(x.c == inChannels)
-        let started = Profiler.isEnabled ? Profiler.now() : 0
-        defer { if Profiler.isEnabled { Profiler.record(name, flops: flops(x.h, x.w) * x.n, since: started) } }
+        return Profiler.timed(name, flops: flops(x.h, x.w) * x.n) { run(x, residual: residual, relu: relu) }
+    }
+
+    private func run(_ x: FeatureMap, residual: FeatureMap?, relu: Bool) -> FeatureMap {
         let (oh, ow) = outputSize(x.h, x.w)
         var out = FeatureMap(n: x.n, c: outChannels, h: oh, w: ow)
         let npix = oh * ow

@@ -151,11 +151,11 @@ final class PackedNet: @unchecked Sendable {
     func features(_ input: FeatureMap) -> [Float] {
         withWorkspace(for: input) { ws in
             var last = ws.run(self, input)
-            let started = Profiler.isEnabled ? Profiler.now() : 0
-            var out = [Float](repeating: 0, count: Int(last.n) * Int(last.c))
-            out.withUnsafeMutableBufferPointer { tp_global_average(&last, $0.baseAddress) }
-            if Profiler.isEnabled { Profiler.record("avgpool", flops: 0, since: started) }
-            return out
+            return Profiler.timed("avgpool") {
+                var out = [Float](repeating: 0, count: Int(last.n) * Int(last.c))
+                out.withUnsafeMutableBufferPointer { tp_global_average(&last, $0.baseAddress) }
+                return out
+            }
         }
     }
 
@@ -347,69 +347,75 @@ final class Workspace: @unchecked Sendable {
         for step in plan.steps {
             switch step {
             case .input(let d):
-                let started = Profiler.isEnabled ? Profiler.now() : 0
-                // Every buffer's border must be zero; slots share the arena, so clear each
-                // destination's border ring before it is written (its interior is overwritten).
-                clearBorder(d)
-                let m = map(d)
-                input.data.withUnsafeBufferPointer { x in
-                    Parallel.forEach(splitting: Int(m.n) * Int(m.h), threads: threads) { _, rows in
-                        var o = m
-                        tp_from_nchw(x.baseAddress, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
+                Profiler.timed("input (NCHW to NHWC)") {
+                    // Every buffer's border must be zero; slots share the arena, so clear each
+                    // destination's border ring before it is written (its interior is overwritten).
+                    clearBorder(d)
+                    let m = map(d)
+                    input.data.withUnsafeBufferPointer { x in
+                        Parallel.forEach(splitting: Int(m.n) * Int(m.h), threads: threads) { _, rows in
+                            var o = m
+                            tp_from_nchw(x.baseAddress, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
+                        }
                     }
                 }
-                if Profiler.isEnabled { Profiler.record("input (NCHW to NHWC)", flops: 0, since: started) }
             case .conv(let ci, let s, let d, let r, let relu):
-                let conv = net.convs[ci]
-                let started = Profiler.isEnabled ? Profiler.now() : 0
-                if r != d { clearBorder(d) }
-                let desc = conv.desc, src = map(s), dst = map(d), res = r.map { map($0) }
-                let tiles = withUnsafePointer(to: desc) { c in withUnsafePointer(to: dst) { tp_conv_tiles(c, $0) } }
-                let panels = self.panels
-                if desc.blocks_outer != 0 {
-                    // Per group of images: pack every tile once, then split the blocks (and their
-                    // weights, fetched once for the group).
-                    // (Without panels, the whole batch shares one pass.)
-                    let group = Int64(plan.imagesPerPass[ci] ?? Int(dst.n))
-                    for n0 in stride(from: Int64(0), to: Int64(dst.n), by: Int(group)) {
-                        let n1 = min(Int64(dst.n), n0 + group)
-                        Parallel.forEach(splitting: Int((n1 - n0) * tiles), threads: threads) { _, items in
-                            var (c, i, o) = (desc, src, dst)
-                            tp_conv_pack_tiles(&c, &i, &o, n0, Int64(items.lowerBound), Int64(items.upperBound), panels)
-                        }
-                        Parallel.forEach(splitting: Int(desc.blocks), threads: threads) { _, blocks in
-                            var (c, i, o) = (desc, src, dst)
-                            let (b0, b1) = (Int64(blocks.lowerBound), Int64(blocks.upperBound))
-                            if var res { tp_conv_run_blocks(&c, &i, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
-                            else { tp_conv_run_blocks(&c, &i, &o, nil, relu ? 1 : 0, n0, n1, panels, b0, b1) }
-                        }
-                    }
-                } else {
-                    let panelFloats = plan.panelFloats
-                    Parallel.forEach(splitting: Int(tiles) * Int(dst.n), threads: threads) { t, items in
-                        let (lo, hi) = (Int64(items.lowerBound), Int64(items.upperBound))
-                        var (c, i, o) = (desc, src, dst)
-                        let panel = panels + t * panelFloats
-                        if var res { tp_conv_run(&c, &i, &o, &res, relu ? 1 : 0, lo, hi, panel) }
-                        else { tp_conv_run(&c, &i, &o, nil, relu ? 1 : 0, lo, hi, panel) }
-                    }
-                }
-                if Profiler.isEnabled {
-                    let name = conv.conv.name + (desc.winograd != 0 ? " *" : "")
-                    Profiler.record(name, flops: conv.conv.flops(Int(src.h), Int(src.w)) * Int(src.n), since: started)
+                let conv = net.convs[ci], x = plan.slots[s]
+                Profiler.timed(conv.conv.name + (conv.desc.winograd != 0 ? " *" : ""),
+                               flops: conv.conv.flops(x.h, x.w) * x.n) {
+                    run(conv, index: ci, src: s, dst: d, residual: r, relu: relu, threads: threads)
                 }
             case .maxPool(let s, let d):
-                let started = Profiler.isEnabled ? Profiler.now() : 0
-                clearBorder(d)
-                let src = map(s), dst = map(d)
-                Parallel.forEach(splitting: Int(dst.n) * Int(dst.h), threads: threads) { _, rows in
-                    var (i, o) = (src, dst)
-                    tp_maxpool3s2(&i, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
+                Profiler.timed("maxpool") {
+                    clearBorder(d)
+                    let src = map(s), dst = map(d)
+                    Parallel.forEach(splitting: Int(dst.n) * Int(dst.h), threads: threads) { _, rows in
+                        var (i, o) = (src, dst)
+                        tp_maxpool3s2(&i, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
+                    }
                 }
-                if Profiler.isEnabled { Profiler.record("maxpool", flops: 0, since: started) }
             }
         }
         return map(plan.output)
+    }
+
+    /// Convolution `index` of the net from slot `s` into slot `d` (with the residual slot `r`).
+    private func run(_ conv: PackedConv, index ci: Int, src s: Int, dst d: Int, residual r: Int?, relu: Bool, threads: Int) {
+        if r != d { clearBorder(d) }
+        let desc = conv.desc, src = map(s), dst = map(d), res = r.map { map($0) }
+        let tiles = withUnsafePointer(to: desc) { c in withUnsafePointer(to: dst) { tp_conv_tiles(c, $0) } }
+        let panels = self.panels
+        if desc.blocks_outer != 0 {
+            // Per group of images: pack the tiles once (convolutions that need panels), then split
+            // the blocks (their weights fetched once for the group). Without panels, the whole
+            // batch is one group.
+            let packs = plan.imagesPerPass[ci]
+            let group = Int64(packs ?? Int(dst.n))
+            for n0 in stride(from: Int64(0), to: Int64(dst.n), by: Int(group)) {
+                let n1 = min(Int64(dst.n), n0 + group)
+                if packs != nil {
+                    Parallel.forEach(splitting: Int((n1 - n0) * tiles), threads: threads) { _, items in
+                        var (c, i, o) = (desc, src, dst)
+                        tp_conv_pack_tiles(&c, &i, &o, n0, Int64(items.lowerBound), Int64(items.upperBound), panels)
+                    }
+                }
+                Parallel.forEach(splitting: Int(desc.blocks), threads: threads) { _, blocks in
+                    var (c, i, o) = (desc, src, dst)
+                    let (b0, b1) = (Int64(blocks.lowerBound), Int64(blocks.upperBound))
+                    if var res { tp_conv_run_blocks(&c, &i, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
+                    else { tp_conv_run_blocks(&c, &i, &o, nil, relu ? 1 : 0, n0, n1, panels, b0, b1) }
+                }
+            }
+        } else {
+            let panelFloats = plan.panelFloats
+            Parallel.forEach(splitting: Int(tiles) * Int(dst.n), threads: threads) { t, items in
+                let (lo, hi) = (Int64(items.lowerBound), Int64(items.upperBound))
+                var (c, i, o) = (desc, src, dst)
+                let panel = panels + t * panelFloats
+                if var res { tp_conv_run(&c, &i, &o, &res, relu ? 1 : 0, lo, hi, panel) }
+                else { tp_conv_run(&c, &i, &o, nil, relu ? 1 : 0, lo, hi, panel) }
+            }
+        }
     }
 
     /// Zeroes the border ring of slot `i` (rows above and below, columns left and right).

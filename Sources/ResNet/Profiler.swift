@@ -60,6 +60,14 @@ public enum Profiler {
         return Double(iterations) * 12 * 16 * 2 * Double(threads) / elapsed / 1e9
     }
 
+    /// Runs `body`, recording it under `name` (with `flops` operations) while recording is on.
+    static func timed<R>(_ name: @autoclosure () -> String, flops: @autoclosure () -> Int = 0, _ body: () throws -> R) rethrows -> R {
+        guard isEnabled else { return try body() }
+        let started = now()
+        defer { record(name(), flops: flops(), since: started) }
+        return try body()
+    }
+
     static func record(_ name: String, flops: Int, since start: UInt64) {
         let seconds = Double(now() - start) / 1e9
         entries.withLock { e in

@@ -163,9 +163,7 @@ public struct ResNetModel: Sendable {
     public func callAsFunction(_ input: FeatureMap) throws -> [Float] {
         let f = try features(input)
         guard let fc else { return f }
-        let started = Profiler.isEnabled ? Profiler.now() : 0
-        defer { if Profiler.isEnabled { Profiler.record("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n, since: started) } }
-        return fc(f, batch: input.n)
+        return Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) { fc(f, batch: input.n) }
     }
 
     /// With the packed engine: bytes of the arena that holds every activation of a forward pass of
