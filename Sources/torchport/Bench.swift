@@ -123,7 +123,7 @@ struct Bench: ParsableCommand {
                           + share)
                 }
                 let profiled = layers.reduce(0) { $0 + $1.seconds } * 1000 / Double(runs)
-                print(String(format: "steps above: %.2f ms of the %.2f ms mean pass (the rest: dispatch and waiting)", profiled,
+                print(String(format: "steps above: %.2f ms of the %.2f ms mean pass (the rest: dispatch, waiting, and steps not timed)", profiled,
                              times.reduce(0, +) / Double(runs)))
                 if layers.contains(where: { $0.name.hasSuffix(" *") }) {
                     print("* Winograd F(2x2, 3x3): GFLOP/s counted as the direct convolution's operations (2.25x what it computes)")
