@@ -2,7 +2,7 @@
 """ResNet-50 inference speed, side by side: PyTorch eager, ONNX Runtime and Torchport, 2 threads.
 
     .venv-torch/bin/python Benchmarks/speed_vs_torch.py [--batches 1,8] [--runs N] [--rounds R]
-                                  [--warmup W] [--threads T] [--torchport PATH] [--json]
+                                  [--pause P] [--warmup W] [--threads T] [--torchport PATH] [--json]
 
 1. Uses Benchmarks/generated/resnet50.pth (made with make_resnet50.py if absent; git-ignored).
 2. PyTorch eager: `torch.set_num_threads(T)`, one inter-op thread, `model.eval()`,
@@ -13,19 +13,27 @@
    re-exported when older than the .pth or with --reexport); session with intra_op_num_threads=T,
    inter_op_num_threads=1, ORT_SEQUENTIAL, all graph optimisations; same warm-up and timing. Its
    output is checked against torch's (max abs difference is reported).
-4. Torchport: `<torchport> bench <resnet50.pth> --batch B --threads T --json` (default binary
-   .build/release/torchport), which prints `median_ms`, `min_ms`, `max_ms` (other fields are kept).
-   If the binary or its `bench` command is missing, the table says "torchport: not available".
+4. Torchport: one persistent `<torchport> bench <resnet50.pth> --threads T --warmup W --serve`
+   process (default binary .build/release/torchport), loaded once like the other two engines,
+   asked for "BATCH RUNS" timed runs at a time (it warms up at the first request of a batch
+   size); then one `bench --batch B --runs 1 --json` per batch for its report's other fields. A
+   binary without `--serve` (an older build) runs as one `bench --batch B --runs R --warmup W
+   --json` subprocess per round instead. If the binary or its `bench` command is missing, the
+   table says "torchport: not available".
 5. Prints a table (ms per batch, images/s from the median) with the ratios torchport/torch and
    torchport/onnxruntime (below 1 means Torchport is faster), or one JSON object with --json.
 
-The engines never run concurrently, and they take turns: the N timed runs of each are split into
-R rounds (default 10), and every round runs torch, ONNX Runtime and a Torchport subprocess
-(`bench --runs N/R --warmup W --json`, whose `times_ms` are kept) for each batch size, in an order
-that rotates from round to round. A slow period of this shared machine then hits all three instead
-of whichever ran during it; medians and extremes are over all N runs. The paired ratios are the
-median over the rounds of each round's ratio of medians (both sides of a ratio measured within
-seconds of each other). The load average before and after is recorded; a warning is printed
+The engines never run concurrently, and they take turns: each is loaded and warmed up (W runs per
+batch size) once, then the N timed runs of each are split into R rounds (default 10), and every
+round runs torch, ONNX Runtime and Torchport for each batch size, in an order that rotates from
+round to round, with a pause of P seconds (default 1) before each engine's runs: an engine's
+threads keep the CPUs busy for a while after its last run (ONNX Runtime's spin for the better part
+of a second: Torchport's batch-1 pass measured 104 ms right after an ONNX Runtime run, 61 ms 0.05 s
+after, 55 ms 0.2 s after, 42 ms 1 s after, and 39 to 45 ms after its own runs or torch's), and the
+next engine must not pay for it. A slow period of this shared machine then hits all
+three instead of whichever ran during it; medians and extremes are over all N runs. The paired
+ratios are the median over the rounds of each round's ratio of medians (both sides of a ratio
+measured within a second or so of each other). The load average before and after is recorded; a warning is printed
 when other processes competed for the CPUs. Exit status 2 when Torchport could not be measured.
 """
 from __future__ import annotations
@@ -178,6 +186,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20, help="timed runs per engine and batch (default 20)")
     ap.add_argument("--rounds", type=int, default=10,
                     help="rounds the runs are split into, the engines taking turns (default 10)")
+    ap.add_argument("--pause", type=float, default=1.0,
+                    help="seconds of rest before each engine's runs in a round (default 1; see above)")
     ap.add_argument("--torchport", type=Path, default=DEFAULT_BIN, help=f"Swift CLI (default {DEFAULT_BIN})")
     ap.add_argument("--torchport-arg", action="append", default=[],
                     help="extra argument passed to `torchport bench` (repeatable)")
@@ -236,6 +246,29 @@ def main() -> int:
     tp_ok = tp_help is not None
     extra = list(args.torchport_arg)
     tp_reports: dict = {b: [] for b in batches}
+    server = None
+    if tp_ok and "--serve" in tp_help:
+        server = subprocess.Popen([str(args.torchport), "bench", str(args.model), "--threads", str(args.threads),
+                                   "--warmup", str(args.warmup), "--serve", *extra],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def served(b: int, runs: int) -> dict:
+        """`runs` timed runs from the persistent Torchport process: {"times_ms": [...]} or {"error": ...}."""
+        try:
+            server.stdin.write(f"{b} {runs}\n")
+            server.stdin.flush()
+            line = server.stdout.readline()
+            out = json.loads(line)
+            return out if isinstance(out, dict) and "times_ms" in out else {"error": f"unexpected reply {line!r}"}
+        except (OSError, ValueError) as e:
+            return {"error": f"torchport bench --serve: {e}"}
+
+    # Warm-up, once per engine and batch size (Torchport's comes with its first request).
+    for b in batches:
+        with torch.inference_mode():
+            time_calls(lambda: model(inputs[b]), args.warmup, 0)
+        if sess is not None:
+            time_calls(lambda: sess.run(None, {sess.get_inputs()[0].name: inputs[b].numpy()}), args.warmup, 0)
     engines = ("torch", "onnxruntime", "torchport")
     times = {engine: {b: [] for b in batches} for engine in engines}
     # Each round's median per engine and batch: the ratios are also taken round by round (paired),
@@ -251,16 +284,19 @@ def main() -> int:
             # The order rotates from round to round, so that no engine always follows the same one.
             order = engines[r % 3:] + engines[:r % 3]
             for engine in order:
-                # Warm-up before every round's timed runs (the other engines ran in between).
+                time.sleep(args.pause)
                 if engine == "torch":
                     with torch.inference_mode():
-                        got[engine] = time_calls(lambda: model(x), args.warmup, runs)
+                        got[engine] = time_calls(lambda: model(x), 0, runs)
                 elif engine == "onnxruntime" and sess is not None:
                     feed = {sess.get_inputs()[0].name: x.numpy()}
-                    got[engine] = time_calls(lambda: sess.run(None, feed), args.warmup, runs)
+                    got[engine] = time_calls(lambda: sess.run(None, feed), 0, runs)
                 elif engine == "torchport" and tp_ok:
-                    report = bench_torchport(args.torchport, args.model, b, args.threads,
-                                             extra + ["--runs", str(runs), "--warmup", str(args.warmup)], args.timeout)
+                    if server is not None:
+                        report = served(b, runs)
+                    else:  # an older binary: a subprocess per round, with its own warm-up
+                        report = bench_torchport(args.torchport, args.model, b, args.threads,
+                                                 extra + ["--runs", str(runs), "--warmup", str(args.warmup)], args.timeout)
                     tp_reports[b].append(report)
                     if "times_ms" in report:
                         got[engine] = report["times_ms"]
@@ -268,6 +304,14 @@ def main() -> int:
                 times[engine][b] += ms
                 round_medians[engine][b].append(statistics.median(ms))
     del model, sess
+    if server is not None:
+        server.stdin.close()
+        server.wait(timeout=60)
+        # The report's other fields (engine, memory, arena), from one short run per batch size.
+        for b in batches:
+            if tp_reports[b] and all("error" not in rep for rep in tp_reports[b]):
+                meta = bench_torchport(args.torchport, args.model, b, args.threads, extra + ["--runs", "1"], args.timeout)
+                tp_reports[b].append(meta)
 
     def paired(a: str, b_: str, b: int):
         """Median over the rounds of (a's round median / b_'s round median)."""
@@ -312,7 +356,7 @@ def main() -> int:
         })
 
     env = {"torch": torch.__version__, "onnxruntime": ort_version, "threads": args.threads,
-           "warmup": args.warmup, "runs": args.runs, "rounds": rounds, "model": str(args.model),
+           "warmup": args.warmup, "runs": args.runs, "rounds": rounds, "pause_s": args.pause, "model": str(args.model),
            "onnx": str(args.onnx),
            "onnx_export_s": export_s, "cpu_count": os.cpu_count(), "machine": platform.machine(),
            "processor": platform.processor() or None, "torchport": str(args.torchport),
@@ -326,7 +370,8 @@ def main() -> int:
 
     print()
     print(f"ResNet-50, 224x224, {args.threads} threads; ms per batch: median (min-max) of {args.runs} runs "
-          f"in {rounds} interleaved rounds, {args.warmup} warm-up runs before each")
+          f"in {rounds} interleaved rounds ({args.pause:g} s rest before each engine's turn), after {args.warmup} "
+          f"warm-up runs")
     head = ["batch", "torch eager", "onnxruntime", "torchport", "tp/torch", "tp/ort", "img/s torch",
             "img/s ort", "img/s tp"]
     table = []

@@ -7,6 +7,10 @@ struct Bench: ParsableCommand {
         abstract: "Time the forward pass of a model on random input.",
         discussion: """
             Runs warm-up passes, then times each forward and reports the median, min and max.
+            With --serve, stays loaded and answers requests on standard input instead: each line
+            "BATCH RUNS" runs RUNS timed passes at that batch size (the first request of a size
+            runs --warmup passes first) and prints one JSON line {"batch": B, "times_ms": [...]};
+            benchmark scripts interleave it run by run with engines that live in their own process.
             Example:
               torchport bench resnet50.pth --batch 8 --threads 2 --json
             """)
@@ -22,6 +26,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Architecture override (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Also time each convolution and report its achieved GFLOP/s (the roofline).") var profile = false
+    @Flag(help: "Answer \"BATCH RUNS\" requests on standard input, one JSON line each (see above).") var serve = false
     @OptionGroup var reader: ReaderFlags
     @OptionGroup var engineFlags: EngineFlags
 
@@ -63,21 +68,57 @@ struct Bench: ParsableCommand {
         let layers: [Profiler.Entry]?
     }
 
+    /// Deterministic input of `batch` images in [-1, 1).
+    func randomInput(batch: Int) -> FeatureMap {
+        var rng = SplitMix64(seed: 0)
+        return FeatureMap(n: batch, c: 3, h: size, w: size, data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
+    }
+
+    /// Milliseconds of each of `runs` forward passes.
+    func time(_ model: ResNetModel, _ input: FeatureMap, runs: Int) throws -> [Double] {
+        try (0..<runs).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try model(input)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        }
+    }
+
+    struct Served: Encodable { let batch: Int, timesMs: [Double] }
+
+    /// --serve: answers "BATCH RUNS" lines until end of input.
+    func serve(_ model: ResNetModel) throws {
+        var inputs: [Int: FeatureMap] = [:]
+        while let line = readLine() {
+            let fields = line.split(separator: " ").compactMap { Int($0) }
+            guard fields.count == 2, fields[0] >= 1, fields[1] >= 1 else {
+                FileHandle.standardError.write(Data("error: expected \"BATCH RUNS\" (two positive integers), got \"\(line)\"\n".utf8))
+                throw ExitCode(2)
+            }
+            let input: FeatureMap
+            if let known = inputs[fields[0]] {
+                input = known
+            } else {
+                input = randomInput(batch: fields[0])
+                inputs[fields[0]] = input
+                _ = try time(model, input, runs: warmup)
+            }
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            // Unbuffered: the requester waits for this line.
+            FileHandle.standardOutput.write(try encoder.encode(Served(batch: fields[0], timesMs: try time(model, input, runs: fields[1]))))
+            FileHandle.standardOutput.write(Data("\n".utf8))
+        }
+    }
+
     func run() throws {
         let loaded = try withExitCode2 { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
         setInferenceThreads(threads)
-        var rng = SplitMix64(seed: 0)
-        let input = FeatureMap(n: batch, c: 3, h: size, w: size,
-                               data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
+        if serve { return try serve(loaded.model) }
+        let input = randomInput(batch: batch)
         for _ in 0..<warmup { _ = try loaded.model(input) }
         if profile { Profiler.start() }
         let rssBefore = Memory.resetPeak()
-        var times: [Double] = []
-        for _ in 0..<runs {
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = try loaded.model(input)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-        }
+        let times = try time(loaded.model, input, runs: runs)
         // The kernel folds per-thread RSS counts in lazily: the peak can read a little below the
         // size read at the reset.
         let peakRss = Memory.peak().map { max($0, rssBefore ?? 0) }

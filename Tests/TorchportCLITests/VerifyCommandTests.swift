@@ -92,4 +92,22 @@ struct VerifyCommandTests {
         #expect((json["min_ms"] as? Double ?? .infinity) <= median)
         #expect(json["batch"] as? Int == 2)
     }
+
+    @Test("bench --serve answers each \"BATCH RUNS\" line with that many timed runs, and refuses a bad line")
+    func benchServe() throws {
+        let args = ["bench", Self.model("tiny-bottleneck.pth"), "--size", "32", "--serve", "--warmup", "1"]
+        let r = try CLIRunner.run(args, input: "2 3\n1 2\n2 1\n")
+        #expect(r.status == 0)
+        let lines = r.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.count == 3)
+        for (line, (batch, runs)) in zip(lines, [(2, 3), (1, 2), (2, 1)]) {
+            let times = try #require(line?["times_ms"] as? [Double])
+            #expect(line?["batch"] as? Int == batch)
+            #expect(times.count == runs && times.allSatisfy { $0 > 0 })
+        }
+        let bad = try CLIRunner.run(args, input: "2 3\nthree\n")
+        #expect(bad.status == 2)
+        #expect(bad.stdout.split(separator: "\n").count == 1)  // the good request was answered first
+        #expect(bad.stderr.contains("BATCH RUNS"))
+    }
 }
