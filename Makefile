@@ -47,7 +47,7 @@ parity: venv build
 
 # ResNet-50 batch 1 and 8, 2 threads: Torchport vs torch eager vs ONNX Runtime, side by side.
 bench: venv build
-	$(PY) Benchmarks/speed_vs_torch.py --runs 20 --rounds 10
+	$(PY) Benchmarks/speed_vs_torch.py --runs 40 --rounds 20
 
 bench-load: venv
 	$(SWIFT) build -c release --product torchport-bench
