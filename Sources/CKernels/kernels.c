@@ -162,9 +162,8 @@ int64_t tp_conv_panel_floats(const tp_conv *c) { return gemms(c) * reduction(c) 
 
 /// The output pixels of tile `t` (of any image): their count (at most TP_TILE), and each one's
 /// (y, x). Tiles are 14 pixels of a row; maps 7 wide or less put two whole rows in a tile.
-static int tile_pixels(const tp_conv *c, const tp_map *out, int64_t t, int64_t ys[TP_TILE], int64_t xs[TP_TILE]) {
+static int tile_pixels(const tp_map *out, int64_t t, int64_t ys[TP_TILE], int64_t xs[TP_TILE]) {
     int m = 0;
-    (void)c;
     if (out->w <= TP_TILE / 2) {
         for (int64_t y = 2 * t; y < 2 * t + 2 && y < out->h; y++)
             for (int64_t x = 0; x < out->w; x++) { ys[m] = y; xs[m] = x; m++; }
@@ -242,7 +241,7 @@ static TP_AVX512 void pack_tile(const tp_conv *c, const tp_map *in, const tp_map
         return;
     }
     int64_t ys[TP_TILE], xs[TP_TILE];
-    const int m = tile_pixels(c, out, t, ys, xs);
+    const int m = tile_pixels(out, t, ys, xs);
     const int64_t k = c->kernel, s = c->stride, cb = c->block_cin, kp = reduction(c);
     const int64_t wp = in->w + 2 * in->border;
     // One run per tap, or per row of taps when a row of the input holds them back to back.
@@ -337,11 +336,6 @@ TILES(2)
     tile_8_##NV, tile_9_##NV, tile_10_##NV, tile_11_##NV, tile_12_##NV, tile_13_##NV, tile_14_##NV }
 static const tile_fn tiles[2][TP_TILE] = { TABLE(1), TABLE(2) };
 
-/// The direct kernel (convolutions without groups, input channels a multiple of 16): like `tile`,
-/// but it reads the input map itself instead of a packed panel. Pixel i's input starts at
-/// a0 + i * lda (i < S) or a1 + (i - S) * lda (a tile of two rows of S pixels); the reduction
-/// runs tap by tap (tap t at `tap_off[t]` floats from the pixel), `cin` channels each, in the
-/// packed weights' order.
 /// Pixel j (0 to 13) of a row as base + k * (pixel stride) with k in {0, 1, 2, 4, 8}, an x86
 /// address scale, from one of four bases (pixels 0, 3, 4 and 9): with the stride in one
 /// register, 14 pixels need five registers instead of one offset per pixel (which the compiler
@@ -355,6 +349,10 @@ static inline __attribute__((always_inline)) const float *pixel_at(const char *c
     return (const float *)(base[b] + (j - pixel_base_at[b]) * stride_bytes) + c;
 }
 
+/// The direct kernel (convolutions without groups; see `direct_runs`): like `tile`, but it reads
+/// the input map itself instead of a packed panel. Pixel i's input starts at a0 + i * lda (i < S)
+/// or a1 + (i - S) * lda (a tile of two rows of S pixels); the reduction runs tap by tap (tap t at
+/// `tap_off[t]` floats from the pixel), `cin` floats each, in the packed weights' order.
 static inline __attribute__((always_inline)) TP_AVX512 void
 tile_direct(const int M, const int NV, const int S, const float *a0, const float *a1, int64_t lda, const int64_t *tap_off,
             int64_t taps, int64_t cin, const float *w, const float *bias, float *out, const int64_t *off,
@@ -431,10 +429,15 @@ PAIRS(2)
 static const direct_fn direct_rows[2][TP_TILE] = { DIRECT_TABLE(1), DIRECT_TABLE(2) };
 static const direct_fn direct_pairs[2][TP_TILE - 7] = { PAIR_TABLE(1), PAIR_TABLE(2) };
 
-/// How tile `t` of image `n` reads its input without a panel: the kernel, its two row starts and
-/// the pixel stride; 0 when it cannot (a convolution the direct kernel does not run, or two rows
-/// of a map narrower than 7).
-typedef struct { direct_fn fn; const float *a0, *a1; int64_t lda; } direct_tile;
+/// How a tile runs without a panel: the kernel, its two row starts and the pixel stride, the
+/// reduction's runs (`taps` of `run` floats, tap t at `tap_off[t]` floats from a pixel), and where
+/// its outputs go (pixel i at `base + off[i]` in the output map).
+typedef struct {
+    direct_fn fn;
+    const float *a0, *a1;
+    int64_t lda, taps, run, base;
+    int64_t off[TP_TILE], tap_off[49];
+} direct_tile;
 
 /// How the direct kernel walks the reduction: `taps` runs of `run` floats. Per tap (ky, kx) and
 /// its input channels; or, when the input's pixels are dense (the stem: 3 channels, no padding
@@ -446,37 +449,32 @@ static int direct_runs(const tp_conv *c, const tp_map *in, int64_t *taps, int64_
     return 0;
 }
 
+/// Fills `d` for tile `t` of image `n`; 0 when the direct kernel cannot run it (a convolution it
+/// does not run, or two rows of a map narrower than 7).
 static int direct_for(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t, direct_tile *d) {
-    int64_t taps, run;
-    if (!direct_runs(c, in, &taps, &run)) return 0;
+    if (!direct_runs(c, in, &d->taps, &d->run)) return 0;
     int64_t ys[TP_TILE], xs[TP_TILE];
-    const int m = tile_pixels(c, out, t, ys, xs);
+    const int m = tile_pixels(out, t, ys, xs);
     int split = m;  // pixels of the first row
     while (split > 0 && ys[split - 1] != ys[0]) split--;
-    const int64_t s = c->stride;
-    d->lda = s * in->cs;
-    d->a0 = in->data + pixel_index(in, n, ys[0] * s - c->pad, xs[0] * s - c->pad);
-    d->a1 = in->data + pixel_index(in, n, ys[m - 1] * s - c->pad, xs[split % m] * s - c->pad);
     if (split == m) d->fn = direct_rows[c->nv - 1][m - 1];
     else if (split == 7) d->fn = direct_pairs[c->nv - 1][m - 8];
     else return 0;
+    const int64_t s = c->stride, k = c->kernel, wp = in->w + 2 * in->border;
+    d->lda = s * in->cs;
+    d->a0 = in->data + pixel_index(in, n, ys[0] * s - c->pad, xs[0] * s - c->pad);
+    d->a1 = in->data + pixel_index(in, n, ys[m - 1] * s - c->pad, xs[split % m] * s - c->pad);
+    for (int64_t tap = 0; tap < d->taps; tap++)
+        d->tap_off[tap] = d->taps == k * k ? ((tap / k) * wp + tap % k) * in->cs : tap * wp * in->cs;
+    d->base = pixel_index(out, n, ys[0], xs[0]);
+    for (int i = 0; i < m; i++) d->off[i] = pixel_index(out, n, ys[i], xs[i]) - d->base;
     return 1;
 }
 
-/// Runs blocks [b0, b1) of tile `t` of image `n` with the direct kernel (see `direct_for`).
-static void run_direct(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
-                       int64_t n, int64_t t, const direct_tile *d, int64_t b0, int64_t b1, const char *pf,
-                       int64_t pf_bytes, const char *pf0, int64_t pf0_bytes) {
-    int64_t ys[TP_TILE], xs[TP_TILE], off[TP_TILE], tap_off[49];
-    const int m = tile_pixels(c, out, t, ys, xs);
-    const int64_t base = pixel_index(out, n, ys[0], xs[0]);
-    for (int i = 0; i < m; i++) off[i] = pixel_index(out, n, ys[i], xs[i]) - base;
-    const int64_t k = c->kernel, wp = in->w + 2 * in->border;
-    int64_t taps = 0, run = 0;
-    direct_runs(c, in, &taps, &run);
-    for (int64_t tap = 0; tap < taps; tap++)
-        tap_off[tap] = c->cin % 16 != 0 ? tap * wp * in->cs : ((tap / k) * wp + tap % k) * in->cs;
-    const int64_t nb = block_width(c);
+/// Runs blocks [b0, b1) of a tile with the direct kernel (see `direct_for`).
+static void run_direct(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, const direct_tile *d,
+                       int64_t b0, int64_t b1, const char *pf, int64_t pf_bytes, const char *pf0, int64_t pf0_bytes) {
+    const int64_t taps = d->taps, run = d->run, nb = block_width(c);
     const int64_t res_shift = residual ? residual->data - out->data : 0;
     // pf_bytes from pf (into L2) and pf0_bytes from pf0 (into L1) are spread over every reduction
     // chunk of the calls: a few lines per chunk.
@@ -486,8 +484,8 @@ static void run_direct(const tp_conv *c, const tp_map *in, const tp_map *out, co
     const int64_t step = (pf_bytes / (calls * chunks) + 63) / 64 * 64, step0 = (pf0_bytes / (calls * chunks) + 63) / 64 * 64;
     for (int64_t b = b0; b < b1; b++) {
         const int valid = (int)(c->cout - b * nb < nb ? c->cout - b * nb : nb);
-        d->fn(d->a0, d->a1, d->lda, tap_off, taps, run, c->weight + b * block_floats(c), c->bias + b * nb,
-              out->data + base + b * nb, off, res_shift, residual != NULL, relu, valid, pf + (b - b0) * step * chunks,
+        d->fn(d->a0, d->a1, d->lda, d->tap_off, taps, run, c->weight + b * block_floats(c), c->bias + b * nb,
+              out->data + d->base + b * nb, d->off, res_shift, residual != NULL, relu, valid, pf + (b - b0) * step * chunks,
               step, pf0 + (b - b0) * step0 * chunks, step0);
     }
 }
@@ -552,7 +550,7 @@ static void run_tile(const tp_conv *c, const tp_map *out, const tp_map *residual
         return;
     }
     int64_t ys[TP_TILE], xs[TP_TILE], off[TP_TILE];
-    const int m = tile_pixels(c, out, t, ys, xs);
+    const int m = tile_pixels(out, t, ys, xs);
     const int64_t base = pixel_index(out, n, ys[0], xs[0]);
     for (int i = 0; i < m; i++) off[i] = pixel_index(out, n, ys[i], xs[i]) - base;
     const int64_t nb = block_width(c), kp = reduction(c);
@@ -570,7 +568,7 @@ static void run_tile(const tp_conv *c, const tp_map *out, const tp_map *residual
 /// do not follow the tile's several rows on their own.
 static void prefetch_tile(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t) {
     int64_t ys[TP_TILE], xs[TP_TILE];
-    const int m = tile_pixels(c, out, t, ys, xs);
+    const int m = tile_pixels(out, t, ys, xs);
     const int64_t k = c->kernel, s = c->stride, wp = in->w + 2 * in->border;
     for (int i = 0; i < m; i++) {
         if (i > 0 && ys[i] == ys[i - 1]) continue;  // one run per output row of the tile
@@ -594,7 +592,7 @@ typedef struct { const char *in, *out; int64_t in_bytes, out_bytes; } next_lines
 static next_lines lines_of(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t) {
     next_lines l = {NULL, NULL, 0, 0};
     int64_t ys[TP_TILE], xs[TP_TILE];
-    const int m = tile_pixels(c, out, t, ys, xs);
+    const int m = tile_pixels(out, t, ys, xs);
     if (c->kernel == 1 && c->stride == 1 && ys[m - 1] == ys[0]) {
         l.in = (const char *)(in->data + pixel_index(in, n, ys[0], xs[0]));
         l.in_bytes = m * in->cs * 4;
@@ -628,7 +626,7 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
             // here would overflow the line-fill buffers, so the kernel spreads them out.
             next_lines l = {NULL, NULL, 0, 0};
             if (item + 1 < end) l = lines_of(c, in, out, (item + 1) / tiles_per_image, (item + 1) % tiles_per_image);
-            run_direct(c, in, out, residual, relu, n, t, &d, 0, c->blocks, l.in, l.in_bytes, l.out, l.out_bytes);
+            run_direct(c, out, residual, relu, &d, 0, c->blocks, l.in, l.in_bytes, l.out, l.out_bytes);
             continue;
         }
         if (item + 1 < end && !c->winograd) prefetch_tile(c, in, out, (item + 1) / tiles_per_image, (item + 1) % tiles_per_image);
@@ -669,7 +667,7 @@ void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, c
             const int64_t n = n0 + i / tiles_per_image, t = i % tiles_per_image;
             direct_tile d;
             if (direct_for(c, in, out, n, t, &d))
-                run_direct(c, in, out, residual, relu, n, t, &d, b, b + 1, next + i * slice, step ? slice : 0, NULL, 0);
+                run_direct(c, out, residual, relu, &d, b, b + 1, next + i * slice, step ? slice : 0, NULL, 0);
             else
                 run_tile(c, out, residual, relu, n, t, panels + i * stride, b, b + 1, next + i * slice, step);
         }

@@ -102,11 +102,8 @@ struct Bench: ParsableCommand {
                 inputs[fields[0]] = input
                 _ = try time(model, input, runs: warmup)
             }
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            // Unbuffered: the requester waits for this line.
-            FileHandle.standardOutput.write(try encoder.encode(Served(batch: fields[0], timesMs: try time(model, input, runs: fields[1]))))
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            // One line, unbuffered: the requester waits for it.
+            try printJSON(Served(batch: fields[0], timesMs: try time(model, input, runs: fields[1])), oneLine: true)
         }
     }
 

@@ -190,9 +190,10 @@ struct InspectReport: Encodable {
     }
 }
 
-func printJSON<T: Encodable>(_ value: T) throws {
+/// Prints `value` as JSON (snake-case keys) on stdout: pretty-printed, or on one line.
+func printJSON<T: Encodable>(_ value: T, oneLine: Bool = false) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.outputFormatting = oneLine ? [.sortedKeys, .withoutEscapingSlashes] : [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.keyEncodingStrategy = .convertToSnakeCase
     let data = try encoder.encode(value)
     FileHandle.standardOutput.write(data)
