@@ -1,15 +1,24 @@
 // swift-tools-version: 6.0
 // The flow of data, one module per stage:
 // file bytes -> archive entries -> unpickled values -> tensor records (TorchCheckpoint)
-//   -> state dict -> name mapping -> bound ResNet (ResNet) -> logits -> report (Verification);
-// SafeTensors is the native format written by `convert` and read back zero-copy.
+//   -> state dict -> name mapping, architecture (StateDict) -> bound ResNet (ResNet) -> logits
+//   -> report (Verification);
+// SafeTensors is the native format written by `convert` (Conversion) and read back zero-copy.
+//
+// Two library products: `TorchportReader` (reading, mapping, conversion: links libzip only) and
+// `Torchport` (everything: adds the ResNet engines with BLAS, verification, images). No target
+// uses `unsafeFlags`, so both build as dependencies of other packages.
 import PackageDescription
+
+/// Apple platforms: BLAS from Accelerate (a system framework), so no OpenBLAS there.
+let applePlatforms: [Platform] = [.macOS, .iOS, .tvOS, .watchOS, .visionOS]
 
 let package = Package(
     name: "Torchport",
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "Torchport", targets: ["Torchport"]),
+        .library(name: "TorchportReader", targets: ["TorchportReader"]),
         .executable(name: "torchport", targets: ["torchport"]),
     ],
     dependencies: [
@@ -17,12 +26,20 @@ let package = Package(
     ],
     targets: [
         // MARK: - Public API
+        // The reader product: no BLAS, no image libraries.
         .target(name: "TorchCheckpoint", dependencies: ["CZip", "CSHA256"]),
         .target(name: "SafeTensors", dependencies: ["TorchCheckpoint"]),
-        .target(name: "ResNet", dependencies: ["TorchCheckpoint", "COpenBLAS", "CKernels"]),
+        .target(name: "StateDict", dependencies: ["TorchCheckpoint"]),
+        .target(name: "Conversion", dependencies: ["TorchCheckpoint", "SafeTensors", "StateDict"]),
+        .target(name: "TorchportReader", dependencies: ["TorchCheckpoint", "SafeTensors", "StateDict", "Conversion"]),
+        // The rest of the full product.
+        .target(name: "ResNet",
+                dependencies: ["TorchCheckpoint", "StateDict", "CKernels",
+                               .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
+                linkerSettings: [.linkedFramework("Accelerate", .when(platforms: applePlatforms))]),
         .target(name: "Verification", dependencies: ["TorchCheckpoint", "SafeTensors"]),
         .target(name: "Images", dependencies: ["CJPEG", "CPNG"]),
-        .target(name: "Torchport", dependencies: ["TorchCheckpoint", "SafeTensors", "ResNet", "Verification", "Images"]),
+        .target(name: "Torchport", dependencies: ["TorchportReader", "ResNet", "Verification", "Images"]),
         .executableTarget(
             name: "torchport",
             dependencies: [
@@ -31,14 +48,17 @@ let package = Package(
             ]),
 
         // MARK: - Implementation details (system-library shims)
-        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"]), .brew(["libzip"])]),
+        // Linux only (see ResNet's dependencies); Apple platforms use Accelerate.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // SHA-256 block compression with the x86 SHA instructions (Swift cannot emit them).
         .target(name: "CSHA256"),
-        // The packed engine's convolution kernels (AVX-512, chosen at run time; see docs/performance.md).
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
-        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // The packed engine's convolution kernels (AVX-512, chosen at run time; see docs/performance.md),
+        // compiled at SwiftPM's release default (-O2): the micro-kernels' loops are unrolled by
+        // pragmas in the source, checked by Benchmarks/kernel_codegen.py.
+        .target(name: "CKernels"),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
         // MARK: - Benchmarks (not a product: never reaches users)
         .executableTarget(name: "torchport-bench", dependencies: ["TorchCheckpoint", "SafeTensors"],
@@ -51,7 +71,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "Torchport", "CKernels"]),
+        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "StateDict", "Conversion", "Torchport", "CKernels"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "TorchportCLITests", dependencies: ["torchport", "Torchport"]),

@@ -4,6 +4,8 @@
 // See include/ckernels.h for the layouts and docs/performance.md for the design.
 #include "ckernels.h"
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /// Output pixels per tile (the micro-kernel's rows).
@@ -266,8 +268,10 @@ static TP_AVX512 void pack_tile(const tp_conv *c, const tp_map *in, const tp_map
 /// The accumulators of a tile start from the bias.
 static inline __attribute__((always_inline)) TP_AVX512 void tile_init(const int M, const int NV, __m512 acc[TP_TILE][2],
                                                                       const float *bias) {
+#pragma clang loop unroll(full)
     for (int j = 0; j < NV; j++) {
         __m512 b = _mm512_loadu_ps(bias + 16 * j);
+#pragma clang loop unroll(full)
         for (int i = 0; i < M; i++) acc[i][j] = b;
     }
 }
@@ -279,10 +283,12 @@ static inline __attribute__((always_inline)) TP_AVX512 void
 tile_store(const int M, const int NV, __m512 acc[TP_TILE][2], float *out, const int64_t *off, int64_t res_shift,
            int has_res, int relu, int valid) {
     const __m512 zero = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
     for (int j = 0; j < NV; j++) {
         int lanes = valid - 16 * j;
         if (lanes <= 0) break;
         __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+#pragma clang loop unroll(full)
         for (int i = 0; i < M; i++) {
             float *o = out + off[i] + 16 * j;
             __m512 v = acc[i][j];
@@ -309,10 +315,13 @@ tile(const int M, const int NV, const float *a, int64_t kp, const float *w, cons
 #pragma clang loop unroll(full)
         for (int c = 0; c < 16; c++) {
             __m512 wv[2];
+#pragma clang loop unroll(full)
             for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
             w += 16 * NV;
+#pragma clang loop unroll(full)
             for (int i = 0; i < M; i++) {
                 __m512 x = _mm512_set1_ps(a[i * 16 + c]);
+#pragma clang loop unroll(full)
                 for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
             }
         }
@@ -376,11 +385,13 @@ tile_direct(const int M, const int NV, const int S, const float *a0, const float
 #pragma clang loop unroll(full)
             for (int c = 0; c < 16; c++) {
                 __m512 wv[2];
+#pragma clang loop unroll(full)
                 for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
                 w += 16 * NV;
 #pragma clang loop unroll(full)
                 for (int i = 0; i < M; i++) {
                     __m512 x = _mm512_set1_ps(i < S ? *pixel_at(b0, sb, i, c) : *pixel_at(b1, sb, i - S, c));
+#pragma clang loop unroll(full)
                     for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
                 }
             }
@@ -389,10 +400,13 @@ tile_direct(const int M, const int NV, const int S, const float *a0, const float
         // The rows past the last multiple of 16 (the stem's runs of 21), one at a time.
         for (int64_t c = 0; c < cin % 16; c++) {
             __m512 wv[2];
+#pragma clang loop unroll(full)
             for (int j = 0; j < NV; j++) wv[j] = _mm512_load_ps(w + 16 * j);
             w += 16 * NV;
+#pragma clang loop unroll(full)
             for (int i = 0; i < M; i++) {
                 __m512 x = _mm512_set1_ps(i < S ? p0[i * lda + c] : p1[(i - S) * lda + c]);
+#pragma clang loop unroll(full)
                 for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
             }
         }
@@ -516,8 +530,10 @@ static TP_AVX512 void winograd_run(const tp_conv *c, const tp_map *out, const tp
             const __m512 bias = _mm512_loadu_ps(c->bias + b * nb + 16 * j);
             for (int i = 0; i < m; i++) {
                 __m512 v[4][4];
+#pragma clang loop unroll(full)
                 for (int p = 0; p < 16; p++) v[p / 4][p % 4] = _mm512_load_ps(mbuf + (p * TP_TILE + i) * nb + 16 * j);
                 __m512 s0[4], s1[4];  // Aᵀ M
+#pragma clang loop unroll(full)
                 for (int q = 0; q < 4; q++) {
                     s0[q] = _mm512_add_ps(_mm512_add_ps(v[0][q], v[1][q]), v[2][q]);
                     s1[q] = _mm512_sub_ps(_mm512_sub_ps(v[1][q], v[2][q]), v[3][q]);
@@ -527,7 +543,9 @@ static TP_AVX512 void winograd_run(const tp_conv *c, const tp_map *out, const tp
                 y[0][1] = _mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]);
                 y[1][0] = _mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]);
                 y[1][1] = _mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]);
+#pragma clang loop unroll(full)
                 for (int dy = 0; dy < 2; dy++)
+#pragma clang loop unroll(full)
                     for (int dx = 0; dx < 2; dx++) {
                         if (ys[i] + dy >= out->h || xs[i] + dx >= out->w) continue;
                         float *o = out->data + pixel_index(out, n, ys[i] + dy, xs[i] + dx) + b * nb + 16 * j;
@@ -674,21 +692,33 @@ void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, c
     }
 }
 #else
+// Without x86 (AVX-512) there are no micro-kernels: tp_kernels_available() is 0, so the packed
+// engine never binds (Swift refuses `.packed` and picks the reference engine). Reaching one of
+// these is a bug in the caller: say so and stop, rather than return outputs never written.
+static void unavailable(const char *function) {
+    fprintf(stderr, "CKernels: %s called, but this build has no packed-engine kernels for this CPU "
+                    "(tp_kernels_available() is 0)\n", function);
+    abort();
+}
 int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) {
     (void)c; (void)in; (void)out;
+    unavailable(__func__);
     return 1;
 }
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
     (void)c; (void)in; (void)out; (void)residual; (void)relu; (void)begin; (void)end; (void)panel;
+    unavailable(__func__);
 }
 void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
     (void)c; (void)in; (void)out; (void)n0; (void)i0; (void)i1; (void)panels;
+    unavailable(__func__);
 }
 void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                         int64_t n0, int64_t n1, const float *panels, int64_t b0, int64_t b1) {
     (void)c; (void)in; (void)out; (void)residual; (void)relu; (void)n0; (void)n1; (void)panels; (void)b0; (void)b1;
+    unavailable(__func__);
 }
 #endif
 

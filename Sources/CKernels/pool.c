@@ -9,15 +9,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
-void tp_trim_heap(void) {
-#if defined(__GLIBC__)
-    malloc_trim(0);
-#endif
-}
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -1,7 +1,13 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
 import COpenBLAS
+#endif
 import Foundation
 
-// The one file that touches OpenBLAS.
+// The one file that touches a BLAS: OpenBLAS on Linux (COpenBLAS), Accelerate on Apple platforms.
+// The Accelerate branches are compiled and run on Apple platforms only, which this project's CI
+// does not have: they are untested (see the README's platform table).
 
 enum BLAS {
     /// C[m x n] = alpha * A[m x k] * B[k x n] + beta * C, row-major; `transB` multiplies by Bᵀ
@@ -12,13 +18,30 @@ enum BLAS {
                     Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Threads OpenBLAS uses for each call (process-wide).
+    /// Threads the BLAS uses for each call (process-wide). Accelerate has no such setting before
+    /// macOS 15 (`BLASSetThreading`); there the getter says 1 and the setter does nothing.
     static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get {
+            #if canImport(Accelerate)
+            1
+            #else
+            Int(openblas_get_num_threads())
+            #endif
+        }
+        set {
+            #if !canImport(Accelerate)
+            openblas_set_num_threads(Int32(max(1, newValue)))
+            #endif
+        }
     }
 
-    static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+    static var coreName: String {
+        #if canImport(Accelerate)
+        "Accelerate"
+        #else
+        openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        #endif
+    }
 }
 
 /// Sets the number of threads inference uses (process-wide; default 2).
@@ -30,19 +53,30 @@ public var inferenceThreads: Int { Parallel.threads }
 /// does not know recent Xeons (family 6, model 207 here) and falls back to its SSE3 "Prescott"
 /// kernels, at about a quarter of the speed. When that happened on a CPU with AVX-512 (or AVX2),
 /// this returns the `OPENBLAS_CORETYPE` that selects the right kernels; the process must then be
-/// restarted with it set (the CLI does this once, see `torchport`'s entry point).
+/// restarted with it set (the CLI does this once on Linux, see `torchport`'s entry point).
 public enum BLASKernels {
-    /// The name of the kernel set OpenBLAS selected when it loaded (`Prescott`, `Haswell`, `SkylakeX`, …).
+    /// The name of the kernel set the BLAS selected when it loaded (OpenBLAS: `Prescott`,
+    /// `Haswell`, `SkylakeX`, …; `Accelerate` on Apple platforms).
     public static var coreName: String { BLAS.coreName }
 
     /// The `OPENBLAS_CORETYPE` to restart with (`SkylakeX` or `Haswell`), or nil when OpenBLAS did not
-    /// fall back to `Prescott` or the CPU flags in `cpuinfo` (by default `/proc/cpuinfo`) offer nothing better.
-    public static func betterCoreType(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String? {
+    /// fall back to `Prescott` or the CPU flags in `cpuinfo` (by default `/proc/cpuinfo`, read on
+    /// Linux only) offer nothing better. Always nil with Accelerate.
+    public static func betterCoreType(cpuinfo: String? = BLASKernels.linuxCPUInfo()) -> String? {
         guard coreName.lowercased() == "prescott", let info = cpuinfo,
               let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
         let flags = Set(flagsLine.split(separator: " ").map(String.init))
         if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") { return "SkylakeX" }
         if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
         return nil
+    }
+
+    /// `/proc/cpuinfo` on Linux; nil elsewhere.
+    public static func linuxCPUInfo() -> String? {
+        #if os(Linux)
+        try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        #else
+        nil
+        #endif
     }
 }

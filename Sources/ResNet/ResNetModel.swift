@@ -1,4 +1,5 @@
 import CKernels
+import StateDict
 import TorchCheckpoint
 
 /// A torchvision ResNet bound to its weights, for CPU inference in float32.
@@ -26,10 +27,16 @@ public struct ResNetModel: Sendable {
 
     /// Binds a mapped state dict strictly: every expected key present with its shape, nothing
     /// unexpected. All problems are reported together in one ``BindingError``. `engine` nil picks
-    /// ``InferenceEngine/best``; an engine the CPU lacks falls back to the reference one.
+    /// ``InferenceEngine/best``; an engine this CPU cannot run is refused
+    /// (``BindingError/engineUnavailable(_:)``). With the packed engine, a model whose convolutions
+    /// its kernels cannot run (group widths that do not tile its blocks) runs on the reference
+    /// engine; ``engine`` says which one runs.
     public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil) throws {
+        if let engine, !engine.isAvailable {
+            throw BindingError.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW), which this CPU or build lacks")
+        }
         // A forced architecture keeps the head the file has (a fine-tuned head of any size).
-        let arch = try Self.checkBinding(mapping: mapping, architecture: forced)
+        let arch = try mapping.checkBinding(architecture: forced)
         let t = mapping.tensors
         func floats(_ name: String) throws -> [Float] {
             guard let r = t[name] else { throw BindingError.mismatch(missing: [name], unexpected: [], shapes: [], hints: [:]) }
@@ -86,42 +93,6 @@ public struct ResNetModel: Sendable {
             layer3 = layer3.map { $0.withoutWeights() }
             layer4 = layer4.map { $0.withoutWeights() }
             tp_trim_heap()  // the float32 copies just dropped
-        }
-    }
-
-    /// Recognises the architecture and checks the state dict against it without reading any value.
-    public static func checkBinding(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil) throws -> ResNetArchitecture {
-        guard var arch = forced ?? ResNetArchitecture.recognise(mapping.shapes) else {
-            throw BindingError.unrecognisedArchitecture("need conv1.weight and layer1...layer4 blocks")
-        }
-        if forced != nil { arch.numClasses = mapping.shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil } }
-        try check(mapping: mapping, architecture: arch)
-        return arch
-    }
-
-    /// Compares the state dict with what `architecture` expects; throws one error listing everything.
-    static func check(mapping: NameMapping, architecture: ResNetArchitecture) throws {
-        let expected = architecture.expectedShapes
-        let expectedNames = Set(expected.map(\.name))
-        let present = mapping.shapes
-        var missing: [String] = [], shapes: [(String, [Int], [Int])] = []
-        for (name, shape) in expected {
-            guard let actual = present[name] else { missing.append(name); continue }
-            if actual != shape { shapes.append((name, shape, actual)) }
-        }
-        let unexpected = mapping.stateDict.map(\.name).filter { !expectedNames.contains($0) }
-        guard missing.isEmpty && unexpected.isEmpty && shapes.isEmpty else {
-            var hints: [String: String] = [:]
-            for m in missing {
-                if let best = unexpected.min(by: { editDistance($0, m) < editDistance($1, m) }) { hints[m] = best }
-            }
-            for u in unexpected {
-                if let best = (missing.isEmpty ? Array(expectedNames) : missing).min(by: { editDistance($0, u) < editDistance($1, u) }) {
-                    hints[u] = best
-                }
-            }
-            throw BindingError.mismatch(missing: missing, unexpected: unexpected,
-                                        shapes: shapes.map { (name: $0.0, expected: $0.1, actual: $0.2) }, hints: hints)
         }
     }
 

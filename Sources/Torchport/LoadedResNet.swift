@@ -1,5 +1,7 @@
+import Conversion
 import Foundation
 import ResNet
+import StateDict
 import SafeTensors
 import TorchCheckpoint
 
@@ -37,23 +39,4 @@ public struct LoadedResNet: Sendable {
 
     /// Logits `[n * classes]` (row-major), or pooled features for a headless backbone.
     public func callAsFunction(_ batch: FeatureMap) throws -> [Float] { try model(batch) }
-}
-
-/// Every tensor of a checkpoint or a safetensors file (recognised by content, not extension).
-public func readTensors(_ path: String, options: ReaderOptions = .init()) throws -> (tensors: [NamedTensor], format: String) {
-    if looksLikeSafeTensors(path: path) {
-        return (try SafeTensorsFile(contentsOf: path).tensors, "safetensors")
-    }
-    let checkpoint = try Checkpoint(contentsOf: path, options: options)
-    return (checkpoint.tensors, checkpoint.format.rawValue)
-}
-
-/// A safetensors file starts with an 8-byte little-endian header length, then `{`; a checkpoint
-/// starts with a zip signature or a pickle opcode, never both.
-public func looksLikeSafeTensors(path: String) -> Bool {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-    defer { try? handle.close() }
-    guard let head = try? handle.read(upToCount: 9), head.count == 9 else { return false }
-    let length = head.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    return head[head.startIndex + 8] == UInt8(ascii: "{") && length > 0 && length < (1 << 40)
 }

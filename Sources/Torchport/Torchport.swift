@@ -1,5 +1,5 @@
-// The umbrella module: `import Torchport` gives every public stage of the pipeline.
-@_exported import TorchCheckpoint
-@_exported import SafeTensors
+// The umbrella module: `import Torchport` gives every public stage of the pipeline (the reader
+// product's modules, the Swift ResNet and its engines, verification, images).
+@_exported import TorchportReader
 @_exported import ResNet
 @_exported import Verification

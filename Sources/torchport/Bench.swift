@@ -171,27 +171,6 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// Resident memory of this process, from /proc/self (Linux); nil where unavailable.
-enum Memory {
-    /// Resets the peak (VmHWM) to the current resident size and returns that size.
-    static func resetPeak() -> Int? {
-        guard let f = fopen("/proc/self/clear_refs", "w") else { return nil }
-        fputs("5", f)
-        fclose(f)
-        return field("VmRSS")
-    }
-
-    /// The peak resident size since the last reset.
-    static func peak() -> Int? { field("VmHWM") }
-
-    private static func field(_ name: String) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
-              let kb = Int(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return nil }
-        return kb * 1024
-    }
-}
-
 /// Deterministic pseudo-random numbers for benchmark inputs.
 struct SplitMix64 {
     var state: UInt64

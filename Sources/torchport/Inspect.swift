@@ -134,7 +134,7 @@ struct InspectReport: Encodable {
             let arch = ResNetArchitecture.recognise(mapping.shapes)
             let binding: String
             do {
-                _ = try ResNetModel.checkBinding(mapping: mapping)
+                _ = try mapping.checkBinding()
                 binding = "ok"
             } catch {
                 binding = "\(error)"

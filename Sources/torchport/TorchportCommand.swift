@@ -25,10 +25,7 @@ struct TorchportCommand: ParsableCommand {
             || (args.first == "convert" && args.contains("--golden"))
         guard runsModel, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
               let core = BLASKernels.betterCoreType() else { return }
-        setenv("OPENBLAS_CORETYPE", core, 1)
-        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
-        argv.append(nil)
-        execv("/proc/self/exe", &argv)
-        // exec failed: carry on with the generic kernels.
+        restartSelf(setting: "OPENBLAS_CORETYPE", to: core)
+        // Not restarted (exec failed, or not Linux): carry on with the generic kernels.
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Torchport
+@testable import Conversion
+import Torchport
 
 /// `convertCheckpoint` on the tiny model fixtures: what it writes, and what it refuses.
 @Suite("Conversion to safetensors")
@@ -42,7 +43,7 @@ struct ConversionTests {
 
             let source = try Checkpoint(contentsOf: input)
             let mapping = try NameMapping.map(source.tensors)
-            let arch = try ResNetModel.checkBinding(mapping: mapping)
+            let arch = try mapping.checkBinding()
             let written = try SafeTensorsFile(contentsOf: output)
             #expect(Set(written.names) == Set(mapping.stateDict.map(\.name)))
             #expect(written.tensors.count == mapping.stateDict.count)

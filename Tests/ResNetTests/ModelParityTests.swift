@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ResNet
+import StateDict
 import TorchCheckpoint
 
 /// The tiny networks of `Fixtures/models` (torchvision's own blocks), run in Swift and compared
@@ -113,6 +114,28 @@ struct ModelParityTests {
                 let model = try ResNetModel(mapping: NameMapping.map(checkpoint.tensors), engine: engine)
                 let error = Self.relativeError(try model(Self.input(golden)), want)
                 #expect(error <= 1e-5, "\(f.name) on \(engine): \(error)")
+            }
+        }
+    }
+}
+
+@Suite("Engine selection")
+struct EngineSelectionTests {
+    @Test("Asking for an engine this CPU cannot run is refused by name; nil picks the best one, which binds")
+    func unavailableEngineRefused() throws {
+        let f = try #require(ModelFixture.all.first { $0.name == "tiny-basic-r18ish" })
+        let mapping = try NameMapping.map(Checkpoint(contentsOf: f.path(f.checkpoint)).tensors)
+        let best = try ResNetModel(mapping: mapping)
+        #expect(best.engine == InferenceEngine.best)
+        let unavailable = InferenceEngine.allCases.filter { !$0.isAvailable }
+        // The reference engine runs everywhere; the packed one only with AVX-512.
+        #expect(unavailable == (InferenceEngine.packed.isAvailable ? [] : [.packed]))
+        for engine in unavailable {
+            do {
+                _ = try ResNetModel(mapping: mapping, engine: engine)
+                Issue.record("\(engine) bound on a CPU that cannot run it")
+            } catch BindingError.engineUnavailable(let reason) {
+                #expect(reason.contains(engine.rawValue))
             }
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TorchCheckpoint
 @testable import ResNet
+import StateDict
 
 /// The packed engine (Torchport's AVX-512 kernels) against the reference engine (im2col +
 /// OpenBLAS) and against torch's goldens. Skipped where the CPU has no AVX-512.

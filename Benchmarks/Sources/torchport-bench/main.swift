@@ -16,12 +16,20 @@ import SafeTensors
 import TorchCheckpoint
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
+/// The process's peak resident size: `ru_maxrss` is in KiB on Linux, in bytes on Darwin (untested).
 func peakRSSBytes() -> Int {
     var usage = rusage()
+    #if os(Linux)
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return usage.ru_maxrss * 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return usage.ru_maxrss
+    #endif
 }
 
 func fail(_ message: String) -> Never {

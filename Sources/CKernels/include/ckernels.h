@@ -121,7 +121,8 @@ void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx);
 /// result alive.
 double tp_fma_flops(int64_t iterations, double *sink);
 
-/// Returns freed heap memory to the system (glibc's malloc_trim; nothing elsewhere): after
+/// Returns freed heap memory to the system (glibc: malloc_trim; Darwin: malloc_zone_pressure_relief;
+/// nothing elsewhere; see heap.c): after
 /// binding, the float32 copies of the weights that were packed are gone.
 void tp_trim_heap(void);
 

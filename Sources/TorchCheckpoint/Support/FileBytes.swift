@@ -25,8 +25,8 @@ public final class FileBytes: @unchecked Sendable {
     /// longer count in the process's memory; the bytes stay valid and are read from the file
     /// again when touched. Owned memory is left alone.
     public func releaseResidentPages() {
-        guard isFileMap, let base = bytes.baseAddress, bytes.count > 0 else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_DONTNEED)
+        guard isFileMap else { return }
+        MemoryPages.release(bytes)
     }
 
     deinit { release(bytes) }

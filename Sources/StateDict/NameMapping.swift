@@ -128,6 +128,9 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
     case unsupportedDType(name: String, dtype: String)
     /// Malformed input (for example a batch without 3 channels, or an empty one).
     case badInput(String)
+    /// An inference engine was asked for that this CPU (or this build) cannot run (the reason
+    /// is in the string).
+    case engineUnavailable(String)
 
     /// All problems, one per line for a mismatch.
     public var description: String {
@@ -146,6 +149,8 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
             return "tensor \(name) has dtype \(dtype); weights must be float32, float16, bfloat16 or float64"
         case .badInput(let s):
             return "bad input: \(s)"
+        case .engineUnavailable(let s):
+            return "engine unavailable: \(s)"
         }
     }
 }

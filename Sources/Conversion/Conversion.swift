@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import ResNet
+import StateDict
 import SafeTensors
 import TorchCheckpoint
 
@@ -186,7 +186,7 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
 ///    regular file, or exists without `force`.
 /// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for `source_sha256`)
 ///    while the tensors are read, names mapped (`NameMapping`) and the state dict checked to bind
-///    (`ResNetModel.checkBinding(mapping:architecture:)`).
+///    (`NameMapping.checkBinding(architecture:)`).
 /// 3. Tensors are cast when `options.dtype` asks (`FloatCast`, torch's rounding).
 /// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
 ///    header and data order from `SafeTensorsWriter.layout(_:metadata:order:)`, the data while
@@ -306,7 +306,7 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
         sourceFormat = checkpoint.format.rawValue
     }
     let mapping = try NameMapping.map(tensors)
-    let architecture = try ResNetModel.checkBinding(mapping: mapping, architecture: options.architecture)
+    let architecture = try mapping.checkBinding(architecture: options.architecture)
     for (name, t) in mapping.stateDict where !t.dtype.isFloatingPoint {
         throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype.rawValue), file: input)
     }
@@ -352,7 +352,7 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     let fd = open(staging, O_WRONLY | O_CLOEXEC)
     guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: staging) }
     defer { close(fd) }
-    reserveSpace(fd, bytes: draft.prefix.count + draft.dataSize)
+    FilePreallocation.reserve(fd, bytes: draft.prefix.count + draft.dataSize)
     var offset = draft.prefix.count
     var fileOffsets: [String: Int] = [:]
     let payloadByName = Dictionary(zip(entries.map(\.name), payloads), uniquingKeysWith: { a, _ in a })
@@ -478,8 +478,8 @@ private struct FileIdentity: Equatable {
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
         size = Int(st.st_size)
-        modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-        changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        modified = st.modificationNanoseconds
+        changed = st.statusChangeNanoseconds
         isRegular = (st.st_mode & S_IFMT) == S_IFREG
     }
 
@@ -548,11 +548,7 @@ private func sha256(ofFileAt path: String) throws -> String {
 /// left alone.
 private func releasePages(of tensor: TensorRecord, in map: FileBytes) {
     guard tensor.storage.owner === map, let view = tensor.contiguousView, let base = view.buffer.baseAddress else { return }
-    let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
-    let start = UInt(bitPattern: base), end = start + UInt(view.count)
-    let first = (start + page - 1) / page * page, last = end / page * page
-    guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
-    _ = madvise(p, Int(last - first), MADV_DONTNEED)
+    MemoryPages.release(UnsafeRawBufferPointer(start: base, count: view.count))
 }
 
 /// Writes all of `buffer` at `offset` of `fd`.
@@ -566,16 +562,6 @@ private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset
         }
         done += n
     }
-}
-
-/// Allocates the file's blocks before it is written (`posix_fallocate`, on Linux; where the file
-/// system cannot, glibc writes zeros, and a failure is ignored: the writes then allocate). ext4 otherwise flushes a file with delayed allocation to disk when it
-/// is renamed over an existing one (`auto_da_alloc`), which made `convert --force` wait tens of
-/// milliseconds for the disk.
-private func reserveSpace(_ fd: Int32, bytes: Int) {
-    #if os(Linux)
-    _ = posix_fallocate(fd, 0, off_t(bytes))
-    #endif
 }
 
 /// Flushes a written file to disk.

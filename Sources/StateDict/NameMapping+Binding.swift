@@ -1,0 +1,43 @@
+import TorchCheckpoint
+
+// MARK: - Checking a state dict against an architecture (shapes only, no values)
+
+extension NameMapping {
+    /// Recognises the architecture (or takes `forced`, with its head size read from `fc.weight`)
+    /// and checks the state dict against it without reading any value: one ``BindingError``
+    /// lists every missing, unexpected and mis-shaped key.
+    public func checkBinding(architecture forced: ResNetArchitecture? = nil) throws -> ResNetArchitecture {
+        guard var arch = forced ?? ResNetArchitecture.recognise(shapes) else {
+            throw BindingError.unrecognisedArchitecture("need conv1.weight and layer1...layer4 blocks")
+        }
+        if forced != nil { arch.numClasses = shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil } }
+        try check(against: arch)
+        return arch
+    }
+
+    /// Compares the state dict with what `architecture` expects; throws one error listing everything.
+    func check(against architecture: ResNetArchitecture) throws {
+        let expected = architecture.expectedShapes
+        let expectedNames = Set(expected.map(\.name))
+        let present = shapes
+        var missing: [String] = [], mismatched: [(String, [Int], [Int])] = []
+        for (name, shape) in expected {
+            guard let actual = present[name] else { missing.append(name); continue }
+            if actual != shape { mismatched.append((name, shape, actual)) }
+        }
+        let unexpected = stateDict.map(\.name).filter { !expectedNames.contains($0) }
+        guard missing.isEmpty && unexpected.isEmpty && mismatched.isEmpty else {
+            var hints: [String: String] = [:]
+            for m in missing {
+                if let best = unexpected.min(by: { editDistance($0, m) < editDistance($1, m) }) { hints[m] = best }
+            }
+            for u in unexpected {
+                if let best = (missing.isEmpty ? Array(expectedNames) : missing).min(by: { editDistance($0, u) < editDistance($1, u) }) {
+                    hints[u] = best
+                }
+            }
+            throw BindingError.mismatch(missing: missing, unexpected: unexpected,
+                                        shapes: mismatched.map { (name: $0.0, expected: $0.1, actual: $0.2) }, hints: hints)
+        }
+    }
+}
