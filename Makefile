@@ -6,7 +6,7 @@ DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch
 PY := $(VENV)/bin/python
 
-.PHONY: deps build run test fixtures venv bench-load bench parity clean fuzz
+.PHONY: deps build run test ci consumer check-kernels check-arm64 fixtures venv bench-load bench parity clean fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,6 +30,38 @@ run: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# What CI runs (.ci/run): the tests, then the checks that look at Torchport from outside.
+ci: test check-kernels check-arm64 consumer
+
+# Torchport as a dependency of another package, by file:// URL and version, built in release;
+# the README's example and the reader-only product run, and ldd shows what each links.
+consumer: deps
+	Tests/Consumer/run.sh
+
+# The micro-kernels as SwiftPM compiles them (-O2, no unsafeFlags): no zmm register spilled.
+# `python3 Benchmarks/kernel_codegen.py --mca` adds llvm-mca's FMAs per cycle, -O2 against -O3.
+check-kernels:
+	python3 Benchmarks/kernel_codegen.py
+
+# The C targets for aarch64 (Debian's gcc-aarch64-linux-gnu, warnings as errors), and the portable
+# harness (Tests/CKernelsPortable) run under qemu-aarch64, and natively with the clang SwiftPM uses.
+ARM64_CC := aarch64-linux-gnu-gcc
+C_WARNINGS := -std=gnu11 -O2 -Wall -Wextra -Werror
+check-arm64:
+	@mkdir -p .build
+	@command -v $(ARM64_CC) >/dev/null && command -v qemu-aarch64 >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq gcc-aarch64-linux-gnu qemu-user; }
+	@for f in Sources/CKernels/*.c Sources/CSHA256/*.c; do \
+		$(ARM64_CC) $(C_WARNINGS) -ISources/CKernels/include -ISources/CSHA256/include -c $$f -o /dev/null || exit 1; \
+		echo "aarch64: compiled $$f"; done
+	$(ARM64_CC) $(C_WARNINGS) -static -ISources/CKernels/include Tests/CKernelsPortable/harness.c Sources/CKernels/*.c \
+		-lpthread -lm -o .build/ckernels-harness-aarch64
+	qemu-aarch64 .build/ckernels-harness-aarch64
+	clang $(C_WARNINGS) -ISources/CKernels/include Tests/CKernelsPortable/harness.c Sources/CKernels/*.c \
+		-lpthread -lm -o .build/ckernels-harness-native
+	.build/ckernels-harness-native
 
 # Fixtures and benchmarks need real torch (never a runtime dependency).
 venv:

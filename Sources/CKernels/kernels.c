@@ -30,6 +30,15 @@ int tp_kernels_available(void) {
 #endif
 }
 
+/// Where the packed kernels cannot run (tp_kernels_available() is 0), the packed engine never
+/// binds; reaching a convolution entry point anyway is a bug in the caller: say so and stop,
+/// rather than fault on an illegal instruction or return outputs never written.
+static void unavailable(const char *function) {
+    fprintf(stderr, "CKernels: %s called, but the packed-engine kernels cannot run on this CPU or build "
+                    "(tp_kernels_available() is 0)\n", function);
+    abort();
+}
+
 // MARK: - Planning and packing
 
 static int32_t block_width(const tp_conv *c) { return 16 * c->nv; }
@@ -162,6 +171,7 @@ int64_t tp_conv_tiles(const tp_conv *c, const tp_map *out) {
 
 int64_t tp_conv_panel_floats(const tp_conv *c) { return gemms(c) * reduction(c) * TP_TILE; }
 
+#if TP_HAVE_X86
 /// The output pixels of tile `t` (of any image): their count (at most TP_TILE), and each one's
 /// (y, x). Tiles are 14 pixels of a row; maps 7 wide or less put two whole rows in a tile.
 static int tile_pixels(const tp_map *out, int64_t t, int64_t ys[TP_TILE], int64_t xs[TP_TILE]) {
@@ -176,7 +186,6 @@ static int tile_pixels(const tp_map *out, int64_t t, int64_t ys[TP_TILE], int64_
     return m;
 }
 
-#if TP_HAVE_X86
 /// Copies `len` floats from `src` into panel rows [r, r + len) of pixel `i` (see pack_tile), in
 /// pieces that end at multiples of 16 rows, with masked moves.
 static inline TP_AVX512 void copy_run(float *panel, int i, int64_t r, const float *src, int64_t len) {
@@ -635,6 +644,7 @@ int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) 
 
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
+    if (!tp_kernels_available()) unavailable(__func__);
     const int64_t tiles_per_image = tp_conv_tiles(c, out);
     for (int64_t item = begin; item < end; item++) {
         const int64_t n = item / tiles_per_image, t = item % tiles_per_image;
@@ -662,6 +672,7 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
 
 void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
+    if (!tp_kernels_available()) unavailable(__func__);
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
     for (int64_t i = i0; i < i1; i++) {
         const int64_t n = n0 + i / tiles_per_image, t = i % tiles_per_image;
@@ -672,6 +683,7 @@ void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, i
 
 void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                         int64_t n0, int64_t n1, const float *panels, int64_t b0, int64_t b1) {
+    if (!tp_kernels_available()) unavailable(__func__);
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
     const int64_t items = (n1 - n0) * tiles_per_image;
     // While block b computes, the next block's weights come into L2: a slice per tile.
@@ -693,13 +705,7 @@ void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, c
 }
 #else
 // Without x86 (AVX-512) there are no micro-kernels: tp_kernels_available() is 0, so the packed
-// engine never binds (Swift refuses `.packed` and picks the reference engine). Reaching one of
-// these is a bug in the caller: say so and stop, rather than return outputs never written.
-static void unavailable(const char *function) {
-    fprintf(stderr, "CKernels: %s called, but this build has no packed-engine kernels for this CPU "
-                    "(tp_kernels_available() is 0)\n", function);
-    abort();
-}
+// engine never binds (Swift refuses `.packed` and picks the reference engine), and these stop.
 int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) {
     (void)c; (void)in; (void)out;
     unavailable(__func__);

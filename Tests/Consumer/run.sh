@@ -35,9 +35,10 @@ echo "consumer check: Torchport $version at $(git -C "$work/Torchport" rev-parse
 
 mkdir -p "$work/consumer/Sources/full" "$work/consumer/Sources/reader"
 sed -e "s|@URL@|file://$work/Torchport|" -e "s|@VERSION@|$version|" "$here/Package.swift.in" > "$work/consumer/Package.swift"
-# The README's example: the first swift block after "## The library".
-example="$(awk '/^## The library/{s=1} s&&/^```swift/{c=1;next} c&&/^```/{exit} c&&!/^import /{print}' "$repo/README.md")"
-[ -n "$example" ] || fail "no swift block under '## The library' in README.md"
+# The README's example: the swift block under "## The library" that starts with `import Torchport`
+# (its import line left out: the program has its own).
+example="$(awk '/^## /{s=($0=="## The library")} s&&/^```swift/{c=1;n=0;b="";next} c&&/^```/{c=0; if(first=="import Torchport"){printf "%s",b; exit}; next} c{n++; if(n==1){first=$0; next}; b=b $0 "\n"}' "$repo/README.md")"
+[ -n "$example" ] || fail "no swift block starting with 'import Torchport' under '## The library' in README.md"
 printf '%s\n' "$example" > "$work/example.swift"
 awk -v f="$work/example.swift" '/^@README@$/{while((getline l < f)>0) print l; next} {print}' \
     "$here/full/main.swift.in" > "$work/consumer/Sources/full/main.swift"

@@ -1,0 +1,149 @@
+// The C kernels' portable part, run on whatever CPU this is compiled for (x86-64 natively, aarch64
+// under qemu-aarch64: `make check-arm64`). Checks, against scalar references written here:
+//   - tp_kernels_available() is 0 off x86-64 and the FMA probe reports 0 FLOPs there;
+//   - the plain-C layers (maxpool, NCHW <-> bordered NHWC, global average) give torch's values
+//     (on x86-64 only where AVX-512 is, as they are compiled for it there);
+//   - the thread pool runs every task exactly once, with several workers;
+//   - where the packed kernels are unavailable, calling one aborts with a message (no silent stub).
+// Prints "N passed, N failed" and exits non-zero on a failure.
+#include "ckernels.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int passed, failed;
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (cond) passed++;                                                                                            \
+        else { failed++; printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); }              \
+    } while (0)
+
+static float value(int64_t i) { return (float)((i * 7919) % 23) - 11.0f + 0.25f * (float)(i % 3); }
+
+static int64_t at(const tp_map *m, int64_t n, int64_t y, int64_t x, int64_t c) {
+    return ((n * (m->h + 2 * m->border) + y + m->border) * (m->w + 2 * m->border) + x + m->border) * m->cs + c;
+}
+
+static tp_map make_map(int n, int h, int w, int c, int border, int cs) {
+    tp_map m = {NULL, n, h, w, c, border, cs};
+    m.data = calloc((size_t)n * (h + 2 * border) * (w + 2 * border) * cs, sizeof(float));
+    return m;
+}
+
+static void layers(void) {
+    const int n = 2, c = 5, h = 9, w = 7;
+    float *nchw = malloc(sizeof(float) * n * c * h * w);
+    for (int64_t i = 0; i < (int64_t)n * c * h * w; i++) nchw[i] = value(i);
+    tp_map in = make_map(n, h, w, c, 1, 8);
+    tp_from_nchw(nchw, &in, 0, (int64_t)n * h);
+    int ok = 1;
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    ok &= in.data[at(&in, b, y, x, ch)] == nchw[((b * c + ch) * h + y) * w + x];
+    CHECK(ok, "tp_from_nchw puts every element at its NHWC place");
+    float *back = calloc((size_t)n * c * h * w, sizeof(float));
+    tp_to_nchw(&in, back);
+    CHECK(memcmp(back, nchw, sizeof(float) * n * c * h * w) == 0, "tp_to_nchw undoes tp_from_nchw");
+
+    // MaxPool2d(3, 2, 1): torch's output size floor((h + 2 - 3) / 2) + 1.
+    const int oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1;
+    tp_map out = make_map(n, oh, ow, c, 0, c);
+    tp_maxpool3s2(&in, &out, 0, (int64_t)n * oh);
+    ok = 1;
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    float best = -INFINITY;
+                    for (int y = 2 * oy - 1; y <= 2 * oy + 1; y++)
+                        for (int x = 2 * ox - 1; x <= 2 * ox + 1; x++)
+                            if (y >= 0 && y < h && x >= 0 && x < w && nchw[((b * c + ch) * h + y) * w + x] > best)
+                                best = nchw[((b * c + ch) * h + y) * w + x];
+                    ok &= out.data[at(&out, b, oy, ox, ch)] == best;
+                }
+    CHECK(ok, "tp_maxpool3s2 matches a scalar MaxPool2d(3, 2, 1)");
+
+    float avg[2 * 5];
+    tp_global_average(&in, avg);
+    ok = 1;
+    for (int b = 0; b < n; b++)
+        for (int ch = 0; ch < c; ch++) {
+            double sum = 0;
+            for (int i = 0; i < h * w; i++) sum += nchw[(b * c + ch) * h * w + i];
+            ok &= fabs(avg[b * c + ch] - sum / (h * w)) <= 1e-5 * (1 + fabs(sum / (h * w)));
+        }
+    CHECK(ok, "tp_global_average matches a scalar mean");
+    free(nchw); free(back); free(in.data); free(out.data);
+}
+
+static atomic_int hits[1000];
+static void count_task(void *ctx, int64_t index) { (void)ctx; atomic_fetch_add(&hits[index], 1); }
+
+static void pool(void) {
+    for (int round = 0; round < 3; round++) {
+        const int64_t count = round == 0 ? 1 : round == 1 ? 4 : 1000;
+        for (int i = 0; i < 1000; i++) atomic_store(&hits[i], 0);
+        tp_pool_run(count, count_task, NULL);
+        int ok = 1;
+        for (int64_t i = 0; i < 1000; i++) ok &= atomic_load(&hits[i]) == (i < count ? 1 : 0);
+        CHECK(ok, "tp_pool_run(%lld) runs each task exactly once", (long long)count);
+    }
+}
+
+/// Runs `call` in a child; 1 when it died of SIGABRT.
+static int aborts(void (*call)(void)) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        call();
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void call_conv_run(void) {
+    tp_conv c = {0};
+    tp_map m = {0};
+    tp_conv_run(&c, &m, &m, NULL, 0, 0, 1, NULL);
+}
+static void call_run_blocks(void) {
+    tp_conv c = {0};
+    tp_map m = {0};
+    tp_conv_run_blocks(&c, &m, &m, NULL, 0, 0, 1, NULL, 0, 1);
+}
+
+int main(void) {
+    const int available = tp_kernels_available();
+#if defined(__x86_64__)
+    printf("x86-64: packed kernels %savailable on this CPU\n", available ? "" : "not ");
+#else
+    CHECK(available == 0, "no packed kernels off x86-64 (got %d)", available);
+    double sink = 0;
+    CHECK(tp_fma_flops(1000, &sink) == 0, "the FMA probe reports 0 FLOPs where the kernels are unavailable");
+#endif
+    // On x86-64 the layers are compiled for AVX-512 (the packed engine, their only caller, runs
+    // only there); elsewhere they are plain C.
+#if defined(__x86_64__)
+    if (available) layers();
+    else printf("x86-64 without AVX-512: the layers (compiled for AVX-512) are not run here\n");
+#else
+    layers();
+#endif
+    pool();
+    tp_trim_heap();
+    if (!available) {
+        CHECK(aborts(call_conv_run), "tp_conv_run aborts where the kernels are unavailable");
+        CHECK(aborts(call_run_blocks), "tp_conv_run_blocks aborts where the kernels are unavailable");
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
