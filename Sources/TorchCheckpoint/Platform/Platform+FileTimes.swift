@@ -12,18 +12,20 @@ extension stat {
     /// Last modification of the file's data, nanoseconds since the epoch.
     package var modificationNanoseconds: Int64 {
         #if os(Linux)
-        Int64(st_mtim.tv_sec) * 1_000_000_000 + Int64(st_mtim.tv_nsec)
+        Self.nanoseconds(st_mtim)
         #else
-        Int64(st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st_mtimespec.tv_nsec)
+        Self.nanoseconds(st_mtimespec)
         #endif
     }
 
     /// Last change of the file's status (data or metadata), nanoseconds since the epoch.
     package var statusChangeNanoseconds: Int64 {
         #if os(Linux)
-        Int64(st_ctim.tv_sec) * 1_000_000_000 + Int64(st_ctim.tv_nsec)
+        Self.nanoseconds(st_ctim)
         #else
-        Int64(st_ctimespec.tv_sec) * 1_000_000_000 + Int64(st_ctimespec.tv_nsec)
+        Self.nanoseconds(st_ctimespec)
         #endif
     }
+
+    private static func nanoseconds(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) }
 }
