@@ -27,6 +27,9 @@ manifest entry:
     expect_success       (code null only) the file must load without error
     expect_tensors       (code null only) on success, the tensor names, in order
     expect_tensor_count  (code null only) on success, the number of tensors
+    scan                 when non-null, the verdict ``torchport scan`` must give (``safe``,
+                         ``dangerous``, ``ambiguous``, ``unreadable``): what torch.load would do
+                         with the bytes, not what Torchport's reader does
 
 Every file is smaller than 64 KiB; bombs are declared huge, never actually huge.
 """
@@ -448,7 +451,7 @@ PKL = "archive/data.pkl"
 
 
 def add(name, cls, description, data, code, entry=None, key=None, has_offset=False, opcode=None,
-        located=False, expect_success=False, expect_tensors=None, expect_tensor_count=None):
+        located=False, expect_success=False, expect_tensors=None, expect_tensor_count=None, scan=None):
     assert len(data) < MAX_FILE, (name, len(data))
     assert all(c["name"] != name for c in CASES), name
     if code is not None:
@@ -456,7 +459,7 @@ def add(name, cls, description, data, code, entry=None, key=None, has_offset=Fal
     CASES.append(dict(name=name, cls=cls, description=description, data=data, code=code, entry=entry,
                       key=key, has_offset=has_offset, opcode=opcode, located=located,
                       expect_success=expect_success, expect_tensors=expect_tensors,
-                      expect_tensor_count=expect_tensor_count))
+                      expect_tensor_count=expect_tensor_count, scan=scan))
 
 
 def zcase(name, cls, description, pkl, code, storages=None, key=None, opcode=None, entry=PKL,
@@ -650,7 +653,7 @@ def build_cases():
                 ZEntry("archive/extra/producer_info.json", b"{}")]
     add("inert-torchscript-modules", 2,
         "TorchScript-like archive: __torch__.Net / __torch__...Linear objects restored by BUILD, plus code/",
-        torch_zip(ts_pkl, extra=ts_extra), None, expect_success=True, expect_tensor_count=1)
+        torch_zip(ts_pkl, extra=ts_extra), None, expect_success=True, expect_tensor_count=1, scan="dangerous")
 
     dtype = [G("numpy", "dtype"), S("f8"), "NEWFALSE", "NEWTRUE", "TUPLE3", "REDUCE",
              ["MARK", I(3), S("<"), "NONE", "NONE", "NONE", I(-1), I(-1), I(0), "TUPLE"], "BUILD"]
@@ -1291,8 +1294,141 @@ def build_cases():
         "unrecognizedFormat")
 
 
+# --------------------------------------------------------------------------------------------------
+# Class 11: where torch.load would read other bytes than Torchport (the red team's findings)
+# --------------------------------------------------------------------------------------------------
+
+def evil_body(cmd="touch /tmp/torchport-red-team"):
+    return [G("os", "system"), S(cmd), "TUPLE1", "REDUCE"]
+
+
+def tar_header(name, size):
+    """An old V7 tar header (no 'ustar' magic), as Python's tarfile accepts it."""
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = b"%011o\0" % size
+    h[136:148] = b"00000000000\0"
+    h[148:156] = b" " * 8
+    h[156:157] = b"0"
+    h[148:156] = b"%06o\0 " % (sum(h))
+    return bytes(h)
+
+
+def red_team_cases():
+    base = P(state_dict([("w", tensor())]))
+    evil = P(evil_body())
+
+    # 1. data.pkl (decoy) beside DATA.PKL (evil): miniz finds names case-insensitively.
+    ents = torch_entries(base) + [ZEntry("archive/DATA.PKL", evil)]
+    add("redteam-case-twin-pkl", 11, "archive/data.pkl (decoy) and archive/DATA.PKL (evil): torch's reader "
+        "finds entries case-insensitively", build_zip(ents)[0], "zipAmbiguous", entry="archive/data.pkl",
+        scan="dangerous")
+
+    # 11. A case twin of a storage: torch would read zeros for 'w', Torchport the real weights.
+    ents = torch_entries(base)
+    ents.insert(2, ZEntry("archive/DATA/0", b"\0" * 16))
+    add("redteam-case-twin-storage", 11, "archive/DATA/0 (zeros) before archive/data/0: the two readers "
+        "would load different weights", build_zip(ents)[0], "zipAmbiguous", entry="archive/DATA/0",
+        scan="ambiguous")
+
+    # 2. Two end records: the benign archive, then an evil directory whose end record claims a
+    # 0xFFFF-byte comment running past the end (miniz takes it; a strict reader skips it).
+    benign = torch_zip(base)
+    both, layout = build_zip(torch_entries(evil), zip64_end=False, start=benign)
+    both = patch(both, layout["eocd"] + 20, "<H", 0xFFFF)
+    add("redteam-two-eocd", 11, "a benign archive, then an evil one whose end record's comment runs past "
+        "the end of the file", both, "zipAmbiguous", has_offset=True, scan="dangerous")
+
+    # 3. The legacy magic number in forms CPython's INT and LONG accept (int(text, 0)).
+    main_evil = P(state_dict([("w", legacy_tensor())]) + evil_body() + ["POP"])
+    for nm, op, text in [("hex-int", "INT", b"0x1950a86a20f9469cfc6c"),
+                         ("octal-int", "INT", b"0o%o" % LEGACY_MAGIC),
+                         ("underscored-long", "LONG", ("{:_}".format(LEGACY_MAGIC) + "L").encode()),
+                         ("binary-long", "LONG", b" 0b" + bin(LEGACY_MAGIC)[2:].encode() + b"L")]:
+        magic = bytes([OP["PROTO"], 2, OP[op]]) + text + b"\n."
+        assert pickle.loads(magic) == LEGACY_MAGIC, nm
+        add("redteam-legacy-magic-" + nm, 11, "legacy stream whose magic number is %s %r (CPython reads it as "
+            "the magic): the main pickle runs os.system" % (op, text.decode()),
+            legacy_stream(main_evil, magic=magic), None, scan="dangerous")
+
+    # ... and as LONG1 straddling the end of a FRAME that is too short for its operand (frames
+    # are only a buffering hint to CPython's C unpickler).
+    long1 = asm([("LONG1", LEGACY_MAGIC)])
+    magic = asm([("PROTO", 4), ("FRAME", 3)]) + long1 + b"."
+    assert pickle.loads(magic) == LEGACY_MAGIC
+    add("redteam-legacy-magic-short-frame", 11, "legacy magic as LONG1 straddling a 3-byte FRAME",
+        legacy_stream(main_evil, magic=magic), None, scan="dangerous")
+
+    # 4. A FRAME running past the magic pickle's STOP, with decoy sections inside it: CPython
+    # read()s a frame larger than its buffer in one piece, so torch resumes after the frame.
+    main_good = P(state_dict([("w", legacy_tensor())]))
+    decoys = legacy_stream(main_good)[len(P([("LONG1", LEGACY_MAGIC)])):]
+    decoys = decoys[:decoys.index(P(["EMPTY_LIST", "MARK", S("0"), "APPENDS"]))]  # protocol, sys_info, main
+    inner = long1 + b"." + decoys + P(["EMPTY_LIST", "MARK", S("0"), "APPENDS"])
+    inner += b"\0" * (20000 - len(inner))
+    magic = asm([("PROTO", 4), ("FRAME", len(inner))]) + inner
+    assert pickle.loads(magic) == LEGACY_MAGIC
+    add("redteam-legacy-big-frame", 11, "a 20 000-byte FRAME around the magic pickle holds decoy sections; "
+        "the sections after the frame run os.system", legacy_stream(main_evil, magic=magic), None,
+        scan="dangerous")
+
+    # 5. An old V7 tar (no 'ustar' magic) whose first member's name is a harmless pickle: torch
+    # tries tarfile first and unpickles the 'storages' member.
+    harmless = P(I(7))
+    tar = tar_header(harmless, 0)
+    tar += tar_header(b"storages", len(evil)) + evil + b"\0" * ((-len(evil)) % 512)
+    tar += b"\0" * 1024
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as t:
+        assert t.getmember("storages").size == len(evil)
+    add("redteam-v7-tar", 11, "a V7 tar (no ustar magic): first member named by a harmless pickle, "
+        "'storages' holds os.system", tar, None, scan="dangerous")
+
+    # 6. Looks like safetensors (8 plausible length bytes, then '{') and is a pickle from byte 0.
+    body = bytes([OP["BINUNICODE"], 8, 0, 0, 0]) + b'\0\0\0{"a":1' + bytes([OP["POP"]])
+    body += asm([evil_body(), "STOP"])
+    n = struct.unpack("<Q", body[:8])[0]
+    data = body + b" " * (n + 8 - len(body))
+    assert data[8:9] == b"{" and n <= len(data) - 8
+    add("redteam-safetensors-lookalike", 11, "a plausible safetensors length and '{', and a pickle from byte 0 "
+        "that runs os.system", data, None, scan="dangerous")
+
+    # 8. BUILD on the argparse.Namespace class itself sets dump_patches and __name__ (a legacy
+    # ('module', cls, source, text) persistent id then makes torch write <__name__>.patch).
+    patcher = [G("argparse", "Namespace"), tup(["NONE"], plain_dict([("dump_patches", ["NEWTRUE"]),
+                                                                   ("__name__", S("../../.bashrc"))])),
+               "BUILD", "POP"]
+    main_patch = P(patcher + state_dict([("w", legacy_tensor())]))
+    add("redteam-namespace-dump-patches", 11, "BUILD on the argparse.Namespace class (dump_patches, __name__)",
+        legacy_stream(main_patch), None, scan="dangerous")
+
+    # 9. __torch__ globals in a plain zip: torch.load imports a Python module named __torch__.
+    tmod = P(state_dict([("w", tensor())]) + [G("__torch__", "Payload"), "EMPTY_TUPLE", "REDUCE", "POP"])
+    add("redteam-torch-module-plain-zip", 11, "a plain zip (no constants.pkl) referencing __torch__.Payload",
+        torch_zip(tmod), None, scan="dangerous")
+
+    # 10. A global whose name would redraw the terminal.
+    esc = P([G("os", "system\x1b[2K\rSAFE"), S("id"), "TUPLE1", "REDUCE"])
+    add("redteam-escape-in-name", 11, "a global name holding terminal escape sequences", torch_zip(esc),
+        "disallowedGlobal", has_offset=True, scan="dangerous")
+
+    # 12. Zero-size tensors under ResNet names, conv2 [0, 1, 3, 3] (no groups): not a ResNet.
+    zero = pid(key="0", numel=0)
+    items = [("conv1.weight", tensor(p=zero, size=(4, 3, 0, 0), stride=(0, 0, 0, 0)))]
+    for stage in range(1, 5):
+        for conv, shape in [("conv1", (0, 4, 1, 1)), ("conv2", (0, 1, 3, 3)), ("conv3", (0, 1, 1, 1))]:
+            items.append(("layer%d.0.%s.weight" % (stage, conv), tensor(p=zero, size=shape, stride=(9, 9, 3, 1))))
+    add("redteam-zero-size-groups", 11, "zero-size tensors under ResNet names, conv2 [0, 1, 3, 3]",
+        torch_zip(P(state_dict(items)), storages={"0": b""}), None, expect_success=True,
+        expect_tensor_count=len(items), scan="safe")
+
+
 def main():
     build_cases()
+    red_team_cases()
     if os.path.isdir(CASES_DIR):
         shutil.rmtree(CASES_DIR)
     os.makedirs(CASES_DIR)
@@ -1306,6 +1442,7 @@ def main():
             "entry": c["entry"], "key": c["key"], "opcode": c["opcode"], "has_offset": c["has_offset"],
             "located": c["located"] or c["has_offset"], "expect_success": c["expect_success"],
             "expect_tensors": c["expect_tensors"], "expect_tensor_count": c["expect_tensor_count"],
+            "scan": c["scan"],
         })
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump(manifest, f, sort_keys=True, indent=1)

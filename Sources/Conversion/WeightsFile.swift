@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import SafeTensors
 import TorchCheckpoint
@@ -13,10 +18,12 @@ public func readTensors(_ path: String, options: ReaderOptions = .init()) throws
 
 /// A safetensors file starts with an 8-byte little-endian header length, then `{`; a checkpoint
 /// starts with a zip signature or a pickle opcode, never both.
+/// Never blocks: what is not a regular file (a FIFO, a device) is not a safetensors file.
 public func looksLikeSafeTensors(path: String) -> Bool {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-    defer { try? handle.close() }
-    guard let head = try? handle.read(upToCount: 9), head.count == 9 else { return false }
+    guard let (fd, _) = try? FileBytes.openRegularFile(path) else { return false }
+    defer { close(fd) }
+    var head = [UInt8](repeating: 0, count: 9)
+    guard pread(fd, &head, 9, 0) == 9 else { return false }
     let length = head.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    return head[head.startIndex + 8] == UInt8(ascii: "{") && length > 0 && length < (1 << 40)
+    return head[8] == UInt8(ascii: "{") && length > 0 && length < (1 << 40)
 }

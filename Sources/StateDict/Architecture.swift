@@ -116,7 +116,7 @@ public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConv
     /// Recognises the structure from canonical names and shapes. Returns nil when the tensors do
     /// not describe a torchvision-style ResNet (no stem, no stages).
     public static func recognise(_ shapes: [String: [Int]]) -> ResNetArchitecture? {
-        guard let stem = shapes["conv1.weight"], stem.count == 4, stem[1] == 3 else { return nil }
+        guard let stem = shapes["conv1.weight"], stem.count == 4, stem[1] == 3, stem[0] > 0 else { return nil }
         let bottleneck = shapes["layer1.0.conv3.weight"] != nil
         var layers: [Int] = []
         var widths: [Int] = []
@@ -129,20 +129,22 @@ public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConv
             layers.append(n)
             if bottleneck {
                 guard let c3 = shapes["layer\(stage).0.conv3.weight"], let c2 = shapes["layer\(stage).0.conv2.weight"],
-                      c3.count == 4, c2.count == 4, c2[1] > 0 else { return nil }
+                      c3.count == 4, c2.count == 4, c2[1] > 0, c3[0] >= 4, c2[0] >= c2[1] else { return nil }
                 let planes = c3[0] / 4
                 widths.append(planes)
-                groups = c2[0] / c2[1]
+                groups = c2[0] / c2[1]  // >= 1: zero-size shapes of a hostile file are not a ResNet
                 inner.append(c2[0])
                 innerOverPlanes = Double(c2[0]) / Double(planes)
             } else {
-                guard let c1 = shapes["layer\(stage).0.conv1.weight"], c1.count == 4 else { return nil }
+                guard let c1 = shapes["layer\(stage).0.conv1.weight"], c1.count == 4, c1[0] > 0 else { return nil }
                 widths.append(c1[0])
             }
         }
         guard layers.count == 4 else { return nil }
         // width = planes * wpg / 64 * groups  =>  wpg = 64 * (width / planes) / groups
-        let wpg = bottleneck ? Int((64 * innerOverPlanes / Double(groups)).rounded()) : 64
+        let ratio = (64 * innerOverPlanes / Double(groups)).rounded()
+        guard ratio.isFinite, ratio >= 1, ratio <= Double(Int32.max) else { return nil }
+        let wpg = bottleneck ? Int(ratio) : 64
         let classes = shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil }
         var arch = ResNetArchitecture(block: bottleneck ? .bottleneck : .basic, layers: layers, groups: groups,
                                       widthPerGroup: wpg, stageWidths: widths, stemWidth: stem[0], numClasses: classes)

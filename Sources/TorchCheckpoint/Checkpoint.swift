@@ -137,6 +137,26 @@ public final class Checkpoint: @unchecked Sendable {
                       protocolVersion: unpickler.protocolVersion, graph: graph, root: root, storageBytes: storageBytes)
     }
 
+    /// What a file that is neither a zip archive nor a pickle stream looks like, for the error.
+    static func describeUnrecognized(_ buf: UnsafeRawBufferPointer) -> String {
+        if buf.isEmpty { return "an empty file (0 bytes)" }
+        if buf.count >= 9 {
+            let length = UInt64(littleEndian: buf.loadUnaligned(as: UInt64.self))
+            let plausible = length > 0 && length <= UInt64(buf.count - 8)
+            if plausible, buf[8] == UInt8(ascii: "{") {
+                return "a safetensors file, not a PyTorch checkpoint (SafeTensorsFile reads it; torchport's commands take both)"
+            }
+            if plausible, buf.count >= 12, buf[8] == 0xEF, buf[9] == 0xBB, buf[10] == 0xBF {
+                return "a safetensors file whose JSON header starts with a UTF-8 byte-order mark (the format does not allow one)"
+            }
+        }
+        if buf.count >= 2, buf[0] == 0x1F, buf[1] == 0x8B { return "a gzip file: decompress it first" }
+        if buf.count >= 4, buf.prefix(4).elementsEqual("PK\u{5}\u{6}".utf8) { return "an empty zip archive" }
+        let head = String(decoding: buf.prefix(8), as: UTF8.self)
+        if head.hasPrefix("version ") { return "a text file (a Git LFS pointer? fetch the real file)" }
+        return "neither a zip archive nor a pickle stream (first byte 0x\(String(buf[0], radix: 16)))"
+    }
+
     // MARK: - Legacy streams
 
     /// `0x1950a86a20f9469cfc6c`, torch's legacy magic number, little-endian.
@@ -149,7 +169,7 @@ public final class Checkpoint: @unchecked Sendable {
         }
         // A pickle starts with PROTO (protocol 2+) or a protocol 0/1 opcode for an integer.
         guard let first = buf.first, first == Op.proto || first == Op.long || first == Op.int else {
-            throw CheckpointError(.unrecognizedFormat("neither a zip archive nor a pickle stream (first byte 0x\(String(buf.first ?? 0, radix: 16)))"), offset: 0)
+            throw CheckpointError(.unrecognizedFormat(Self.describeUnrecognized(buf)), offset: 0)
         }
         var pos = 0
         var graph = PickleGraph()

@@ -52,6 +52,10 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case zipOverlappingEntries(String, String)
         /// The same name appears twice in the central directory.
         case zipDuplicateEntry(String)
+        /// torch's zip reader (miniz) and Torchport's could read different bytes from this archive:
+        /// two entries whose names differ only in case (miniz looks names up case-insensitively),
+        /// or an end record that miniz would take and Torchport could not. Refused, never guessed.
+        case zipAmbiguous(String)
         /// An entry name with `..`, an absolute path, a backslash or a NUL byte.
         case zipUnsafeName(String)
         /// A compression method other than stored (0) or deflate (8).
@@ -133,6 +137,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case .zipEntryOutOfBounds: "zipEntryOutOfBounds"
         case .zipOverlappingEntries: "zipOverlappingEntries"
         case .zipDuplicateEntry: "zipDuplicateEntry"
+        case .zipAmbiguous: "zipAmbiguous"
         case .zipUnsafeName: "zipUnsafeName"
         case .zipUnsupportedCompression: "zipUnsupportedCompression"
         case .zipInflate: "zipInflate"
@@ -176,6 +181,7 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case .zipEntryOutOfBounds(let n): "zip entry '\(n)' extends past the end of the file"
         case .zipOverlappingEntries(let a, let b): "zip entries '\(a)' and '\(b)' overlap"
         case .zipDuplicateEntry(let n): "duplicate zip entry '\(n)'"
+        case .zipAmbiguous(let s): "ambiguous zip archive (torch.load could read other bytes than Torchport): \(s)"
         case .zipUnsafeName(let n): "unsafe zip entry name \(n.debugDescription)"
         case .zipUnsupportedCompression(let m): "unsupported zip compression method \(m)"
         case .zipInflate(let s): "cannot inflate entry: \(s)"

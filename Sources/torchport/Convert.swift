@@ -430,11 +430,16 @@ private final class ProgressLine: @unchecked Sendable {
     }
 }
 
+/// The signals after which `convert` removes its files before dying of them.
+private let cleanedUpSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+                                         SIGPROF, SIGXCPU, SIGXFSZ, SIGPIPE]
+
 /// The write end of the pipe the signal handler writes to (set once, before any handler runs).
 nonisolated(unsafe) private var signalPipe: Int32 = -1
 
-/// On SIGINT, SIGTERM or SIGHUP: remove what the conversion has written so far, then die of the
-/// signal as usual. The handler only writes the signal number to a pipe (async-signal-safe); a
+/// On a signal whose default action ends the process (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+/// SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGPIPE): remove what the conversion
+/// has written so far, then die of the signal as usual. The handler only writes the signal number to a pipe (async-signal-safe); a
 /// thread reading it does the cleanup. (libdispatch's signal sources miss signals on Linux unless
 /// every thread blocks them, and OpenBLAS starts its threads before `main`.) A signal that was
 /// ignored when the process started (e.g. SIGINT for a background job) stays ignored; one that
@@ -456,9 +461,9 @@ private func removeFilesOnSignals() {
     // A parent may hand down these signals blocked (Foundation's `Process` does): unblock them.
     var handled = sigset_t()
     sigemptyset(&handled)
-    for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&handled, sig) }
+    for sig in cleanedUpSignals { sigaddset(&handled, sig) }
     pthread_sigmask(SIG_UNBLOCK, &handled, nil)
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
+    for sig in cleanedUpSignals {
         let previous = signal(sig) { sig in
             var s = sig
             _ = write(signalPipe, &s, MemoryLayout<Int32>.size)

@@ -15,11 +15,17 @@ struct Scan: ParsableCommand {
             and whether torch.load(weights_only=False) would run code for it (executes-code: a known
             primitive such as os.system or builtins.eval; unknown-import: an arbitrary module would be
             imported and called; unresolved: a reference only running the pickle could resolve).
-            Unlike the reader, the scan does not stop at the first refused global.
-            TorchScript archives: code/ entries are listed; Torchport never executes them.
+            Unlike the reader, the scan does not stop at the first refused global. It follows
+            torch.load's own dispatch: a zip when the file starts with a local header, else the
+            pre-0.4 tar format when Python's tarfile accepts it, else pickles from byte 0 (a legacy
+            stream when the first is the magic number as CPython reads it).
+            DANGEROUS also covers TorchScript archives (torch.load hands them to torch.jit.load, which
+            runs their code) and BUILD on a class (it rewrites library classes). AMBIGUOUS: torch.load
+            and Torchport could read different bytes (entries that differ only in case, several end
+            records, a frame across a legacy pickle's end); every candidate was scanned.
 
-            Exit status: 0 every file is safe, 1 at least one file is dangerous, 2 otherwise at least
-            one file could not be read far enough to tell.
+            Exit status: 0 every file is safe, 1 at least one file is dangerous or ambiguous, 2
+            otherwise at least one file could not be read far enough to tell.
 
             Example:
               torchport scan downloads/*.pth
@@ -44,25 +50,32 @@ struct Scan: ParsableCommand {
         } else {
             for r in reports { print(text(r)) }
             if reports.count > 1 {
-                print("\(summary.files) files: \(summary.safe) safe, \(summary.dangerous) dangerous, \(summary.unreadable) unreadable")
+                print("\(summary.files) files: \(summary.safe) safe, \(summary.dangerous) dangerous, "
+                      + "\(summary.ambiguous) ambiguous, \(summary.unreadable) unreadable")
             }
         }
-        if summary.dangerous > 0 { throw ExitCode(1) }
+        if summary.dangerous > 0 || summary.ambiguous > 0 { throw ExitCode(1) }
         if summary.unreadable > 0 { throw ExitCode(2) }
     }
 
+    /// Names, entries and messages come from the file: control characters and other invisible
+    /// ones are escaped, so a name cannot redraw the verdict line on a terminal.
     private func text(_ r: PickleScanReport) -> String {
-        var lines = ["\(r.file): \(r.verdict.rawValue.uppercased()) (\(r.format))"]
-        if let e = r.error { lines.append("  unreadable: \(e)") }
+        var lines = ["\(r.file.terminalSafe): \(r.verdict.rawValue.uppercased()) (\(r.format))"]
+        for risk in r.risks {
+            lines.append("  \(risk.kind.rawValue): \(risk.detail)  [\(risk.entry)\(risk.offset.map { " @\($0)" } ?? "")]".terminalSafe)
+        }
+        for a in r.ambiguities { lines.append("  ambiguous: \(a)".terminalSafe) }
+        if let e = r.error { lines.append("  unreadable: \(e)".terminalSafe) }
         let groups = ScanFileJSON.group(r.globals)
         let shown = all ? groups : groups.filter { $0.classification != GlobalClassification.interpreted.rawValue
                                                     && $0.classification != GlobalClassification.inert.rawValue }
         for g in shown {
             let at = g.locations.first.map { "\($0.entry) @\($0.offset) \($0.opcode)" } ?? ""
             let count = g.count > 1 ? " (x\(g.count))" : ""
-            lines.append("  \(g.classification.padding(toLength: 11, withPad: " ", startingAt: 0)) "
-                         + "\(g.risk.padding(toLength: 14, withPad: " ", startingAt: 0)) \(g.global)\(count)  [\(at)]"
-                         + (g.afterStop ? "  after STOP" : ""))
+            lines.append(("  \(g.classification.padding(toLength: 11, withPad: " ", startingAt: 0)) "
+                          + "\(g.risk.padding(toLength: 14, withPad: " ", startingAt: 0)) \(g.global)\(count)  [\(at)]"
+                          + (g.afterStop ? "  after STOP" : "")).terminalSafe)
         }
         let interpreted = groups.filter { $0.classification == GlobalClassification.interpreted.rawValue }.count
         let inert = groups.filter { $0.classification == GlobalClassification.inert.rawValue }.count
@@ -70,11 +83,11 @@ struct Scan: ParsableCommand {
         lines.append("  \(groups.count) distinct globals: \(interpreted) interpreted, \(inert) inert, \(refused) refused"
                      + "; \(r.pickles.count) pickle\(r.pickles.count == 1 ? "" : "s") scanned")
         if !r.torchScriptCode.isEmpty {
-            lines.append("  TorchScript code (never executed by Torchport): "
-                         + r.torchScriptCode.prefix(5).joined(separator: ", ")
-                         + (r.torchScriptCode.count > 5 ? ", ... \(r.torchScriptCode.count - 5) more" : ""))
+            lines.append(("  TorchScript code (never executed by Torchport): "
+                          + r.torchScriptCode.prefix(5).joined(separator: ", ")
+                          + (r.torchScriptCode.count > 5 ? ", ... \(r.torchScriptCode.count - 5) more" : "")).terminalSafe)
         }
-        for n in r.notes where !n.hasPrefix("TorchScript archive") { lines.append("  note: \(n)") }
+        for n in r.notes { lines.append("  note: \(n)".terminalSafe) }
         return lines.joined(separator: "\n")
     }
 }
@@ -83,12 +96,14 @@ struct ScanSummary: Encodable {
     let files: Int
     let safe: Int
     let dangerous: Int
+    let ambiguous: Int
     let unreadable: Int
 
     init(_ reports: [PickleScanReport]) {
         files = reports.count
         safe = reports.filter { $0.verdict == .safe }.count
         dangerous = reports.filter { $0.verdict == .dangerous }.count
+        ambiguous = reports.filter { $0.verdict == .ambiguous }.count
         unreadable = reports.filter { $0.verdict == .unreadable }.count
     }
 }
@@ -123,6 +138,8 @@ private struct ScanFileJSON: Encodable {
     let globals: [Global]
     let pickles: [ScannedPickle]
     let torchscriptCode: [String]
+    let risks: [ScanRisk]
+    let ambiguities: [String]
     let notes: [String]
 
     init(_ r: PickleScanReport) {
@@ -133,6 +150,8 @@ private struct ScanFileJSON: Encodable {
         globals = Self.group(r.globals)
         pickles = r.pickles
         torchscriptCode = r.torchScriptCode
+        risks = r.risks
+        ambiguities = r.ambiguities
         notes = r.notes
     }
 
@@ -151,5 +170,20 @@ private struct ScanFileJSON: Encodable {
                           risk: g.risk.rawValue, dangerous: g.dangerous, afterStop: g.afterStop, count: gs.count,
                           locations: gs.prefix(20).map { Location(entry: $0.entry, offset: $0.offset, opcode: $0.opcode) })
         }
+    }
+}
+
+extension String {
+    /// Control characters (C0, DEL, C1), and the bidirectional and zero-width format characters,
+    /// as `\u{XX}` escapes; everything else as it is.
+    var terminalSafe: String {
+        var out = ""
+        for scalar in unicodeScalars {
+            let v = scalar.value
+            let invisible = v < 0x20 || (0x7F...0x9F).contains(v) || (0x200B...0x200F).contains(v)
+                || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) || v == 0xFEFF
+            if invisible { out += "\\u{\(String(v, radix: 16))}" } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
     }
 }

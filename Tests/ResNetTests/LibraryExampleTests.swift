@@ -52,6 +52,22 @@ struct StrictBindingTests {
         }
     }
 
+    @Test("Zero-size tensors under ResNet names (no groups, no planes) are not a ResNet: refused, not a crash")
+    func zeroSizeShapes() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/hostile/cases/redteam-zero-size-groups.pth").path
+        let checkpoint = try Checkpoint(contentsOf: path)
+        let mapping = try NameMapping.map(checkpoint.tensors)
+        #expect(mapping.shapes["layer1.0.conv2.weight"] == [0, 1, 3, 3])
+        #expect(ResNetArchitecture.recognise(mapping.shapes) == nil)
+        do {
+            _ = try mapping.checkBinding()
+            Issue.record("a state dict of zero-size tensors bound")
+        } catch BindingError.unrecognisedArchitecture {
+        }
+        #expect(throws: BindingError.self) { _ = try LoadedResNet(contentsOf: path) }
+    }
+
     @Test("Wrappers and prefixes are undone visibly: 'model', 'module.', and num_batches_tracked dropped")
     func mappingDecisions() throws {
         let checkpoint = try Checkpoint(contentsOf: ModelFixture.folder.appendingPathComponent("tiny-wrapped-dp.pth").path)

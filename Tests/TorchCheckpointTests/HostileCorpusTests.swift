@@ -24,9 +24,12 @@ struct HostileCase: Decodable, Sendable, CustomTestStringConvertible {
     let expectTensors: [String]?
     /// (code nil) On success, the number of tensors.
     let expectTensorCount: Int?
+    /// The verdict `torchport scan` must give (what torch.load would do with the bytes); nil: see
+    /// the scanner's agreement test.
+    let scan: String?
 
     enum CodingKeys: String, CodingKey {
-        case file, `class`, description, code, entry, key, opcode
+        case file, `class`, description, code, entry, key, opcode, scan
         case hasOffset = "has_offset", located, expectSuccess = "expect_success"
         case expectTensors = "expect_tensors", expectTensorCount = "expect_tensor_count"
     }
@@ -68,7 +71,7 @@ struct HostileCorpusTests {
                         "\(c.name): a refused case cannot also expect tensors")
             }
         }
-        for cls in 1...10 {
+        for cls in 1...11 {
             #expect(cases.filter { $0.class == cls }.count >= 3, "class \(cls) has fewer than three cases")
         }
         #expect(cases.contains { $0.name == "valid-baseline" && $0.expectSuccess })

@@ -242,8 +242,9 @@ struct ConvertInterruptTests {
         try data.write(to: URL(fileURLWithPath: path))
     }
 
-    @Test("SIGTERM while the written file is being verified: the process dies of it and nothing is left")
-    func terminated() throws {
+    @Test("A signal while the written file is being verified: the process dies of it and nothing is left",
+          arguments: [SIGTERM, SIGUSR1, SIGALRM, SIGXFSZ])
+    func terminated(_ sig: Int32) throws {
         try ConvertCommandTests.withFolder { folder in
             let golden = folder + "/golden.safetensors"
             try Self.writeGolden(golden, n: 16, size: 256, classes: 10)
@@ -261,11 +262,11 @@ struct ConvertInterruptTests {
                 usleep(2000)
             }
             let wasRunning = process.isRunning
-            process.terminate()  // SIGTERM
+            kill(process.processIdentifier, sig)
             process.waitUntilExit()
             if wasRunning {
                 #expect(process.terminationReason == .uncaughtSignal)
-                #expect(process.terminationStatus == SIGTERM)
+                #expect(process.terminationStatus == sig)
             }
             #expect(ConvertCommandTests.contents(folder) == ["golden.safetensors"])
         }

@@ -16,6 +16,9 @@ struct ZipArchive {
     let fileName: String?
     let entries: [Entry]
     private let index: [String: Int]
+    /// Groups of entries whose names differ only in ASCII case (only with `allowCaseTwins`;
+    /// otherwise such an archive is refused).
+    let caseTwins: [[String]]
 
     static let localHeaderSignature: UInt32 = 0x0403_4b50
     static let centralSignature: UInt32 = 0x0201_4b50
@@ -30,7 +33,10 @@ struct ZipArchive {
         return sig == localHeaderSignature || sig == endSignature
     }
 
-    init(file: FileBytes, fileName: String?, limits: ReaderLimits) throws {
+    /// Reads the central directory. torch's reader (miniz) finds entries case-insensitively, so
+    /// names that differ only in case are refused (`zipAmbiguous`) unless `allowCaseTwins` (the
+    /// scanner, which scans every twin and reports them).
+    init(file: FileBytes, fileName: String?, limits: ReaderLimits, allowCaseTwins: Bool = false) throws {
         self.file = file
         self.fileName = fileName
         let r = ByteReader(file.bytes)
@@ -38,20 +44,33 @@ struct ZipArchive {
             CheckpointError(k, file: fileName, entry: entry, offset: offset)
         }
 
-        // End of central directory: the last signature within the final 22 + 65535 bytes whose
-        // comment length fits the file.
+        // End of central directory: the last signature within the final 22 + 65535 bytes, as miniz
+        // (torch's reader) takes it. Its comment must fit the file: miniz does not check that, so
+        // when it does not fit and an earlier record would, the two readers would read different
+        // directories; refused as ambiguous.
         guard r.count >= 22 else { throw fail(.zipStructure("file too small for an end record (\(r.count) bytes)"), 0) }
         var eocd = -1
         var pos = r.count - 22
         let lowest = max(0, r.count - 22 - 65535)
         while pos >= lowest {
-            if try r.u32(pos) == Self.endSignature, try pos + 22 + Int(r.u16(pos + 20)) <= r.count {
+            if try r.u32(pos) == Self.endSignature {
                 eocd = pos
                 break
             }
             pos -= 1
         }
-        guard eocd >= 0 else { throw fail(.zipStructure("no end-of-central-directory record")) }
+        guard eocd >= 0 else { throw fail(.zipStructure("no end-of-central-directory record (truncated file?)")) }
+        let commentLength = Int(try r.u16(eocd + 20))
+        guard eocd + 22 + commentLength <= r.count else {
+            var earlier = eocd - 1
+            while earlier >= lowest, try r.u32(earlier) != Self.endSignature { earlier -= 1 }
+            if earlier >= lowest {
+                throw fail(.zipAmbiguous("the last end-of-central-directory record (at \(eocd)) claims a \(commentLength)-byte "
+                                         + "comment past the end of the file; torch's reader would use it, and another "
+                                         + "record at \(earlier) describes a different directory"), eocd)
+            }
+            throw fail(.zipStructure("the end-of-central-directory record's \(commentLength)-byte comment runs past the end of the file"), eocd + 20)
+        }
 
         var entryCount = Int(try r.u16(eocd + 10))
         var cdSize = Int(try r.u32(eocd + 12))
@@ -168,6 +187,16 @@ struct ZipArchive {
             p = recordEnd
         }
 
+        // Names equal but for ASCII case: miniz would pick one of them by its own order.
+        var folded: [String: [String]] = [:]
+        for e in entries { folded[Self.caseFolded(e.name), default: []].append(e.name) }
+        let twins = folded.values.filter { $0.count > 1 }.sorted { $0[0] < $1[0] }
+        if let first = twins.first, !allowCaseTwins {
+            throw fail(.zipAmbiguous("entries \(first.map { "'\($0)'" }.joined(separator: " and ")) differ only in case; "
+                                     + "torch's reader finds names case-insensitively"), entry: first[0])
+        }
+        caseTwins = twins
+
         // No two entries may share bytes (local header through end of data).
         let sorted = entries.sorted { $0.localHeaderOffset < $1.localHeaderOffset }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.dataOffset + a.compressedSize > b.localHeaderOffset {
@@ -187,6 +216,11 @@ struct ZipArchive {
     }
 
     func entry(named name: String) -> Entry? { index[name].map { entries[$0] } }
+
+    /// A name with ASCII letters lowered, as miniz compares names (`MZ_TOLOWER`, byte by byte).
+    static func caseFolded(_ name: String) -> String {
+        String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 32 : $0 }, as: UTF8.self)
+    }
 
     /// The entry's bytes: a view of the mapped file when stored, inflated otherwise.
     func data(of entry: Entry, limits: ReaderLimits) throws -> ByteSlice {

@@ -49,6 +49,28 @@ public struct ScannedGlobal: Sendable, Codable, Equatable {
     public var dangerous: Bool { risk != .none }
 }
 
+/// A way the file would run code or change the program under `torch.load(weights_only=False)`
+/// that is not a global reference.
+public struct ScanRisk: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// A TorchScript archive (its root folder holds `constants.pkl`): torch.load hands it to
+        /// `torch.jit.load`, which compiles its `code/` entries and runs them (scripted
+        /// `__setstate__` methods among them).
+        case torchScriptCode = "torchscript-code"
+        /// BUILD applied to a class itself, not an instance: unpickling sets attributes of a library
+        /// class (for example `argparse.Namespace.dump_patches` and `__name__`, after which torch's
+        /// legacy loader writes `<__name__>.patch` files).
+        case classAttributeWrite = "class-attribute-write"
+    }
+    public let kind: Kind
+    /// What would happen, in words.
+    public let detail: String
+    /// The archive entry or stream section.
+    public let entry: String
+    /// Byte offset of the opcode, when one is to blame.
+    public let offset: Int?
+}
+
 /// One pickle that was disassembled.
 public struct ScannedPickle: Sendable, Codable, Equatable {
     public let entry: String
@@ -63,8 +85,14 @@ public struct PickleScanReport: Sendable, Codable {
     public enum Verdict: String, Sendable, Codable {
         /// Every global is interpreted or inert: nothing in the file would run code.
         case safe
-        /// At least one global would run code under `torch.load(weights_only=False)`.
+        /// At least one global, or another construct (``ScanRisk``), would run code under
+        /// `torch.load(weights_only=False)`.
         case dangerous
+        /// torch.load and Torchport could read different bytes from the file (entries differing
+        /// only in case, several end records, a legacy stream whose next pickle depends on how
+        /// CPython buffers a frame): every candidate was scanned and none is dangerous, but the
+        /// file is flagged, never guessed.
+        case ambiguous
         /// The file could not be decoded far enough to tell (and nothing dangerous was found first).
         case unreadable
     }
@@ -77,6 +105,10 @@ public struct PickleScanReport: Sendable, Codable {
     public let globals: [ScannedGlobal]
     /// TorchScript `code/` entries: source torch.jit.load would compile; Torchport never runs them.
     public let torchScriptCode: [String]
+    /// What would run code besides the globals.
+    public let risks: [ScanRisk]
+    /// Where torch.load and Torchport could read different bytes.
+    public let ambiguities: [String]
     public let notes: [String]
     /// Why the file is unreadable, when it is.
     public let error: String?
@@ -103,7 +135,7 @@ public enum PickleScanner {
             return scan(bytes: bytes, name: path, limits: limits)
         } catch {
             return PickleScanReport(file: path, format: "unknown", verdict: .unreadable, pickles: [], globals: [],
-                                    torchScriptCode: [], notes: [], error: "\(error)")
+                                    torchScriptCode: [], risks: [], ambiguities: [], notes: [], error: "\(error)")
         }
     }
 
@@ -111,19 +143,29 @@ public enum PickleScanner {
         scan(bytes: FileBytes.owned(bytes), name: name, limits: limits)
     }
 
+    /// Follows torch.load's own dispatch: a zip when the file starts with a local header
+    /// (`_is_zipfile`), else the pre-0.4 tar format when Python's `tarfile` accepts the first
+    /// header, else a pickle stream read from byte 0 (a legacy stream when its first pickle is the
+    /// magic number), whatever else the bytes look like.
     public static func scan(bytes file: FileBytes, name: String, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
         var state = FileScan(name: name)
         let buf = file.bytes
-        if ZipArchive.looksLikeZip(buf) {
+        if buf.count >= 4, UInt32(littleEndian: buf.loadUnaligned(as: UInt32.self)) == ZipArchive.localHeaderSignature {
             state.scanZip(file, limits: limits)
-        } else if looksLikeSafeTensors(buf) {
-            state.format = "safetensors"
-            state.notes.append("a safetensors file: JSON header and raw tensor data, no pickle")
-        } else if buf.count >= 262, String(decoding: buf[257..<262], as: UTF8.self) == "ustar" {
-            state.format = "unknown"
-            state.fatal = "a tar archive (torch < 0.4 format): its pickles are not scanned"
         } else if buf.isEmpty {
             state.fatal = "an empty file"
+        } else if TarHeader.pythonAccepts(buf) {
+            state.scanTar(buf, limits: limits)
+            // Scanned from byte 0 too: where Python's tarfile would still refuse the archive later,
+            // torch.load unpickles the file itself.
+            state.scanStream(buf, limits: limits, lenient: true)
+            state.format = "tar"
+        } else if looksLikeSafeTensors(buf) {
+            // torch.load has no safetensors reader: it would unpickle these bytes from byte 0.
+            state.scanStream(buf, limits: limits, lenient: true)
+            state.format = "safetensors"
+            state.notes.append("a safetensors file (JSON header, raw tensor data); torch.load would try to unpickle it "
+                               + "from byte 0, and that was scanned too")
         } else {
             state.scanStream(buf, limits: limits)
         }
@@ -181,44 +223,76 @@ public enum PickleScanner {
 }
 
 /// The scan of one file, being built.
-private struct FileScan {
+struct FileScan {
     let name: String
     var format = "unknown"
     var pickles: [ScannedPickle] = []
     var globals: [ScannedGlobal] = []
     var code: [String] = []
+    var risks: [ScanRisk] = []
+    var ambiguities: [String] = []
     var notes: [String] = []
     /// Set when the file, or a pickle torch.load would read, could not be decoded.
     var fatal: String?
+    /// torch.load would hand the file to torch.jit.load, whose unpickler resolves `__torch__.*`
+    /// to compiled TorchScript classes. Anywhere else Python imports a module named `__torch__`
+    /// from `sys.path` (a folder of that name beside the checkpoint runs its code).
+    var torchScript = false
 
     init(name: String) { self.name = name }
 
     func report() -> PickleScanReport {
+        let found = torchScript ? globals : globals.map { g in
+            guard g.module == "__torch__" || g.module.hasPrefix("__torch__."), g.classification == .inert else { return g }
+            return ScannedGlobal(module: g.module, name: g.name, opcode: g.opcode, entry: g.entry, offset: g.offset,
+                                 classification: .refused, risk: .unknownImport, afterStop: g.afterStop)
+        }
         let verdict: PickleScanReport.Verdict =
-            globals.contains(where: \.dangerous) ? .dangerous : fatal != nil ? .unreadable : .safe
-        return PickleScanReport(file: name, format: format, verdict: verdict, pickles: pickles, globals: globals,
-                                torchScriptCode: code, notes: notes, error: fatal)
+            found.contains(where: \.dangerous) || !risks.isEmpty ? .dangerous
+            : !ambiguities.isEmpty ? .ambiguous
+            : fatal != nil ? .unreadable : .safe
+        return PickleScanReport(file: name, format: format, verdict: verdict, pickles: pickles, globals: found,
+                                torchScriptCode: code, risks: risks, ambiguities: ambiguities, notes: notes, error: fatal)
     }
 
     mutating func scanZip(_ file: FileBytes, limits: ReaderLimits) {
         format = "zip"
         let zip: ZipArchive
         do {
-            zip = try ZipArchive(file: file, fileName: name, limits: limits)
+            zip = try ZipArchive(file: file, fileName: name, limits: limits, allowCaseTwins: true)
         } catch {
+            if let e = error as? CheckpointError, case .zipAmbiguous(let why) = e.kind { ambiguities.append(why) }
             fatal = "\(error)"
             scanLocalHeaders(file.bytes, limits: limits)
             return
         }
-        // data.pkl, constants.pkl, and TorchScript's debug pickles (code/*.debug_pkl).
-        let pkls = zip.entries.filter { $0.name.hasSuffix(".pkl") || $0.name.hasSuffix(".debug_pkl") }
-        if !pkls.contains(where: { $0.name.hasSuffix(".pkl") }) { fatal = "no .pkl entry in the archive" }
+        for twins in zip.caseTwins {
+            ambiguities.append("entries \(twins.map { "'\($0)'" }.joined(separator: " and ")) differ only in case: torch's "
+                               + "reader finds names case-insensitively and would read one of them; each was scanned")
+        }
+        // data.pkl, constants.pkl, and TorchScript's debug pickles (code/*.debug_pkl), in any case:
+        // torch's reader would find `DATA.PKL` for `data.pkl`.
+        let pkls = zip.entries.filter {
+            let folded = ZipArchive.caseFolded($0.name)
+            return folded.hasSuffix(".pkl") || folded.hasSuffix(".debug_pkl")
+        }
+        if !pkls.contains(where: { ZipArchive.caseFolded($0.name).hasSuffix(".pkl") }) { fatal = "no .pkl entry in the archive" }
         code = zip.entries.map(\.name).filter {
             $0.split(separator: "/").dropFirst().first == "code" && !$0.hasSuffix("/") && !$0.hasSuffix(".debug_pkl")
         }
-        if !code.isEmpty || zip.entries.contains(where: { $0.name.hasSuffix("/constants.pkl") }) {
-            format = "torchscript"
-            notes.append("TorchScript archive: \(code.count) code/ entries that torch.jit.load would compile; Torchport never executes them")
+        // torch.load's test (`_is_torchscript_zip`): a record `constants.pkl` in the archive's root
+        // folder, the folder of its first entry.
+        let root = zip.entries.first.map { String($0.name.prefix { $0 != "/" }) } ?? ""
+        torchScript = zip.entry(named: root + "/constants.pkl") != nil
+        if torchScript || !code.isEmpty { format = "torchscript" }
+        if torchScript {
+            risks.append(ScanRisk(kind: .torchScriptCode,
+                                  detail: "a TorchScript archive: torch.load hands it to torch.jit.load, which compiles and runs "
+                                      + "its \(code.count) code/ entries (scripted __setstate__ among them); Torchport never runs them",
+                                  entry: root + "/constants.pkl", offset: nil))
+        } else if !code.isEmpty {
+            notes.append("\(code.count) code/ entries, but no \(root)/constants.pkl: torch.load would unpickle data.pkl as a plain "
+                         + "checkpoint (any __torch__ global then imports a Python module of that name)")
         }
         for entry in pkls {
             let data: ByteSlice
@@ -233,7 +307,7 @@ private struct FileScan {
                 let end = scanPickle(buf, from: &pos, entry: entry.name, baseOffset: 0, limits: limits, afterStop: false)
                 // torch.load reads one pickle per entry; whatever follows is reported, and scanned
                 // when it is another pickle (other tools may read it).
-                if end, pos < buf.count {
+                if end != nil, pos < buf.count {
                     notes.append("\(entry.name): \(buf.count - pos) bytes after STOP (not unpickled by torch.load)")
                     if buf[pos] == Op.proto {
                         _ = scanPickle(buf, from: &pos, entry: entry.name, baseOffset: 0, limits: limits, afterStop: true)
@@ -262,7 +336,7 @@ private struct FileScan {
                   let nameLen = try? r.u16(p + 26), let extraLen = try? r.u16(p + 28),
                   let nameBytes = try? r.bytes(p + 30, Int(nameLen)) else { continue }
             let entryName = String(decoding: nameBytes, as: UTF8.self)
-            guard entryName.hasSuffix(".pkl"), method == 0 else { continue }
+            guard ZipArchive.caseFolded(entryName).hasSuffix(".pkl"), method == 0 else { continue }
             let start = p + 30 + Int(nameLen) + Int(extraLen)
             guard start <= buf.count else { continue }
             let end = size == 0 ? buf.count : min(buf.count, start + Int(size))
@@ -277,39 +351,83 @@ private struct FileScan {
     }
 
     /// A bare pickle, or a legacy torch.save stream (magic, protocol, sys_info, main, keys, storages).
-    mutating func scanStream(_ buf: UnsafeRawBufferPointer, limits: ReaderLimits) {
+    /// `lenient`: bytes that are not meant as a pickle (a safetensors file torch.load would still
+    /// try to unpickle): a decoding failure is a note, not a reason to call the file unreadable.
+    mutating func scanStream(_ buf: UnsafeRawBufferPointer, limits: ReaderLimits, lenient: Bool = false) {
         format = "pickle"
         var pos = 0
-        guard scanPickle(buf, from: &pos, entry: "pickle:0", baseOffset: 0, limits: limits, afterStop: false) else { return }
-        // torch.load unpickles the first pickle before checking it is the legacy magic number.
-        let first = UnsafeRawBufferPointer(rebasing: buf[0..<pos])
-        let magic = (try? Unpickler(data: first).load(requireEnd: false)).flatMap { v -> Bool? in
-            guard case .bigInt(let m) = v else { return nil }
-            return m.bytes.prefix(10) == Checkpoint.legacyMagic[...] && m.bytes.dropFirst(10).allSatisfy { $0 == 0 }
-        } ?? false
-        guard magic else {
+        guard let first = scanPickle(buf, from: &pos, entry: "pickle:0", baseOffset: 0, limits: limits, afterStop: false,
+                                     errorsAreFatal: !lenient) else { return }
+        // torch.load unpickles the first pickle, then compares it with the legacy magic number:
+        // its value as CPython computes it (`int(text, 0)` for INT and LONG, frames only a
+        // buffering hint). A value that cannot be known without running the pickle (the result
+        // of a REDUCE, ...) leaves the question open: the rest is then scanned as a legacy stream.
+        let magic: Bool?
+        switch first.value {
+        case .integer(let v): magic = v == .legacyMagic
+        case .other: magic = nil
+        default: magic = false
+        }
+        let next = Self.nextPickles(after: pos, first)
+        guard magic == true || (magic == nil && next.contains(where: { $0 < buf.count })) else {
             if pos < buf.count { notes.append("\(buf.count - pos) bytes after the pickle's STOP") }
             return
         }
-        format = "legacy"
-        if let m = pickles.first {  // named as the reader names it (it holds no global: it is the magic)
-            pickles[0] = ScannedPickle(entry: "pickle:magic", protocolVersion: m.protocolVersion, opcodes: m.opcodes, error: m.error)
+        if magic == true {
+            format = "legacy"
+            if let m = pickles.first {  // named as the reader names it (it holds no global: it is the magic)
+                pickles[0] = ScannedPickle(entry: "pickle:magic", protocolVersion: m.protocolVersion, opcodes: m.opcodes, error: m.error)
+            }
+        } else {
+            notes.append("the first pickle's value cannot be known without running it: the rest is scanned as the "
+                         + "sections of a legacy stream, as torch.load would read them if it were the magic number")
         }
+        // Each section starts after the previous pickle's STOP; where a FRAME of that pickle runs
+        // past its STOP, CPython may have consumed the whole frame (a frame it read() rather than
+        // peek()ed), so the pickle after the frame is scanned too. The chain after each STOP is
+        // the reader's; the others can only add findings.
+        var starts: [(at: Int, primary: Bool)] = next.enumerated().map { ($0.element, $0.offset == 0) }
         for section in ["protocol", "sys_info", "main", "keys"] {
-            guard pos < buf.count else {
-                fatal = fatal ?? "legacy stream ends before its \(section) pickle"
-                return
+            var following: [(at: Int, primary: Bool)] = []
+            for start in starts.prefix(Self.maxLegacyCandidates) {
+                guard start.at < buf.count else {
+                    if start.primary, magic == true { fatal = fatal ?? "legacy stream ends before its \(section) pickle" }
+                    continue
+                }
+                var p = start.at
+                let label = "pickle:\(section)" + (start.primary ? "" : " (at \(start.at), after a frame)")
+                guard let end = scanPickle(buf, from: &p, entry: label, baseOffset: 0, limits: limits, afterStop: false,
+                                           errorsAreFatal: start.primary && magic == true && !lenient) else { continue }
+                for (k, q) in Self.nextPickles(after: p, end).enumerated()
+                    where !following.contains(where: { $0.at == q }) {
+                    following.append((q, start.primary && k == 0))
+                }
             }
-            guard scanPickle(buf, from: &pos, entry: "pickle:\(section)", baseOffset: 0, limits: limits, afterStop: false) else {
-                return
+            if starts.count > Self.maxLegacyCandidates {
+                notes.append("more than \(Self.maxLegacyCandidates) places a legacy \(section) pickle could start; the rest not scanned")
+                fatal = fatal ?? "too many ways to read the legacy stream"
             }
+            if starts.contains(where: { !$0.primary && $0.at < buf.count }) {
+                ambiguities.append("a FRAME runs past a pickle's STOP before the \(section) pickle: where torch.load resumes "
+                                   + "depends on how CPython buffered the frame; both places were scanned")
+            }
+            starts = following
         }
     }
 
-    /// Disassembles one pickle starting at `pos`; returns true when it reached STOP (with `pos`
-    /// after it). A decoding failure is recorded (fatal unless `afterStop`).
+    /// At most this many places are scanned for one section of a legacy stream.
+    static let maxLegacyCandidates = 8
+
+    /// Where the next pickle of a stream may start: after STOP, then after the end of a frame
+    /// that runs past it.
+    static func nextPickles(after stop: Int, _ end: PickleEnd) -> [Int] {
+        end.frameEnd > stop ? [stop, end.frameEnd] : [stop]
+    }
+
+    /// Disassembles one pickle starting at `pos`; returns its value and frame extent when it
+    /// reached STOP (with `pos` after it). A decoding failure is recorded (fatal unless `afterStop`).
     mutating func scanPickle(_ buf: UnsafeRawBufferPointer, from pos: inout Int, entry: String, baseOffset: Int,
-                             limits: ReaderLimits, afterStop: Bool, errorsAreFatal: Bool? = nil) -> Bool {
+                             limits: ReaderLimits, afterStop: Bool, errorsAreFatal: Bool? = nil) -> PickleEnd? {
         var d = Disassembler(data: buf, pos: pos, limits: limits)
         var found: [ScannedGlobal] = []
         let result = d.run { module, name, opcode, offset in
@@ -319,6 +437,13 @@ private struct FileScan {
                                        afterStop: afterStop))
         }
         globals += found
+        for b in d.classBuilds {
+            risks.append(ScanRisk(kind: .classAttributeWrite,
+                                  detail: "BUILD on the class \(b.module).\(b.name) itself sets attributes of that class in the "
+                                      + "loading process (for example dump_patches and __name__, which make torch's legacy loader "
+                                      + "write files)",
+                                  entry: entry, offset: baseOffset + b.offset))
+        }
         pos = d.pos
         var message: String?
         if case .failure(let e) = result {
@@ -331,16 +456,32 @@ private struct FileScan {
         }
         pickles.append(ScannedPickle(entry: afterStop ? "\(entry) (after STOP)" : entry, protocolVersion: d.protocolVersion,
                                      opcodes: d.ops, error: message))
-        if case .success = result { return true }
-        return false
+        if case .success(let value) = result { return PickleEnd(value: value, frameEnd: d.frameEnd) }
+        return nil
     }
+}
+
+/// How a pickle ended: its value (as far as the scanner tracks values) and the end of its last
+/// FRAME (0 without frames).
+struct PickleEnd {
+    let value: Disassembler.Value
+    let frameEnd: Int
 }
 
 // MARK: - Disassembler
 
 /// Walks opcodes, decoding operands with bounds checks, keeping only an abstract stack.
-private struct Disassembler {
-    enum Value { case string(String), other }
+struct Disassembler {
+    /// What the scanner knows of a value: a string (for STACK_GLOBAL), an integer (for the legacy
+    /// magic number), a class named by a global (for BUILD on a class), data that is none of
+    /// these, or something only running the pickle would tell (the result of a call).
+    enum Value {
+        case string(String)
+        case integer(PythonInt)
+        case global(module: String, name: String)
+        case data
+        case other
+    }
     struct Failure: Error {
         let reason: String
         let offset: Int
@@ -359,6 +500,10 @@ private struct Disassembler {
     var memoOverflow = false
     var ops = 0
     var protocolVersion = 0
+    /// The end of the furthest FRAME seen (0: none).
+    var frameEnd = 0
+    /// BUILD applied to a class named by a global (not to an instance).
+    var classBuilds: [(module: String, name: String, offset: Int)] = []
     var opStart = 0
     var opcode: UInt8 = 0
     /// Strings longer than this are kept as "other": no real module or class name is this long.
@@ -422,8 +567,9 @@ private struct Disassembler {
         if let m = marks.popLast() { stack.removeSubrange(min(m, stack.count)...) }
     }
 
-    /// Runs to STOP. `report(module, name, opcode, offset)` is called for every global reference.
-    mutating func run(_ report: (String, String, String, Int) -> Void) -> Result<Void, Failure> {
+    /// Runs to STOP and returns the pickle's value. `report(module, name, opcode, offset)` is
+    /// called for every global reference.
+    mutating func run(_ report: (String, String, String, Int) -> Void) -> Result<Value, Failure> {
         do {
             while true {
                 opStart = pos
@@ -432,7 +578,7 @@ private struct Disassembler {
                 pos += 1
                 ops += 1
                 guard ops <= limits.maxOps else { throw fail("ops limit exceeded (limit \(limits.maxOps))") }
-                if opcode == Op.stop { _ = pop(); return .success(()) }
+                if opcode == Op.stop { return .success(pop()) }
                 try step(opcode, report)
             }
         } catch let f as Failure {
@@ -448,7 +594,10 @@ private struct Disassembler {
             let v = try u8()
             guard v <= 5 else { throw fail("unsupported pickle protocol \(v)") }
             protocolVersion = v
-        case Op.frame: _ = try u64()
+        case Op.frame:
+            let n = try u64()
+            let (end, overflow) = pos.addingReportingOverflow(n)
+            frameEnd = max(frameEnd, overflow ? Int.max : end)
         case Op.mark:
             guard marks.count < limits.maxStackSize else { throw fail("stack limit exceeded (limit \(limits.maxStackSize))") }
             marks.append(stack.count)
@@ -457,18 +606,22 @@ private struct Disassembler {
         case Op.popMark: popMark()
         case Op.dup: try push(stack.last ?? .other)
         case Op.none, Op.newTrue, Op.newFalse, Op.emptyList, Op.emptyTuple, Op.emptyDict, Op.emptySet:
-            try push(.other)
-        case Op.binInt: _ = try take(4); try push(.other)
-        case Op.binInt1: _ = try take(1); try push(.other)
-        case Op.binInt2: _ = try take(2); try push(.other)
-        case Op.binFloat: _ = try take(8); try push(.other)
-        case Op.int, Op.long, Op.float: _ = try line(); try push(.other)
-        case Op.long1: _ = try take(try u8()); try push(.other)
+            try push(.data)
+        case Op.binInt: try push(.integer(PythonInt(try i32())))
+        case Op.binInt1: try push(.integer(PythonInt(try u8())))
+        case Op.binInt2: try push(.integer(PythonInt(try u16())))
+        case Op.binFloat: _ = try take(8); try push(.data)
+        // Text integers as CPython reads them; one Python would refuse is kept as "unknown"
+        // (the scan goes on, so later references are still reported).
+        case Op.int: try push(PythonInt.fromINT(try line()).map(Value.integer) ?? .other)
+        case Op.long: try push(PythonInt.fromLONG(try line()).map(Value.integer) ?? .other)
+        case Op.float: _ = try line(); try push(.data)
+        case Op.long1: try push(.integer(PythonInt(twosComplement: try take(try u8()))))
         case Op.long4:
             let n = try i32()
             guard n >= 0 else { throw fail("LONG4 with a negative length") }
-            _ = try take(n)
-            try push(.other)
+            let bytes = try take(n)
+            try push(n <= PythonInt.maxTextDigits ? .integer(PythonInt(twosComplement: bytes)) : .other)
         case Op.binUnicode: try push(text(try take(try u32())))
         case Op.shortBinUnicode: try push(text(try take(try u8())))
         case Op.binUnicode8: try push(text(try take(try u64())))
@@ -485,20 +638,25 @@ private struct Disassembler {
             } else {
                 throw fail("STRING operand is not quoted")
             }
-        case Op.binBytes: _ = try take(try u32()); try push(.other)
-        case Op.shortBinBytes: _ = try take(try u8()); try push(.other)
-        case Op.binBytes8, Op.byteArray8: _ = try take(try u64()); try push(.other)
+        case Op.binBytes: _ = try take(try u32()); try push(.data)
+        case Op.shortBinBytes: _ = try take(try u8()); try push(.data)
+        case Op.binBytes8, Op.byteArray8: _ = try take(try u64()); try push(.data)
         case Op.nextBuffer: try push(.other)
         case Op.readonlyBuffer: break
         case Op.list, Op.tuple, Op.dict, Op.frozenSet:
-            popMark(); try push(.other)
-        case Op.tuple1: _ = pop(); try push(.other)
-        case Op.tuple2: _ = pop(); _ = pop(); try push(.other)
-        case Op.tuple3: _ = pop(); _ = pop(); _ = pop(); try push(.other)
+            popMark(); try push(.data)
+        case Op.tuple1: _ = pop(); try push(.data)
+        case Op.tuple2: _ = pop(); _ = pop(); try push(.data)
+        case Op.tuple3: _ = pop(); _ = pop(); _ = pop(); try push(.data)
         case Op.append: _ = pop()
         case Op.appends, Op.setItems, Op.addItems: popMark()
         case Op.setItem: _ = pop(); _ = pop()
-        case Op.build: _ = pop()
+        case Op.build:
+            _ = pop()
+            // The target stays on the stack: a class itself, not an instance, gets its attributes set.
+            if stack.count > (marks.last ?? 0), case .global(let module, let name) = stack[stack.count - 1] {
+                classBuilds.append((module, name, opStart))
+            }
         case Op.put: memoPut(try decimal(try line()))
         case Op.binPut: memoPut(try u8())
         case Op.longBinPut: memoPut(try u32())
@@ -512,15 +670,16 @@ private struct Disassembler {
             let name = String(decoding: try line(), as: UTF8.self)
             report(module, name, op == Op.global ? "GLOBAL" : "INST", at)
             if op == Op.inst { popMark() }
-            try push(.other)
+            try push(op == Op.global ? .global(module: module, name: name) : .other)
         case Op.stackGlobal:
             let name = pop(), module = pop()
             if case .string(let m) = module, case .string(let n) = name {
                 report(m, n, "STACK_GLOBAL", opStart)
+                try push(.global(module: m, name: n))
             } else {
                 report("?", "?", "STACK_GLOBAL", opStart)
+                try push(.other)
             }
-            try push(.other)
         case Op.obj: popMark(); try push(.other)
         case Op.newObj: _ = pop(); _ = pop(); try push(.other)
         case Op.newObjEx: _ = pop(); _ = pop(); _ = pop(); try push(.other)

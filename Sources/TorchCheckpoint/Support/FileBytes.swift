@@ -34,20 +34,40 @@ public final class FileBytes: @unchecked Sendable {
     /// Size in bytes.
     public var count: Int { bytes.count }
 
-    /// Maps `path` read-only. Nothing is read until touched; the file is never opened for writing.
-    public static func map(path: String) throws -> FileBytes {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// Opens `path` for reading and checks that it is a regular file, without blocking on what
+    /// is not one: a FIFO or a device is opened non-blocking (so `open` returns at once instead of
+    /// waiting for a writer) and refused. The caller closes the descriptor.
+    public static func openRegularFile(_ path: String) throws -> (fd: Int32, stat: stat) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw CheckpointError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path)
         }
-        defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            throw CheckpointError(.io("cannot stat: \(String(cString: strerror(errno)))"), file: path)
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw CheckpointError(.io("cannot stat: \(message)"), file: path)
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw CheckpointError(.io("not a regular file"), file: path)
+            close(fd)
+            let kind = switch st.st_mode & S_IFMT {
+            case S_IFIFO: "a FIFO (named pipe)"
+            case S_IFDIR: "a directory"
+            case S_IFCHR, S_IFBLK: "a device"
+            case S_IFSOCK: "a socket"
+            default: "not a regular file"
+            }
+            throw CheckpointError(.io("\(kind), not a regular file: checkpoints are read from files"), file: path)
         }
+        // Reads from here on block as usual (a regular file never waits anyway).
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (fd, st)
+    }
+
+    /// Maps `path` read-only. Nothing is read until touched; the file is never opened for writing.
+    public static func map(path: String) throws -> FileBytes {
+        let (fd, st) = try openRegularFile(path)
+        defer { close(fd) }
         let size = Int(st.st_size)
         if size == 0 { return FileBytes.owned([]) }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
