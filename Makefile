@@ -6,7 +6,7 @@ DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch
 PY := $(VENV)/bin/python
 
-.PHONY: deps build run test ci consumer check-kernels check-arm64 fixtures venv bench-load bench parity clean fuzz
+.PHONY: deps build run test ci consumer verify-red-team check-kernels check-arm64 fixtures venv bench-load bench parity clean fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -72,6 +72,10 @@ fixtures: venv
 	$(PY) Fixtures/generate_models.py
 	$(PY) Fixtures/generate_images.py
 	python3 Fixtures/hostile/generate_hostile.py
+
+# The red team's corpus cases (class 11) under real torch: each payload runs, as `scan` says.
+verify-red-team: venv
+	$(PY) Fixtures/hostile/verify_with_torch.py
 
 # All ten full-size torchvision ResNets, seeded, verified against torch (generated, not committed).
 parity: venv build

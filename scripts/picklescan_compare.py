@@ -69,7 +69,15 @@ def reason(path, ts, ps, tfile):
     """A short, stable explanation of a disagreement (see docs/security.md)."""
     refused = [g for g in tfile["globals"] if g["dangerous"]]
     risks = {g["risk"] for g in refused}
+    if ts == "ambiguous":
+        return "Torchport flags bytes torch.load could read otherwise (case twins, end records, frames past STOP)"
+    if ts == "dangerous" and ps in ("safe", "suspicious", "not-scanned", "unreadable") and not refused and tfile.get("risks"):
+        return "Torchport flags a risk that is not a global (a TorchScript archive, BUILD on a class)"
     if ts == "dangerous" and ps in ("safe", "suspicious", "not-scanned"):
+        entries = {l["entry"] for g in refused for l in g["locations"]}
+        if entries and all(e.startswith("tar:") or (e.startswith("pickle:") and e not in ("pickle:0", "pickle:magic"))
+                           for e in entries):
+            return "picklescan stops where torch.load reads on (legacy magic in other forms, frames past STOP, V7 tar)"
         if any(g["after_stop"] for g in refused) and all(g["after_stop"] for g in refused):
             return "torchport flags globals after STOP that picklescan's zip scan ignores"
         if risks == {"unknown-import"}:

@@ -1322,10 +1322,10 @@ def red_team_cases():
     evil = P(evil_body())
 
     # 1. data.pkl (decoy) beside DATA.PKL (evil): miniz finds names case-insensitively.
-    ents = torch_entries(base) + [ZEntry("archive/DATA.PKL", evil)]
-    add("redteam-case-twin-pkl", 11, "archive/data.pkl (decoy) and archive/DATA.PKL (evil): torch's reader "
-        "finds entries case-insensitively", build_zip(ents)[0], "zipAmbiguous", entry="archive/data.pkl",
-        scan="dangerous")
+    ents = [ZEntry("archive/DATA.PKL", evil)] + torch_entries(base)
+    add("redteam-case-twin-pkl", 11, "archive/DATA.PKL (evil) before archive/data.pkl (decoy): torch's reader "
+        "finds entries case-insensitively and loads the evil one", build_zip(ents)[0], "zipAmbiguous",
+        entry="archive/DATA.PKL", scan="dangerous")
 
     # 11. A case twin of a storage: torch would read zeros for 'w', Torchport the real weights.
     ents = torch_entries(base)
@@ -1388,7 +1388,7 @@ def red_team_cases():
         "'storages' holds os.system", tar, None, scan="dangerous")
 
     # 6. Looks like safetensors (8 plausible length bytes, then '{') and is a pickle from byte 0.
-    body = bytes([OP["BINUNICODE"], 8, 0, 0, 0]) + b'\0\0\0{"a":1' + bytes([OP["POP"]])
+    body = bytes([OP["BINUNICODE"], 9, 0, 0, 0]) + b'\0\0\0{"a":1' + bytes([OP["POP"]])
     body += asm([evil_body(), "STOP"])
     n = struct.unpack("<Q", body[:8])[0]
     data = body + b" " * (n + 8 - len(body))
