@@ -32,9 +32,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         /// One per bound of ``ReaderLimits``: `depth` (``ReaderLimits/maxDepth``), `memo` (``ReaderLimits/maxMemoEntries``),
         /// `ops` (``ReaderLimits/maxOps``), `elements` (``ReaderLimits/maxElements``), `stack`
         /// (``ReaderLimits/maxStackSize``), `entrySize` (``ReaderLimits/maxInflatedEntryBytes``), `entries`
-        /// (``ReaderLimits/maxEntries``), `names` (``ReaderLimits/maxNameBytes``); `headerSize` is named
-        /// but no current bound raises it.
-        case depth, memo, ops, elements, stack, entrySize, headerSize, entries, names
+        /// (``ReaderLimits/maxEntries``), `names` (``ReaderLimits/maxNameBytes``), `inflatedTotal`
+        /// (``ReaderLimits/maxInflatedTotalBytes``); `headerSize` is named but no current bound raises it.
+        case depth, memo, ops, elements, stack, entrySize, headerSize, entries, names, inflatedTotal
     }
 
     /// The kinds of failure, grouped by the layer of the reader that detects them.

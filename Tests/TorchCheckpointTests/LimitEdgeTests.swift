@@ -232,6 +232,27 @@ struct LimitEdgeTests {
                         over: { _ = try Checkpoint(contentsOf: path, options: Self.limits { $0.maxInflatedEntryBytes = n - 1 }) })
     }
 
+    @Test("maxInflatedTotalBytes: every deflated entry the reader inflates, added up")
+    func inflatedTotal() throws {
+        let path = FixturePaths.checkpoint("deflated.pth")
+        let zip = try ZipArchive(file: try FileBytes.map(path: path), fileName: path, limits: ReaderLimits())
+        let read = zip.entries.filter {
+            $0.method == 8 && ($0.name.hasSuffix("/data.pkl") || $0.name.hasSuffix("/byteorder") || $0.name.contains("/data/"))
+        }
+        #expect(read.count >= 3)
+        let total = read.reduce(0) { $0 + $1.uncompressedSize }
+        let largest = try #require(read.map(\.uncompressedSize).max())
+        // Each entry fits the per-entry bound; only the total decides.
+        Self.expectEdge(.inflatedTotal, value: total - 1,
+                        under: { _ = try Checkpoint(contentsOf: path, options: Self.limits { $0.maxInflatedTotalBytes = total }) },
+                        over: {
+                            _ = try Checkpoint(contentsOf: path, options: Self.limits {
+                                $0.maxInflatedTotalBytes = total - 1
+                                $0.maxInflatedEntryBytes = largest
+                            })
+                        })
+    }
+
     @Test("A deflated entry declaring more than deflate's 1032:1 ratio is refused before allocating")
     func inflateRatio() throws {
         let path = HostileCorpus.directory.appendingPathComponent("cases/zip-inflate-declared-4gib.pth").path

@@ -19,6 +19,9 @@ struct ZipArchive {
     /// Groups of entries whose names differ only in ASCII case (only with `allowCaseTwins`;
     /// otherwise such an archive is refused).
     let caseTwins: [[String]]
+    /// libzip's view of the archive, opened once on the first deflated entry, and the bytes
+    /// inflated so far (see `ZipArchive+Inflate`).
+    let inflater = Inflater()
 
     static let localHeaderSignature: UInt32 = 0x0403_4b50
     static let centralSignature: UInt32 = 0x0201_4b50

@@ -15,6 +15,9 @@ public struct ReaderLimits: Sendable, Equatable {
     public var maxElements: Int = 1 << 32
     /// Declared size of one compressed zip entry, inflated.
     public var maxInflatedEntryBytes: Int = 1 << 32
+    /// All compressed zip entries of one archive, inflated, together: a small file of many
+    /// deflated entries cannot make the reader hold more than this.
+    public var maxInflatedTotalBytes: Int = 1 << 32
     /// Entries in a zip central directory.
     public var maxEntries: Int = 1_000_000
     /// Total bytes of all tensor names (a tensor reached through many deep paths).
