@@ -1426,9 +1426,47 @@ def red_team_cases():
         expect_tensor_count=len(items), scan="safe")
 
 
+def red_team_cost_cases():
+    """Item 16 of the red team's list: work a small file could drive without paying for it."""
+    # _codecs.encode of one memoised 1 MiB string, 3,000 times (each makes new bytes).
+    big = "a" * (1 << 20)
+    body = [("BINUNICODE", big), "MEMOIZE", "POP", "EMPTY_LIST", "MARK"]
+    for _ in range(3000):
+        body += [G("_codecs", "encode"), ("BINGET", 0), S("latin1"), "TUPLE2", "REDUCE"]
+    body += ["APPENDS"]
+    pkl = asm([("PROTO", 4), body, "STOP"])
+    data = build_zip(torch_entries(pkl, pkl_method=8))[0]
+    add("redteam-codecs-encode-replay", 11, "_codecs.encode of one memoised 1 MiB string, 3,000 times "
+        "(a deflated data.pkl)", data, "limitExceeded", entry=PKL, has_offset=True, scan="safe")
+
+    # SETITEM with an 8 MiB key, 2,000 times.
+    key = "k" * (8 << 20)
+    body = ["EMPTY_DICT", ("BINUNICODE", key), "MEMOIZE", "POP"]
+    for i in range(2000):
+        body += [("BINGET", 0), I(i), "SETITEM"]
+    pkl = asm([("PROTO", 4), body, "STOP"])
+    data = build_zip(torch_entries(pkl, pkl_method=8))[0]
+    add("redteam-setitem-long-key", 11, "SETITEM with one 8 MiB key, 2,000 times (a deflated data.pkl)", data,
+        "limitExceeded", entry=PKL, has_offset=True, scan="safe")
+
+    # A protocol-0 LONG of 9,999 digits: CPython refuses more than 4,300.
+    pkl = b"L" + b"9" * 9999 + b"L\n."
+    add("redteam-long-9999-digits", 11, "a LONG of 9,999 decimal digits (CPython's limit is 4,300)",
+        torch_zip(pkl), "malformedOperand", entry=PKL, has_offset=True, scan="safe")
+
+    # Many candidate model roots: 20,000 stems '<i>.conv1.weight' of one shared storage.
+    p0 = pid(key="0", numel=0)
+    items = [("m%d.conv1.weight" % i, tensor(p=p0, size=(1, 3, 0, 0), stride=(0, 0, 0, 0))) for i in range(20000)]
+    pkl = asm([("PROTO", 4), state_dict(items), "STOP"])
+    data = build_zip(torch_entries(pkl, storages={"0": b""}, pkl_method=8))[0]
+    add("redteam-many-roots", 11, "20,000 stems 'm<i>.conv1.weight': as many candidate model roots", data, None,
+        expect_success=True, expect_tensor_count=20000, scan="safe")
+
+
 def main():
     build_cases()
     red_team_cases()
+    red_team_cost_cases()
     if os.path.isdir(CASES_DIR):
         shutil.rmtree(CASES_DIR)
     os.makedirs(CASES_DIR)

@@ -15,6 +15,9 @@ extension NameMapping {
         return arch
     }
 
+    /// Character pairs the closest-name hints may compare in all (about a second of work).
+    static let hintBudget = 50_000_000
+
     /// Compares the state dict with what `architecture` expects; throws one error listing everything.
     func check(against architecture: ResNetArchitecture) throws {
         let expected = architecture.expectedShapes
@@ -27,14 +30,27 @@ extension NameMapping {
         }
         let unexpected = stateDict.map(\.name).filter { !expectedNames.contains($0) }
         guard missing.isEmpty && unexpected.isEmpty && mismatched.isEmpty else {
+            // Closest-name hints cost an edit distance per pair of names: a budget of character
+            // pairs bounds them (a file of many long unexpected names gets hints for the first).
+            var budget = Self.hintBudget
+            func closest(to name: String, among candidates: [String]) -> String? {
+                var best: (name: String, distance: Int)?
+                for c in candidates {
+                    let cost = name.utf8.count * c.utf8.count
+                    guard cost <= budget else { return nil }  // a closest among some is no hint
+                    budget -= cost
+                    let d = editDistance(c, name)
+                    if best == nil || d < best!.distance { best = (c, d) }
+                }
+                return best?.name
+            }
             var hints: [String: String] = [:]
             for m in missing {
-                if let best = unexpected.min(by: { editDistance($0, m) < editDistance($1, m) }) { hints[m] = best }
+                if let best = closest(to: m, among: unexpected) { hints[m] = best }
             }
+            let expectedList = expected.map(\.name)
             for u in unexpected {
-                if let best = (missing.isEmpty ? Array(expectedNames) : missing).min(by: { editDistance($0, u) < editDistance($1, u) }) {
-                    hints[u] = best
-                }
+                if let best = closest(to: u, among: missing.isEmpty ? expectedList : missing) { hints[u] = best }
             }
             throw BindingError.mismatch(missing: missing, unexpected: unexpected,
                                         shapes: mismatched.map { (name: $0.0, expected: $0.1, actual: $0.2) }, hints: hints)

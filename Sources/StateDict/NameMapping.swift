@@ -61,8 +61,12 @@ public struct NameMapping: Sendable {
         guard !order.isEmpty else {
             throw BindingError.noResNet(found: Array(tensors.prefix(8).map(\.name)), total: tensors.count)
         }
+        // Tensors under each candidate root, in one walk per name over a trie of the roots'
+        // dotted parts (not every root against every tensor: a file of 200,000 stems made that
+        // quadratic).
+        let trie = RootTrie(order)
         for t in tensors {
-            for r in order where t.name.hasPrefix(r) { counts[r, default: 0] += 1 }
+            for r in trie.roots(prefixing: t.name) { counts[r, default: 0] += 1 }
         }
         // The root with the most tensors; on a tie, the first in the file (e.g. `model` before `model_ema`).
         var root = order[0]
@@ -158,6 +162,44 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
 extension BindingError: LocalizedError {
     /// The same text as ``description``.
     public var errorDescription: String? { description }
+}
+
+/// Candidate roots (`""` or dotted prefixes ending in `.`) as a trie of their parts, so that the
+/// roots a name starts with are found in one pass over the name.
+struct RootTrie {
+    private var children: [[Substring: Int]] = [[:]]
+    private var rootAt: [String?] = [nil]
+
+    init(_ roots: [String]) {
+        for root in roots {
+            var node = 0
+            for part in root.split(separator: ".", omittingEmptySubsequences: false).dropLast() {
+                if let next = children[node][part] {
+                    node = next
+                } else {
+                    children.append([:])
+                    rootAt.append(nil)
+                    children[node][part] = children.count - 1
+                    node = children.count - 1
+                }
+            }
+            rootAt[node] = root
+        }
+    }
+
+    /// The roots `name` starts with, shortest first.
+    func roots(prefixing name: String) -> [String] {
+        var found: [String] = rootAt[0].map { [$0] } ?? []
+        var node = 0
+        var parts = name.split(separator: ".", omittingEmptySubsequences: false)[...]
+        _ = parts.popLast()  // the last part is the tensor's own name, never a root
+        for part in parts {
+            guard let next = children[node][part] else { break }
+            node = next
+            if let r = rootAt[node] { found.append(r) }
+        }
+        return found
+    }
 }
 
 /// Levenshtein distance, for "closest name" hints.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torchport
+@testable import StateDict
 
 /// The README's library example, compiled and run as written (only the paths differ).
 @Suite("The README's one-line load")
@@ -66,6 +67,37 @@ struct StrictBindingTests {
         } catch BindingError.unrecognisedArchitecture {
         }
         #expect(throws: BindingError.self) { _ = try LoadedResNet(contentsOf: path) }
+    }
+
+    @Test("20,000 candidate model roots are counted in one pass per name: the first wins the tie",
+          .timeLimit(.minutes(1)))
+    func manyRoots() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fixtures/hostile/cases/redteam-many-roots.pth").path
+        let mapping = try NameMapping.map(Checkpoint(contentsOf: path).tensors)
+        #expect(mapping.root == "m0.")
+        #expect(mapping.stateDict.map(\.name) == ["conv1.weight"])
+        #expect(mapping.decisions.filter { $0.hasPrefix("ignored a second network") }.count == 19_999)
+        #expect(RootTrie(["", "a.", "a.b."]).roots(prefixing: "a.b.c.weight") == ["", "a.", "a.b."])
+        #expect(RootTrie(["a.b."]).roots(prefixing: "a.bc.weight").isEmpty)
+    }
+
+    @Test("Closest-name hints stop at a work budget: thousands of long unexpected names still fail fast, with no wrong hint",
+          .timeLimit(.minutes(1)))
+    func hintBudget() throws {
+        let checkpoint = try Checkpoint(contentsOf: ModelFixture.folder.appendingPathComponent("tiny-basic-r18ish.pth").path)
+        let w = try #require(checkpoint.tensor(named: "fc.bias"))
+        var tensors = checkpoint.tensors
+        for i in 0..<2000 { tensors.append(NamedTensor(name: "x\(i)" + String(repeating: "y", count: 5000), tensor: w)) }
+        let mapping = try NameMapping.map(tensors)
+        do {
+            _ = try mapping.checkBinding()
+            Issue.record("2,000 unexpected names bound")
+        } catch let BindingError.mismatch(missing, unexpected, _, hints) {
+            #expect(missing.isEmpty && unexpected.count == 2000)
+            #expect(hints.count < 2000)
+            #expect(hints.values.allSatisfy { !$0.isEmpty })
+        }
     }
 
     @Test("Wrappers and prefixes are undone visibly: 'model', 'module.', and num_batches_tracked dropped")

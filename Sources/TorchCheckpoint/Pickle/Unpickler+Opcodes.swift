@@ -266,8 +266,13 @@ extension Unpickler {
     private func decimal(_ text: String) throws -> PickleValue {
         let t = text.trimmingCharacters(in: .whitespaces)
         if let i = Int(t) { return .int(i) }
-        guard !t.isEmpty, t.count <= 10_000, t.dropFirst(t.hasPrefix("-") || t.hasPrefix("+") ? 1 : 0).allSatisfy(\.isASCIIDigit) else {
+        guard !t.isEmpty, t.dropFirst(t.hasPrefix("-") || t.hasPrefix("+") ? 1 : 0).allSatisfy(\.isASCIIDigit) else {
             throw error(.malformedOperand("integer \(t.prefix(40).debugDescription)"))
+        }
+        // CPython refuses integer text of more than 4,300 digits (`sys.int_info.default_max_str_digits`),
+        // so torch.load would too; the conversion is quadratic in the digits.
+        guard t.utf8.count <= Self.maxDecimalDigits + 1 else {
+            throw error(.malformedOperand("integer of \(t.utf8.count) digits, over CPython's \(Self.maxDecimalDigits)-digit limit"))
         }
         return .bigInt(PickleBigInt(bytes: Self.twosComplement(decimal: t)))
     }
@@ -294,6 +299,9 @@ extension Unpickler {
         if b.count <= 8 { return b.withUnsafeBytes { longValue($0) } }
         return .bigInt(PickleBigInt(bytes: b))
     }
+
+    /// The longest integer text CPython converts (`sys.int_info.default_max_str_digits`).
+    static let maxDecimalDigits = 4_300
 
     /// Decimal text to little-endian two's complement.
     static func twosComplement(decimal text: String) -> [UInt8] {

@@ -103,6 +103,9 @@ extension Unpickler {
                 guard case .string(let e) = args[1] else { throw bad("encoding must be a string") }
                 encoding = e.lowercased()
             } else { encoding = "utf-8" }
+            // A memoised string encoded again and again makes new bytes each time: charged per
+            // 64 bytes made, so a small pickle cannot build gigabytes this way.
+            try charge(s.utf8.count / 64)
             switch encoding {
             case "latin1", "latin-1", "iso-8859-1":
                 var out: [UInt8] = []
@@ -185,7 +188,16 @@ extension Unpickler {
     func setItems(_ items: [PickleValue], on target: PickleValue) throws {
         switch target {
         case .dict(let i):
-            for j in stride(from: 0, to: items.count, by: 2) { graph.dicts[i].set(items[j], items[j + 1]) }
+            for j in stride(from: 0, to: items.count, by: 2) {
+                // Hashing and comparing a key reads all of it: a long key set many times is charged.
+                switch items[j] {
+                case .string(let k): try charge(k.utf8.count / 64)
+                case .bytes(let k): try charge(k.count / 64)
+                case .bigInt(let k): try charge(k.bytes.count / 64)
+                default: break
+                }
+                graph.dicts[i].set(items[j], items[j + 1])
+            }
         case .object(let i):
             for j in stride(from: 0, to: items.count, by: 2) { graph.objects[i].entries.append((items[j], items[j + 1])) }
         default:
