@@ -1463,10 +1463,41 @@ def red_team_cost_cases():
         expect_success=True, expect_tensor_count=20000, scan="safe")
 
 
+def basic_resnet_shapes(widths=(8, 16, 32, 48), blocks=(2, 2, 2, 2), classes=10):
+    """(name, shape) of every tensor of a torchvision-style ResNet of BasicBlocks."""
+    out = [("conv1.weight", (widths[0], 3, 7, 7))]
+    def bn(p, c):
+        return [(p + ".weight", (c,)), (p + ".bias", (c,)), (p + ".running_mean", (c,)), (p + ".running_var", (c,))]
+    out += bn("bn1", widths[0])
+    cin = widths[0]
+    for s, (w, n) in enumerate(zip(widths, blocks)):
+        for b in range(n):
+            p = "layer%d.%d" % (s + 1, b)
+            out += [(p + ".conv1.weight", (w, cin, 3, 3))] + bn(p + ".bn1", w)
+            out += [(p + ".conv2.weight", (w, w, 3, 3))] + bn(p + ".bn2", w)
+            if b == 0 and cin != w:
+                out += [(p + ".downsample.0.weight", (w, cin, 1, 1))] + bn(p + ".downsample.1", w)
+            cin = w
+    out += [("fc.weight", (classes, cin)), ("fc.bias", (classes,))]
+    return out
+
+
+def red_team_expansion_cases():
+    """Item 14: a ResNet whose every tensor is a zero-stride view of one float: converting it writes
+    every element (a 2,000,000-class head: 384 MB from a few KB)."""
+    one = pid(key="0", numel=1)
+    items = [(n, tensor(p=one, size=shape, stride=tuple(0 for _ in shape)))
+             for n, shape in basic_resnet_shapes(classes=2_000_000)]
+    add("redteam-zero-stride-resnet", 11, "a ResNet of zero-stride views of one float, with a 2,000,000-class "
+        "head: 384 MB to write", torch_zip(P(state_dict(items)), storages={"0": floats([0.5])}), None,
+        expect_success=True, expect_tensor_count=len(items), scan="safe")
+
+
 def main():
     build_cases()
     red_team_cases()
     red_team_cost_cases()
+    red_team_expansion_cases()
     if os.path.isdir(CASES_DIR):
         shutil.rmtree(CASES_DIR)
     os.makedirs(CASES_DIR)

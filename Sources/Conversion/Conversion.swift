@@ -41,6 +41,11 @@ public struct ConversionOptions: Sendable {
     /// power loss. Off by default, as in Python's `save_file`: the rename alone already means an
     /// interrupted or failed conversion never leaves a partial file under the output's name.
     public var durable: Bool = false
+    /// The most bytes the written tensors may hold beyond their storages: a view with zero (or
+    /// overlapping) strides claims more elements than its storage has, and converting writes
+    /// every one of them. Real checkpoints hardly hold such views (broadcast buffers, a few KiB);
+    /// a 9 KB file of them could otherwise write gigabytes. Above it: ``ConversionError/Kind/expandsTooMuch(bytes:limit:)``.
+    public var maxExpansionBytes: Int = 256 << 20
 
     /// Creates options; the defaults keep dtypes, refuse to replace an existing output, recognise the
     /// architecture from the shapes, and do not fsync.
@@ -129,6 +134,9 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         /// A tensor of the state dict cannot be converted (e.g. an integer tensor where a ResNet
         /// has floating-point weights).
         case unsupportedTensor(name: String, dtype: String)
+        /// Views with zero or overlapping strides would write `bytes` more than their storages
+        /// hold, above ``ConversionOptions/maxExpansionBytes`` (`limit`). Nothing was written.
+        case expandsTooMuch(bytes: Int, limit: Int)
         /// An I/O failure (create, write, sync, rename), with the system's message.
         case io(String)
     }
@@ -162,6 +170,9 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         case .checkFailed(let tensor, let reason):
             "\(file): written file failed its check" + (tensor.map { " at tensor '\($0)'" } ?? "") + ": \(reason)"
         case .unsupportedTensor(let name, let dtype): "\(file): tensor '\(name)' has dtype \(dtype); a ResNet's weights are floating point"
+        case .expandsTooMuch(let bytes, let limit):
+            "\(file): its tensors are views that would expand to \(bytes) bytes beyond their storages, over the "
+                + "\(limit)-byte budget (ConversionOptions.maxExpansionBytes); nothing written"
         case .io(let message): "\(file): \(message)"
         }
     }
@@ -309,6 +320,18 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     let architecture = try mapping.checkBinding(architecture: options.architecture)
     for (name, t) in mapping.stateDict where !t.dtype.isFloatingPoint {
         throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype.rawValue), file: input)
+    }
+
+    // Views that claim more elements than their storages hold (zero strides) are written in full:
+    // bounded before anything is allocated or written.
+    var expansion = 0
+    for (_, t) in mapping.stateDict {
+        let (logical, overflow) = t.numel.multipliedReportingOverflow(by: (options.dtype?.dtype ?? t.dtype).size)
+        expansion = overflow ? Int.max : expansion.addingReportingOverflow(max(0, logical - t.storage.count)).partialValue
+        if expansion > options.maxExpansionBytes || expansion < 0 {
+            throw ConversionError(.expandsTooMuch(bytes: expansion < 0 ? Int.max : expansion, limit: options.maxExpansionBytes),
+                                  file: input)
+        }
     }
 
     // Cast where asked; everything else is written from the source's own bytes.

@@ -42,4 +42,19 @@ struct SpecialFileTests {
             #expect(b.stderr.contains("byte-order mark"), "\(b.stderr)")
         }
     }
+
+    @Test("Zero-stride views that would expand past the budget: convert refuses before writing, and leaves nothing")
+    func expansion() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let r = try CLIRunner.run("convert", CLIRunner.fixture("hostile/cases/redteam-zero-stride-resnet.pth"),
+                                      "-o", folder + "/out.safetensors")
+            #expect(r.status == 2)
+            // fc.weight alone is 2,000,000 x 48 float32 beyond its one-float storage.
+            let claimed = r.stderr.split(separator: " ").drop { $0 != "to" }.dropFirst().first.flatMap { Int($0) } ?? 0
+            #expect(claimed >= 2_000_000 * 48 * 4 && claimed < 2_000_000 * 48 * 4 + 1_000_000, "\(r.stderr)")
+            #expect(r.stderr.contains("bytes beyond their storages"))
+            #expect(r.stderr.contains("268435456-byte budget"))
+            #expect(ConvertCommandTests.contents(folder).isEmpty)
+        }
+    }
 }
