@@ -646,16 +646,54 @@ public enum ConversionCleanup {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var inProgress: Set<String> = []
 
+    /// The same paths as C strings in fixed slots, for a handler of a synchronous signal (SIGBUS
+    /// when the input shrinks under its memory map), which may call only async-signal-safe
+    /// functions. A slot's string is never freed (a slot may be read by a handler at any time).
+    private static let slotCount = 64
+    nonisolated(unsafe) private static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: slotCount)
+        p.initialize(repeating: nil, count: slotCount)
+        return p
+    }()
+
     static func register(_ staging: String) {
         lock.lock()
         inProgress.insert(staging)
+        if let free = (0..<slotCount).first(where: { slots[$0] == nil }) { slots[free] = strdup(staging) }
         lock.unlock()
     }
 
     static func unregister(_ staging: String) {
         lock.lock()
         inProgress.remove(staging)
+        if let i = (0..<slotCount).first(where: { slots[$0].map { String(cString: $0) == staging } ?? false }) { slots[i] = nil }
         lock.unlock()
+    }
+
+    /// On SIGBUS (a memory-mapped input truncated or replaced while it is read: the page behind a
+    /// read is gone): removes the files of conversions in progress, says what happened on standard
+    /// error, and lets the process die of the signal. Reads of a map cannot be turned into errors
+    /// from Swift; this is what remains (`docs/security.md`).
+    public static func installInputFaultHandler() {
+        _ = slots  // initialised now, not inside the handler
+        var action = sigaction()
+        #if os(Linux)
+        action.__sigaction_handler.sa_handler = { _ in ConversionCleanup.inputFault() }
+        #else
+        action.__sigaction_u.__sa_handler = { _ in ConversionCleanup.inputFault() }
+        #endif
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGBUS, &action, nil)
+    }
+
+    /// Async-signal-safe only: unlink, write, signal, raise.
+    private static func inputFault() {
+        for i in 0..<slotCount { if let p = slots[i] { unlink(p) } }
+        let message: StaticString = "torchport: the input file changed while it was being read (truncated or replaced?); any unfinished output was removed\n"
+        _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
+        signal(SIGBUS, SIG_DFL)
+        raise(SIGBUS)  // delivered on return; a real fault would also recur there
     }
 
     /// Removes the files of conversions in progress (their staging files). For signal handlers

@@ -11,6 +11,7 @@ struct TorchportCommand: ParsableCommand {
         subcommands: [Inspect.self, Verify.self, Convert.self, Bench.self, Scan.self, Classify.self])
 
     static func main() {
+        ConversionCleanup.installInputFaultHandler()
         selectBLASKernels()
         main(nil)
     }

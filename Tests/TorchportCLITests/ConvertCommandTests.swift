@@ -243,7 +243,7 @@ struct ConvertInterruptTests {
     }
 
     @Test("A signal while the written file is being verified: the process dies of it and nothing is left",
-          arguments: [SIGTERM, SIGUSR1, SIGALRM, SIGXFSZ])
+          arguments: [SIGTERM, SIGUSR1, SIGALRM, SIGXFSZ, SIGBUS])
     func terminated(_ sig: Int32) throws {
         try ConvertCommandTests.withFolder { folder in
             let golden = folder + "/golden.safetensors"
