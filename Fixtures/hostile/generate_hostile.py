@@ -1454,6 +1454,16 @@ def red_team_cost_cases():
     add("redteam-long-9999-digits", 11, "a LONG of 9,999 decimal digits (CPython's limit is 4,300)",
         torch_zip(pkl), "malformedOperand", entry=PKL, has_offset=True, scan="safe")
 
+    # 3,000 dicts keyed by one memoised 4,096-byte integer: each key named when the dicts are walked.
+    body = [("LONG4", (1 << (8 * 4096 - 2)) - 12345), "MEMOIZE", "POP", "EMPTY_LIST", "MARK"]
+    for _ in range(3000):
+        body += ["EMPTY_DICT", ("BINGET", 0), "NONE", "SETITEM"]
+    body += ["APPENDS"]
+    items = [("w", tensor()), ("keys", body)]
+    pkl = asm([("PROTO", 4), state_dict(items), "STOP"])
+    add("redteam-big-int-keys", 11, "3,000 dicts keyed by one memoised 4,096-byte integer", torch_zip(pkl), None,
+        expect_success=True, expect_tensors=["w"], scan="safe")
+
     # Many candidate model roots: 20,000 stems '<i>.conv1.weight' of one shared storage.
     p0 = pid(key="0", numel=0)
     items = [("m%d.conv1.weight" % i, tensor(p=p0, size=(1, 3, 0, 0), stride=(0, 0, 0, 0))) for i in range(20000)]

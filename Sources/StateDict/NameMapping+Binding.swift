@@ -15,8 +15,9 @@ extension NameMapping {
         return arch
     }
 
-    /// Character pairs the closest-name hints may compare in all (about a second of work).
-    static let hintBudget = 50_000_000
+    /// Character pairs the closest-name hints may compare in all (a fraction of a second in a
+    /// release build).
+    static let hintBudget = 20_000_000
 
     /// Compares the state dict with what `architecture` expects; throws one error listing everything.
     func check(against architecture: ResNetArchitecture) throws {

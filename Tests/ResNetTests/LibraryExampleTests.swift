@@ -88,14 +88,14 @@ struct StrictBindingTests {
         let checkpoint = try Checkpoint(contentsOf: ModelFixture.folder.appendingPathComponent("tiny-basic-r18ish.pth").path)
         let w = try #require(checkpoint.tensor(named: "fc.bias"))
         var tensors = checkpoint.tensors
-        for i in 0..<2000 { tensors.append(NamedTensor(name: "x\(i)" + String(repeating: "y", count: 5000), tensor: w)) }
+        for i in 0..<1000 { tensors.append(NamedTensor(name: "x\(i)" + String(repeating: "y", count: 3000), tensor: w)) }
         let mapping = try NameMapping.map(tensors)
         do {
             _ = try mapping.checkBinding()
             Issue.record("2,000 unexpected names bound")
         } catch let BindingError.mismatch(missing, unexpected, _, hints) {
-            #expect(missing.isEmpty && unexpected.count == 2000)
-            #expect(hints.count < 2000)
+            #expect(missing.isEmpty && unexpected.count == 1000)
+            #expect(hints.count < 1000)
             #expect(hints.values.allSatisfy { !$0.isEmpty })
         }
     }

@@ -6,7 +6,7 @@ import Testing
 @Suite("Special files as input")
 struct SpecialFileTests {
     @Test("A FIFO: inspect, scan, convert and verify refuse it at once (no writer needed), and convert leaves no file",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(2)))
     func fifo() throws {
         try ConvertCommandTests.withFolder { folder in
             let fifo = folder + "/pipe.pth"

@@ -69,9 +69,9 @@ public struct PickleBigInt: Sendable, Equatable, CustomStringConvertible {
 
     /// Decimal digits (for numbers up to 4096 bytes; larger ones are summarised).
     public var description: String {
-        // Decimal conversion is quadratic in the size: past 256 bytes (617 digits, far beyond any
+        // Decimal conversion is quadratic in the size: past 512 bytes (1,233 digits, far beyond any
         // key a real checkpoint holds) the integer is only described.
-        guard bytes.count <= 256 else { return "<\(bytes.count)-byte integer>" }
+        guard bytes.count <= 512 else { return "<\(bytes.count)-byte integer>" }
         // Magnitude as little-endian UInt32 limbs.
         var mag = bytes
         if isNegative {  // two's complement negate

@@ -103,9 +103,10 @@ extension Unpickler {
                 guard case .string(let e) = args[1] else { throw bad("encoding must be a string") }
                 encoding = e.lowercased()
             } else { encoding = "utf-8" }
-            // A memoised string encoded again and again makes new bytes each time: charged per
-            // 64 bytes made, so a small pickle cannot build gigabytes this way.
-            try charge(s.utf8.count / 64)
+            // A memoised string encoded again and again makes new bytes each time: one unit per
+            // byte made (the budget is 16 per byte of pickle), so a pickle cannot make many times
+            // its own size this way. Real checkpoints encode numpy scalars: a few bytes.
+            try charge(s.utf8.count)
             switch encoding {
             case "latin1", "latin-1", "iso-8859-1":
                 var out: [UInt8] = []
@@ -189,11 +190,12 @@ extension Unpickler {
         switch target {
         case .dict(let i):
             for j in stride(from: 0, to: items.count, by: 2) {
-                // Hashing and comparing a key reads all of it: a long key set many times is charged.
+                // Hashing and comparing a key reads all of it: a key longer than any real name
+                // (256 bytes) costs one unit per byte, so a long key set many times is charged
+                // like the bytes it reads.
                 switch items[j] {
-                case .string(let k): try charge(k.utf8.count / 64)
-                case .bytes(let k): try charge(k.count / 64)
-                case .bigInt(let k): try charge(k.bytes.count / 64)
+                case .string(let k) where k.utf8.count > 256: try charge(k.utf8.count)
+                case .bytes(let k) where k.count > 256: try charge(k.count)
                 default: break
                 }
                 graph.dicts[i].set(items[j], items[j + 1])
