@@ -70,13 +70,4 @@ public enum BLASKernels {
         if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
         return nil
     }
-
-    /// `/proc/cpuinfo` on Linux; nil elsewhere.
-    public static func linuxCPUInfo() -> String? {
-        #if os(Linux)
-        try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        #else
-        nil
-        #endif
-    }
 }
