@@ -10,6 +10,9 @@ import Foundation
 public struct VerificationReport: Sendable, Codable, Equatable {
     /// Every sample passed (and there was at least one).
     public var passed: Bool
+    /// The inference engine that computed the outputs (`packed`, `reference`), when the caller
+    /// ran a model; nil for a comparison of given arrays.
+    public var engine: String?
     /// ``Criterion/formula``: the rule with its numbers filled in.
     public var criterion: String
     /// The criterion's absolute tolerance (``Criterion/atol``).
@@ -44,7 +47,7 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var float64Reference: Float64Reference?
 
     enum CodingKeys: String, CodingKey {
-        case passed, criterion, atol, rtol, output, samples, classes
+        case passed, engine, criterion, atol, rtol, output, samples, classes
         case maxAbsError = "max_abs_error"
         case maxRelError = "max_rel_error"
         case minCosine = "min_cosine"

@@ -155,7 +155,8 @@ struct Classify: ParsableCommand {
         meter.finish()
 
         if json {
-            try printJSON(Report(model: model, architecture: loaded.model.architecture.description, classes: classes,
+            try printJSON(Report(model: model, architecture: loaded.model.architecture.description,
+                                 engine: loaded.model.engine.rawValue, classes: classes,
                                  labels: .init(source: labels.source.rawValue, detail: labels.detail),
                                  preprocessing: .init(preprocessing), results: results, failures: failures))
         }
@@ -223,6 +224,8 @@ struct Classify: ParsableCommand {
         }
         let model: String
         let architecture: String
+        /// The inference engine that ran (`packed`, `reference`).
+        let engine: String
         let classes: Int
         let labels: Labels
         let preprocessing: PreprocessingInfo

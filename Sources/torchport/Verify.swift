@@ -197,5 +197,7 @@ func verifyModel(_ model: String, golden: String, criterion: Criterion, arch: Ar
             metadata: ["format": "torchport", "model": model, "golden": golden, "output": output.rawValue],
             to: saveLogits)
     }
-    return try Verifier.compare(computed: computed, shape: shape, golden: g, output: output, criterion: criterion)
+    var report = try Verifier.compare(computed: computed, shape: shape, golden: g, output: output, criterion: criterion)
+    report.engine = loaded.model.engine.rawValue
+    return report
 }

@@ -114,6 +114,7 @@ struct ClassifyCommandTests {
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(json["classes"] as? Int == 10)
+        #expect(json["engine"] as? String == InferenceEngine.best.rawValue)
         #expect((json["labels"] as? [String: Any])?["source"] as? String == "indices")
         let pre = try #require(json["preprocessing"] as? [String: Any])
         #expect(pre["resize"] as? Int == 256 && pre["crop"] as? Int == 224 && pre["interpolation"] as? String == "bilinear")

@@ -19,6 +19,23 @@ struct VerifyCommandTests {
         #expect(r.status == 0)
         #expect(r.stdout.contains("PASS"))
         #expect(r.stdout.contains("max|d| <= 0 + 1e-05 * max|ref|"))
+        // The engine that ran is named (the best this CPU runs; the ResNeXt fixture's groups run
+        // on the reference engine everywhere).
+        #expect(r.stdout.contains("\nengine: reference\n"))
+    }
+
+    @Test("--engine packed where the CPU cannot run it: refused (exit 2) with the reason, never run on the other engine")
+    func unavailableEngine() throws {
+        let r = try CLIRunner.run("verify", Self.model("tiny-basic-r18ish.pth"), "--golden", Self.model("tiny-basic-r18ish.golden.pth"),
+                                  "--engine", "packed", "--json")
+        if InferenceEngine.packed.isAvailable {
+            #expect(r.status == 0)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            #expect(json["engine"] as? String == "packed")
+        } else {
+            #expect(r.status == 2)
+            #expect(r.stderr.contains("engine unavailable: the packed engine needs AVX-512"))
+        }
     }
 
     @Test("--json reports passed and the errors; --save-logits writes the computed logits")
@@ -31,6 +48,7 @@ struct VerifyCommandTests {
         #expect(r.status == 0)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(json["passed"] as? Bool == true)
+        #expect(json["engine"] as? String == InferenceEngine.best.rawValue)
         let maxRel = try #require(json["max_rel_error"] as? Double)
         #expect(maxRel <= 1e-5)
         let saved = try SafeTensorsFile(contentsOf: out)
