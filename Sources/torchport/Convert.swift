@@ -17,7 +17,8 @@ struct Convert: ParsableCommand {
             The file is written under a temporary name next to OUT, read back and compared with the \
             source (name, dtype, shape and every byte of every tensor), verified against --golden if \
             given, and only then renamed to OUT. On any failure, or Ctrl-C, nothing is left behind \
-            and an existing OUT is untouched. The input is only ever read.
+            and an existing OUT is untouched. The input is only ever read. An OUT that is an existing \
+            directory receives OUT/<stem>.safetensors, as cp would.
 
             Exit status: 0 written, 1 the written file failed its check or the golden verification, \
             2 unusable input or refused output (OUT exists without --force, or OUT is the input).
@@ -81,6 +82,10 @@ struct Convert: ParsableCommand {
     /// Several inputs, or a directory of them.
     var many: Bool { inputs.count > 1 || anyDirectory(inputs) }
     var input: String { inputs[0] }
+    /// The file one input is written to: OUT, or OUT/<stem>.safetensors when OUT is a directory.
+    var target: String {
+        isDirectory(output) ? (output as NSString).appendingPathComponent(fileStem(input) + ".safetensors") : output
+    }
 
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
@@ -100,6 +105,7 @@ struct Convert: ParsableCommand {
         setInferenceThreads(threads)
         removeFilesOnSignals()
         if many { return try runMany() }
+        let output = target
 
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
                                         reader: reader.options, durable: sync)

@@ -9,8 +9,8 @@ struct Inspect: ParsableCommand {
             Example:
               torchport inspect resnet50.pth
               torchport inspect checkpoint.pth --json | jq '.tensors[].name'
-            A file that refers to code outside the allowlist is refused (exit 1) unless
-            --allow-unknown-globals keeps such objects as inert records.
+            A file that refers to code outside the allowlist is refused (exit 2, like any file that
+            cannot be used) unless --allow-unknown-globals keeps such objects as inert records.
             """)
 
     @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file.", completion: .file())
@@ -22,8 +22,9 @@ struct Inspect: ParsableCommand {
     @OptionGroup var reader: ReaderFlags
 
     func run() throws {
-        let report = looksLikeSafeTensors(path: file)
-            ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+        let report = try withExitCode2 {
+            looksLikeSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+        }
         if json {
             try printJSON(report)
         } else {

@@ -12,8 +12,21 @@ struct TorchportCommand: ParsableCommand {
 
     static func main() {
         ConversionCleanup.installInputFaultHandler()
+        suggestSubcommand()
         selectBLASKernels()
         main(nil)
+    }
+
+    /// A first argument that is no subcommand but close to one (`inspct`): say which one was meant
+    /// and exit 2, instead of the parser's "unexpected arguments".
+    static func suggestSubcommand() {
+        guard let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") else { return }
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        guard !names.contains(first) else { return }
+        let ranked = names.map { ($0, editDistance($0, first)) }.sorted { $0.1 < $1.1 }
+        guard let best = ranked.first, best.1 <= 2 else { return }
+        FileHandle.standardError.write(Data("error: unknown command '\(first)'; did you mean '\(best.0)'?\n".utf8))
+        Foundation.exit(2)
     }
 
     /// When OpenBLAS fell back to its generic kernels on a CPU it does not know, restart once with

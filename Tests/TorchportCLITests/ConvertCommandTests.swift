@@ -227,6 +227,22 @@ struct ConvertCommandTests {
     }
 }
 
+@Suite("torchport convert into a directory")
+struct ConvertIntoDirectoryTests {
+    @Test("-o an existing directory writes DIR/<stem>.safetensors, as cp would; a second run needs --force")
+    func intoDirectory() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let r = try CLIRunner.run("convert", ConvertCommandTests.model("tiny-basic-r18ish.pth"), "-o", folder)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(ConvertCommandTests.contents(folder) == ["tiny-basic-r18ish.safetensors"])
+            #expect(r.stdout.contains("wrote \(folder)/tiny-basic-r18ish.safetensors"))
+            let again = try CLIRunner.run("convert", ConvertCommandTests.model("tiny-basic-r18ish.pth"), "-o", folder)
+            #expect(again.status == 2)
+            #expect(again.stderr.contains("output exists"))
+        }
+    }
+}
+
 @Suite("torchport convert, interrupted")
 struct ConvertInterruptTests {
     /// A golden file in safetensors form: `input` [n, 3, size, size] of zeros and `logits` [n, classes].

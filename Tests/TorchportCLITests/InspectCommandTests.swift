@@ -42,8 +42,13 @@ struct InspectCommandTests {
 
     @Test("A file naming os.system is refused: non-zero exit, the global and its offset on stderr")
     func refusedFile() throws {
+        let typo = try CLIRunner.run("inspct", CLIRunner.fixture("hostile/cases/global-os-system.pth"))
+        #expect(typo.status == 2)
+        #expect(typo.stderr == "error: unknown command 'inspct'; did you mean 'inspect'?\n")
+
         let r = try CLIRunner.run("inspect", CLIRunner.fixture("hostile/cases/global-os-system.pth"))
-        #expect(r.status != 0)
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error: "))
         #expect(r.stdout.isEmpty)
         #expect(r.stderr.contains("os.system"))
         #expect(r.stderr.contains("offset"))
