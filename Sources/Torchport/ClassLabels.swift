@@ -53,7 +53,13 @@ public struct ClassLabels: Sendable, Equatable {
     /// Reads names from a text file, one per line (surrounding spaces and trailing blank lines
     /// dropped; `#` starts no comment: a name may contain anything but a newline).
     public static func read(contentsOf path: String) throws -> [String] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file"
+            throw LabelsError("\(path): \(reason) (labels file)")
+        }
         guard let text = String(data: data, encoding: .utf8) else {
             throw LabelsError("\(path): not UTF-8 text")
         }

@@ -61,7 +61,9 @@ public struct Golden: Sendable {
         do {
             tensors = try readTensors(path: path)
         } catch let e as CheckpointError {
-            throw VerificationError(.unreadable(e.description), file: path, underlying: e)
+            var inner = e
+            inner.file = nil  // the golden's path is named once, by the VerificationError
+            throw VerificationError(.unreadable(inner.description), file: path, underlying: e)
         } catch {
             throw VerificationError(.unreadable("\(error)"), file: path)
         }

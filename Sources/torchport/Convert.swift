@@ -62,8 +62,8 @@ struct Convert: ParsableCommand {
             completion: .file())
     var golden: String?
 
-    @Option(help: "With --golden: absolute tolerance.") var atol = Criterion.defaultAbsoluteTolerance
-    @Option(help: "With --golden: tolerance relative to each sample's logit scale (try 1e-2 with --dtype float16).")
+    @Option(parsing: .unconditional, help: "With --golden: absolute tolerance.") var atol = Criterion.defaultAbsoluteTolerance
+    @Option(parsing: .unconditional, help: "With --golden: tolerance relative to each sample's logit scale (try 1e-2 with --dtype float16).")
     var rtol = Criterion.defaultRelativeTolerance
     @Option(help: "With --golden: threads for inference.") var threads = 2
 
@@ -90,7 +90,8 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
-        guard jobs >= 1, threads >= 1 else { throw ValidationError("--jobs and --threads must be positive") }
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if many {
             if FileManager.default.fileExists(atPath: output), !isDirectory(output) {
                 throw ValidationError("with several inputs (or a directory), -o must be a directory; '\(output)' is a file")

@@ -35,8 +35,8 @@ struct Verify: ParsableCommand {
             completion: .file())
     var golden: String
 
-    @Option(help: "Absolute tolerance added to the criterion.") var atol = Criterion.defaultAbsoluteTolerance
-    @Option(help: "Tolerance relative to the logit scale max|ref| of each sample.") var rtol = Criterion.defaultRelativeTolerance
+    @Option(parsing: .unconditional, help: "Absolute tolerance added to the criterion.") var atol = Criterion.defaultAbsoluteTolerance
+    @Option(parsing: .unconditional, help: "Tolerance relative to the logit scale max|ref| of each sample.") var rtol = Criterion.defaultRelativeTolerance
     @Option(help: "Write the computed outputs to this .safetensors file (tensor `logits`, N x C).", completion: .file())
     var saveLogits: String?
     @Option(help: "Inference threads (one persistent pool; OpenBLAS runs single-threaded inside each).") var threads = 2
@@ -55,7 +55,8 @@ struct Verify: ParsableCommand {
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !models.isEmpty else { throw ValidationError("give at least one model") }
-        guard jobs >= 1, threads >= 1 else { throw ValidationError("--jobs and --threads must be positive") }
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if many {
             guard isDirectory(golden) else {
                 throw ValidationError("with several models (or a directory), --golden must be a directory holding <stem>.golden.pth for each model; '\(golden)' is not one")

@@ -1,0 +1,31 @@
+import Foundation
+import Testing
+
+/// What a user reads when something is wrong: the file named once, the option named, the value
+/// shown.
+@Suite("Error messages")
+struct MessageTests {
+    static let model = CLIRunner.fixture("models/tiny-basic-r18ish.pth")
+    static let golden = CLIRunner.fixture("models/tiny-basic-r18ish.golden.pth")
+
+    @Test("A missing golden is named once; a missing labels file is named")
+    func filesNamed() throws {
+        let g = try CLIRunner.run("verify", Self.model, "--golden", "missing.golden.pth")
+        #expect(g.status == 2)
+        #expect(g.stderr == "error: unreadable golden file: I/O error: cannot open: No such file or directory [missing.golden.pth]\n")
+        let l = try CLIRunner.run("classify", Self.model, CLIRunner.fixture("images/chelsea.png"), "--labels", "missing.txt")
+        #expect(l.status == 2)
+        #expect(l.stderr.contains("missing.txt: no such file (labels file)"), "\(l.stderr)")
+    }
+
+    @Test("A negative tolerance is read as a value and refused as one; each count option is named alone")
+    func optionValues() throws {
+        let r = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--rtol", "-1")
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("rtol must be a finite number >= 0, got -1.0"), "\(r.stderr)")
+        let t = try CLIRunner.run("convert", Self.model, "-o", "/nonexistent/x.safetensors", "--threads", "0")
+        #expect(t.status == 64)
+        #expect(t.stderr.contains("--threads must be at least 1, got 0"))
+        #expect(!t.stderr.contains("--jobs"))
+    }
+}
