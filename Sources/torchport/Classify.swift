@@ -43,6 +43,7 @@ struct Classify: ParsableCommand {
     @Option(help: "Write the logits to this .safetensors file (tensor `logits`, N x C, one row per image read).",
             completion: .file())
     var saveLogits: String?
+    @Flag(help: "Replace an existing --save-logits file.") var force = false
 
     @Option(help: "Resize the shorter side to this many pixels (0: no resize).") var resize = 256
     @Option(help: "Centre-crop to a square of this side (0: no crop).") var crop = 224
@@ -64,6 +65,7 @@ struct Classify: ParsableCommand {
         guard batch >= 1, threads >= 1 else { throw ValidationError("--batch and --threads must be positive") }
         guard resize >= 0, crop >= 0 else { throw ValidationError("--resize and --crop must be 0 or more") }
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        if let saveLogits { try checkOutputFile(saveLogits, option: "--save-logits", force: force) }
         if let problem = try preprocessing().validationProblem { throw ValidationError(problem) }
     }
 

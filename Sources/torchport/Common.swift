@@ -36,3 +36,17 @@ func withExitCode2<T>(_ body: () throws -> T) throws -> T {
         throw ExitCode(2)
     }
 }
+
+/// Checks a file a command will write (`--save-logits`) before any work: not a directory, in a
+/// folder that exists and is writable, and not replacing an existing file without `--force`.
+func checkOutputFile(_ path: String, option: String, force: Bool) throws {
+    if isDirectory(path) { throw ValidationError("\(option): '\(path)' is a directory") }
+    if FileManager.default.fileExists(atPath: path), !force {
+        throw ValidationError("\(option): '\(path)' exists (use --force to replace it)")
+    }
+    let folder = (path as NSString).deletingLastPathComponent
+    let dir = folder.isEmpty ? "." : folder
+    guard isDirectory(dir), FileManager.default.isWritableFile(atPath: dir) else {
+        throw ValidationError("\(option): cannot write in '\(dir)' (no such folder, or no permission)")
+    }
+}

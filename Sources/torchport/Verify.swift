@@ -39,6 +39,7 @@ struct Verify: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tolerance relative to the logit scale max|ref| of each sample.") var rtol = Criterion.defaultRelativeTolerance
     @Option(help: "Write the computed outputs to this .safetensors file (tensor `logits`, N x C).", completion: .file())
     var saveLogits: String?
+    @Flag(help: "Replace an existing --save-logits file.") var force = false
     @Option(help: "Inference threads (one persistent pool; OpenBLAS runs single-threaded inside each).") var threads = 2
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print the report as JSON.") var json = false
@@ -63,6 +64,7 @@ struct Verify: ParsableCommand {
             }
             guard saveLogits == nil else { throw ValidationError("--save-logits takes a single model") }
         }
+        if let saveLogits { try checkOutputFile(saveLogits, option: "--save-logits", force: force) }
     }
 
     func run() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Torchport
 
 /// What a user reads when something is wrong: the file named once, the option named, the value
 /// shown.
@@ -27,5 +28,24 @@ struct MessageTests {
         #expect(t.status == 64)
         #expect(t.stderr.contains("--threads must be at least 1, got 0"))
         #expect(!t.stderr.contains("--jobs"))
+    }
+
+    @Test("--save-logits is checked before the model runs: a missing folder, or an existing file without --force")
+    func saveLogitsChecked() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let r = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--save-logits", folder + "/nodir/x.safetensors")
+            #expect(r.status == 64)
+            #expect(r.stderr.contains("--save-logits: cannot write in '\(folder)/nodir'"), "\(r.stderr)")
+            #expect(!r.stdout.contains("PASS"))
+            let existing = folder + "/x.safetensors"
+            #expect(FileManager.default.createFile(atPath: existing, contents: Data("keep".utf8)))
+            let e = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--save-logits", existing)
+            #expect(e.status == 64)
+            #expect(e.stderr.contains("exists (use --force to replace it)"))
+            #expect(try String(contentsOfFile: existing, encoding: .utf8) == "keep")
+            let f = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--save-logits", existing, "--force")
+            #expect(f.status == 0, "\(f.stderr)")
+            #expect(try SafeTensorsFile(contentsOf: existing).tensor(named: "logits") != nil)
+        }
     }
 }
