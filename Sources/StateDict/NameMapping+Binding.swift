@@ -11,7 +11,11 @@ extension NameMapping {
             throw BindingError.unrecognisedArchitecture("need conv1.weight and layer1...layer4 blocks")
         }
         if forced != nil { arch.numClasses = shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil } }
-        try check(against: arch)
+        do {
+            try check(against: arch)
+        } catch let details as BindingError where forced != nil {
+            throw BindingError.forcedArchitecture(forced: arch, recognised: ResNetArchitecture.recognise(shapes), details: details)
+        }
         return arch
     }
 

@@ -135,19 +135,49 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
     /// An inference engine was asked for that this CPU (or this build) cannot run (the reason
     /// is in the string).
     case engineUnavailable(String)
+    /// A forced architecture (`--arch`) does not fit the state dict: what the shapes look like
+    /// instead (nil when they describe no known ResNet), and the full mismatch.
+    indirect case forcedArchitecture(forced: ResNetArchitecture, recognised: ResNetArchitecture?, details: BindingError)
 
-    /// All problems, one per line for a mismatch.
-    public var description: String {
+    /// Keys listed per kind of problem in ``description``; ``fullDescription`` lists them all.
+    public static let listedKeys = 8
+
+    /// The problems, one per line for a mismatch, at most ``listedKeys`` keys of each kind.
+    public var description: String { describe(limit: Self.listedKeys) }
+
+    /// Every key of a mismatch, however many.
+    public var fullDescription: String { describe(limit: nil) }
+
+    private func describe(limit: Int?) -> String {
         switch self {
+        case .forcedArchitecture(let forced, let recognised, let details):
+            var counts = ""
+            if case .mismatch(let missing, let unexpected, let shapes, _) = details {
+                counts = ": \(missing.count) missing, \(unexpected.count) unexpected, \(shapes.count) with the wrong shape"
+            }
+            let hint: String
+            if let recognised, let name = recognised.torchvisionName {
+                hint = "; the state dict looks like \(name): drop --arch, or use --arch \(name)"
+            } else if let recognised {
+                hint = "; the state dict looks like \(recognised): drop --arch, and it is recognised from the shapes"
+            } else {
+                hint = "; the state dict describes no ResNet this tool recognises"
+            }
+            return "the state dict does not match --arch \(forced.torchvisionName ?? forced.description)\(counts)\(hint)"
+                + (limit == nil ? "\n" + details.describe(limit: nil) : "")
         case .noResNet(let found, let total):
             return "no ResNet found: no tensor '<prefix>conv1.weight' of shape [C, 3, k, k] among \(total) tensors (first: \(found.joined(separator: ", ")))"
         case .unrecognisedArchitecture(let s):
             return "cannot recognise the architecture: \(s)"
         case .mismatch(let missing, let unexpected, let shapes, let hints):
             var lines = ["the state dict does not match the model: \(missing.count) missing, \(unexpected.count) unexpected, \(shapes.count) with the wrong shape"]
-            for m in missing { lines.append("  missing:    \(m)" + (hints[m].map { "  (closest present: \($0))" } ?? "")) }
-            for u in unexpected { lines.append("  unexpected: \(u)" + (hints[u].map { "  (closest expected: \($0))" } ?? "")) }
-            for s in shapes { lines.append("  shape:      \(s.name) is \(s.actual), expected \(s.expected)") }
+            func list<T>(_ items: [T], _ line: (T) -> String) {
+                for item in items.prefix(limit ?? items.count) { lines.append(line(item)) }
+                if let limit, items.count > limit { lines.append("  ... and \(items.count - limit) more (--verbose lists them all)") }
+            }
+            list(missing) { m in "  missing:    \(m)" + (hints[m].map { "  (closest present: \($0))" } ?? "") }
+            list(unexpected) { u in "  unexpected: \(u)" + (hints[u].map { "  (closest expected: \($0))" } ?? "") }
+            list(shapes) { s in "  shape:      \(s.name) is \(s.actual), expected \(s.expected)" }
             return lines.joined(separator: "\n")
         case .unsupportedDType(let name, let dtype):
             return "tensor \(name) has dtype \(dtype); weights must be float32, float16, bfloat16 or float64"

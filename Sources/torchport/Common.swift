@@ -25,16 +25,22 @@ struct EngineFlags: ParsableArguments {
 }
 
 /// Runs `body`; a failure to read or bind a file is printed and exits with status 2 (unusable file),
-/// keeping status 1 for numerical mismatches.
-func withExitCode2<T>(_ body: () throws -> T) throws -> T {
+/// keeping status 1 for numerical mismatches. `verbose`: a binding error lists every key.
+func withExitCode2<T>(verbose: Bool = false, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as ExitCode {
         throw e
     } catch {
-        FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(describe(error, verbose: verbose))\n".utf8))
         throw ExitCode(2)
     }
+}
+
+/// An error's text for the user: a binding error's first keys of each kind, or all of them.
+func describe(_ error: Error, verbose: Bool) -> String {
+    if verbose, let b = error as? BindingError { return b.fullDescription }
+    return error.localizedDescription
 }
 
 /// Checks a file a command will write (`--save-logits`) before any work: not a directory, in a

@@ -38,6 +38,9 @@ struct ReaderFlags: ParsableArguments {
     @Flag(help: "Load files that reference globals outside the allowlist, keeping them as inert records (nothing is executed).")
     var allowUnknownGlobals = false
 
+    @Flag(help: "When a state dict does not fit the model, list every key (default: the first \(BindingError.listedKeys) of each kind).")
+    var verbose = false
+
     var options: ReaderOptions { ReaderOptions(allowUnknownGlobals: allowUnknownGlobals) }
 
     func open(_ path: String) throws -> Checkpoint {

@@ -70,7 +70,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         setInferenceThreads(threads)
         if many { return try runMany() }
-        let report: VerificationReport = try withExitCode2 {
+        let report: VerificationReport = try withExitCode2(verbose: reader.verbose) {
             try verifyModel(model, golden: golden, criterion: Criterion(atol: atol, rtol: rtol), arch: arch,
                             reader: reader, engine: engineFlags.engine, saveLogits: saveLogits)
         }
@@ -124,7 +124,7 @@ extension Verify {
                     outcome = .report(try verifyModel(files[i], golden: g, criterion: criterion, arch: arch,
                                                       reader: reader, engine: engineFlags.engine))
                 } catch {
-                    outcome = .unusable(error.localizedDescription)
+                    outcome = .unusable(describe(error, verbose: reader.verbose))
                 }
             } else {
                 outcome = .unusable("no golden: \((golden as NSString).appendingPathComponent(fileStem(files[i]) + ".golden.pth")) does not exist")

@@ -48,4 +48,16 @@ struct MessageTests {
             #expect(try SafeTensorsFile(contentsOf: existing).tensor(named: "logits") != nil)
         }
     }
+
+    @Test("--arch that does not fit: one summary line with what the file looks like; --verbose lists every key")
+    func archMismatch() throws {
+        let r = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--arch", "resnet50")
+        #expect(r.status == 2)
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("does not match --arch resnet50: 165 missing, 0 unexpected, 101 with the wrong shape"))
+        #expect(r.stderr.contains("the state dict looks like resnet(basic, layers [2, 2, 2, 2]"))
+        let v = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--arch", "resnet50", "--verbose")
+        #expect(v.status == 2)
+        #expect(v.stderr.split(separator: "\n").count == 1 + 1 + 165 + 101)
+    }
 }
