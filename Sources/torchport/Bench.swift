@@ -108,7 +108,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try withExitCode2 { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
+        let loaded = try withExitCode2(json: json, verbose: reader.verbose, file: model) { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
         setInferenceThreads(threads)
         if serve { return try serve(loaded.model) }
         let input = randomInput(batch: batch)

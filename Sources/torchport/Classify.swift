@@ -85,7 +85,7 @@ struct Classify: ParsableCommand {
     func run() throws {
         let preprocessing = try preprocessing()
         setInferenceThreads(threads)
-        let (loaded, labels) = try withExitCode2 { () throws -> (LoadedResNet, ClassLabels) in
+        let (loaded, labels) = try withExitCode2(json: json, verbose: reader.verbose, file: model) { () throws -> (LoadedResNet, ClassLabels) in
             let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine)
             guard let classes = loaded.model.architecture.numClasses else {
                 throw LabelsError("\(model) has no classification head (a headless backbone): nothing to classify")

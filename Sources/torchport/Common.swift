@@ -26,14 +26,53 @@ struct EngineFlags: ParsableArguments {
 
 /// Runs `body`; a failure to read or bind a file is printed and exits with status 2 (unusable file),
 /// keeping status 1 for numerical mismatches. `verbose`: a binding error lists every key.
-func withExitCode2<T>(verbose: Bool = false, _ body: () throws -> T) throws -> T {
+/// `json`: standard output gets one JSON document for the failure too (``ErrorJSON``).
+func withExitCode2<T>(json: Bool = false, verbose: Bool = false, file: String? = nil, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as ExitCode {
         throw e
     } catch {
-        FileHandle.standardError.write(Data("error: \(describe(error, verbose: verbose))\n".utf8))
+        reportFailure(error, json: json, verbose: verbose, file: file)
         throw ExitCode(2)
+    }
+}
+
+/// Prints `error:` and the error on standard error and, with `json`, its ``ErrorJSON`` on
+/// standard output, so that `--json` output is always one JSON document.
+func reportFailure(_ error: Error, json: Bool, verbose: Bool = false, file: String? = nil) {
+    let message = describe(error, verbose: verbose)
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    if json { try? printJSON(ErrorJSON(error, message: message, file: file)) }
+}
+
+/// `{"error": {"code": ..., "message": ..., "file": ...}}`: a failure, with `--json`.
+struct ErrorJSON: Encodable {
+    struct Body: Encodable {
+        /// A stable name for the kind of failure (`disallowedGlobal`, `mismatch`, `io`, ...).
+        let code: String
+        let message: String
+        let file: String?
+    }
+    let error: Body
+
+    init(_ error: Error, message: String, file: String? = nil) {
+        let (code, errorFile): (String, String?) = switch error {
+        case let e as CheckpointError: (e.code, e.file)
+        case let e as SafeTensorsError: (e.code, e.file)
+        case let e as VerificationError: (e.code, e.file)
+        case let e as ImageError: (Self.caseName(e.kind), e.file)
+        case let e as ConversionError: (Self.caseName(e.kind), e.file)
+        case let e as BindingError: (Self.caseName(e), nil)
+        case is LabelsError: ("labels", nil)
+        default: (String(describing: type(of: error)), nil)
+        }
+        self.error = Body(code: code, message: message, file: errorFile ?? file)
+    }
+
+    /// An enum value's case name (`mismatch` for `.mismatch(...)`).
+    static func caseName(_ value: Any) -> String {
+        Mirror(reflecting: value).children.first?.label ?? String(describing: value)
     }
 }
 

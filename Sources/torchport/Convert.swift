@@ -139,7 +139,7 @@ struct Convert: ParsableCommand {
             throw ExitCode(ExitStatus.mismatch)
         } catch {
             display.clear()
-            FileHandle.standardError.write(Data("error: \(describe(error, verbose: reader.verbose))\n".utf8))
+            reportFailure(error, json: json, verbose: reader.verbose, file: input)
             throw ExitCode(ExitStatus.unusableFile)
         }
 

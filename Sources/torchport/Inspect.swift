@@ -22,7 +22,7 @@ struct Inspect: ParsableCommand {
     @OptionGroup var reader: ReaderFlags
 
     func run() throws {
-        let report = try withExitCode2 {
+        let report = try withExitCode2(json: json, verbose: reader.verbose, file: file) {
             looksLikeSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
         }
         if json {

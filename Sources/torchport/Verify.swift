@@ -70,7 +70,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         setInferenceThreads(threads)
         if many { return try runMany() }
-        let report: VerificationReport = try withExitCode2(verbose: reader.verbose) {
+        let report: VerificationReport = try withExitCode2(json: json, verbose: reader.verbose, file: model) {
             try verifyModel(model, golden: golden, criterion: Criterion(atol: atol, rtol: rtol), arch: arch,
                             reader: reader, engine: engineFlags.engine, saveLogits: saveLogits)
         }

@@ -60,4 +60,27 @@ struct MessageTests {
         #expect(v.status == 2)
         #expect(v.stderr.split(separator: "\n").count == 1 + 1 + 165 + 101)
     }
+
+    @Test("With --json, a failure is one JSON document on stdout: code, message, file")
+    func jsonFailures() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let empty = folder + "/empty.pth"
+            #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+            for args in [["inspect", empty, "--json"], ["convert", empty, "-o", folder + "/x.safetensors", "--json"],
+                         ["classify", empty, CLIRunner.fixture("images/chelsea.png"), "--json"],
+                         ["verify", empty, "--golden", Self.golden, "--json"], ["bench", empty, "--json", "--runs", "1"]] {
+                let r = try CLIRunner.run(args)
+                #expect(r.status == 2, "\(args[0])")
+                let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+                let error = doc?["error"] as? [String: Any]
+                #expect(error?["code"] as? String == "unrecognizedFormat", "\(args[0]): \(r.stdout)")
+                #expect(error?["file"] as? String == empty, "\(args[0])")
+                #expect((error?["message"] as? String)?.contains("an empty file") == true, "\(args[0])")
+            }
+            let arch = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--arch", "resnet50", "--json")
+            let doc = try JSONSerialization.jsonObject(with: Data(arch.stdout.utf8)) as? [String: Any]
+            #expect((doc?["error"] as? [String: Any])?["code"] as? String == "forcedArchitecture")
+            #expect((doc?["error"] as? [String: Any])?["file"] as? String == Self.model)
+        }
+    }
 }
