@@ -14,7 +14,8 @@ struct Verify: ParsableCommand {
 
             Many models: give several, or a directory (its .pth, .pt and .safetensors files, not \
             recursive, sorted; *.golden.* files left out). --golden is then a directory holding \
-            <stem>.golden.pth (or .golden.pt, .golden.safetensors) for each model <stem>.<ext>. \
+            <stem>.golden.pth (or .golden.pt, .golden.safetensors) for each model <stem>.<ext>, \
+            or one golden file that every model is compared with (variants of one model). \
             Up to --jobs models are verified at once (each with --threads threads). One line is \
             printed per model, then the counts; every model is tried, and the ones that failed are \
             listed at the end on stderr. On a terminal, progress is shown on stderr. --json prints \
@@ -31,7 +32,7 @@ struct Verify: ParsableCommand {
               completion: .file())
     var models: [String]
 
-    @Option(help: "The golden file (any file Torchport reads) holding `input` and `logits`; with many models, a directory of <stem>.golden.pth files.",
+    @Option(help: "The golden file (any file Torchport reads) holding `input` and `logits`; with many models, a directory of <stem>.golden.pth files, or one golden for all.",
             completion: .file())
     var golden: String
 
@@ -59,8 +60,8 @@ struct Verify: ParsableCommand {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if many {
-            guard isDirectory(golden) else {
-                throw ValidationError("with several models (or a directory), --golden must be a directory holding <stem>.golden.pth for each model; '\(golden)' is not one")
+            guard FileManager.default.fileExists(atPath: golden) else {
+                throw ValidationError("--golden '\(golden)' does not exist (with several models: a directory of <stem>.golden.pth files, or one golden for all)")
             }
             guard saveLogits == nil else { throw ValidationError("--save-logits takes a single model") }
         }
@@ -112,7 +113,8 @@ extension Verify {
         let total = files.count + expanded.failures.count
         let criterion = Criterion(atol: atol, rtol: rtol)
         let (golden, arch, reader) = (self.golden, self.arch, self.reader)
-        let goldens = files.map { goldenFile(for: $0, in: golden) }
+        // A directory: each model's own golden; a file: the one golden every model is compared with.
+        let goldens = isDirectory(golden) ? files.map { goldenFile(for: $0, in: golden) } : files.map { _ in golden }
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
         let width = files.map(\.count).max() ?? 0
 

@@ -83,4 +83,17 @@ struct MessageTests {
             #expect((doc?["error"] as? [String: Any])?["file"] as? String == Self.model)
         }
     }
+
+    @Test("Several models against one golden file: each compared with it, one line each")
+    func manyModelsOneGolden() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let converted = folder + "/tiny-basic-r18ish.safetensors"
+            #expect(try CLIRunner.run("convert", Self.model, "-o", converted).status == 0)
+            let r = try CLIRunner.run("verify", Self.model, converted, "--golden", Self.golden)
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            #expect(r.stdout.split(separator: "\n").filter { $0.contains("PASS") }.count == 2, "\(r.stdout)")
+            let other = try CLIRunner.run("verify", Self.model, CLIRunner.fixture("models/tiny-wide.pth"), "--golden", Self.golden)
+            #expect(other.status == 2, "\(other.stdout)")  // a model of another head cannot be compared: unusable
+        }
+    }
 }
