@@ -36,6 +36,7 @@ extension VerificationReport {
             lines.append("vs float64: PyTorch float32 rel \(Self.scientific(f.pytorchMaxRelError)), "
                          + "computed rel \(Self.scientific(f.computedMaxRelError))")
         }
+        for note in notes { lines.append("note: \(note)") }
         if let engine { lines.append("engine: \(engine)") }
         lines.append("criterion: \(criterion)")
         return lines.joined(separator: "\n")

@@ -45,9 +45,11 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var perSample: [SampleMetrics]
     /// How far PyTorch's own float32 output is from its float64 run, when the golden has one.
     public var float64Reference: Float64Reference?
+    /// What a failure may mean, when something in the report says (``interpret(weightDType:)``).
+    public var notes: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case passed, engine, criterion, atol, rtol, output, samples, classes
+        case passed, engine, criterion, atol, rtol, output, samples, classes, notes
         case maxAbsError = "max_abs_error"
         case maxRelError = "max_rel_error"
         case minCosine = "min_cosine"
@@ -58,6 +60,25 @@ public struct VerificationReport: Sendable, Codable, Equatable {
         case failedSamples = "failed_samples"
         case perSample = "per_sample"
         case float64Reference = "reference_f64"
+    }
+
+    /// Adds ``notes`` that interpret a failure: Torchport no further from the float64 run than
+    /// PyTorch's own float32 output is (float32 rounding, not a porting error), or else weights
+    /// stored in half precision (`weightDType` `float16` or `bfloat16`), whose rounding alone
+    /// moves outputs by about 1e-3 of their scale. Each note names a tolerance to try.
+    public mutating func interpret(weightDType: String?) {
+        notes = []
+        guard !passed else { return }
+        if let f = float64Reference, f.pytorchMaxRelError > 0, f.computedMaxRelError <= 2 * f.pytorchMaxRelError {
+            let suggestion = String(format: "%.0e", max(f.pytorchMaxRelError, f.computedMaxRelError) * 4)
+            notes.append("PyTorch's own float32 output is \(Self.scientific(f.pytorchMaxRelError)) from its float64 run and "
+                         + "Torchport's is \(Self.scientific(f.computedMaxRelError)): the difference is float32 rounding, not a "
+                         + "porting error; a tolerance of --rtol \(suggestion) reflects it")
+        }
+        if notes.isEmpty, let d = weightDType, d == "float16" || d == "bfloat16" {
+            notes.append("the checkpoint's weights are \(d): their rounding alone moves outputs by about 1e-3 of their scale; "
+                         + "compare against a golden of the same weights, or try --rtol 1e-2")
+        }
     }
 
     /// ``ExitStatus/passed`` (0) when passed, ``ExitStatus/mismatch`` (1) otherwise.

@@ -96,4 +96,20 @@ struct MessageTests {
             #expect(other.status == 2, "\(other.stdout)")  // a model of another head cannot be compared: unusable
         }
     }
+
+    @Test("A FAIL is interpreted: float32 rounding when PyTorch's own float32 is as far from float64; half-precision weights")
+    func failInterpreted() throws {
+        let rounding = try CLIRunner.run("verify", CLIRunner.fixture("models/tiny-half.pth"), "--golden",
+                                         CLIRunner.fixture("models/tiny-half.golden.pth"), "--rtol", "1e-9")
+        #expect(rounding.status == 1)
+        #expect(rounding.stdout.contains("note: PyTorch's own float32 output is"), "\(rounding.stdout)")
+        #expect(rounding.stdout.contains("the difference is float32 rounding, not a porting error"))
+        #expect(!rounding.stdout.contains("weights are float16"))
+        let half = try CLIRunner.run("verify", CLIRunner.fixture("models/tiny-half.pth"), "--golden", Self.golden, "--json")
+        #expect(half.status == 1)
+        let doc = try JSONSerialization.jsonObject(with: Data(half.stdout.utf8)) as? [String: Any]
+        #expect((doc?["notes"] as? [String])?.first?.hasPrefix("the checkpoint's weights are float16") == true, "\(half.stdout)")
+        let pass = try CLIRunner.run("verify", Self.model, "--golden", Self.golden)
+        #expect(pass.status == 0 && !pass.stdout.contains("note:"))
+    }
 }

@@ -18,7 +18,7 @@ struct ReportTests {
         let json = try object(report)
         #expect(Set(json.keys) == [
             "passed", "criterion", "atol", "rtol", "output", "samples", "classes", "max_abs_error", "max_rel_error",
-            "min_cosine", "top1_agreement", "top1_ties", "top5_agreement", "top_k", "failed_samples", "per_sample",
+            "min_cosine", "top1_agreement", "top1_ties", "top5_agreement", "top_k", "failed_samples", "per_sample", "notes",
         ])
         let sample = try #require((json["per_sample"] as? [[String: Any]])?.first)
         #expect(Set(sample.keys) == [
