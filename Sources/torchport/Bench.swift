@@ -136,7 +136,11 @@ struct Bench: ParsableCommand {
         if json {
             try printJSON(report)
         } else {
-            print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) threads, \(runs) runs, engine \(report.engine)")
+            print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) thread\(threads == 1 ? "" : "s"), "
+                  + "\(runs) run\(runs == 1 ? "" : "s"), engine \(report.engine)")
+            if let stored = storedDType(loaded), stored != "float32" {
+                print("note: the weights are stored as \(stored) and run in float32 (widened when the model is bound)")
+            }
             print(String(format: "median %.2f ms (min %.2f, max %.2f), %.2f ms/image, %.1f GFLOP/s (OpenBLAS kernels: %@)",
                          median, report.minMs, report.maxMs, report.msPerImage, report.achievedGflopsPerSecond, BLASKernels.coreName))
             if let arena = report.activationArenaBytes, let largest = report.largestActivationBytes {
@@ -148,6 +152,9 @@ struct Bench: ParsableCommand {
                                  Double(peak) / 1048576, Double(before) / 1048576, Double(report.weightBytes) / 1048576,
                                  budget, Double(peak) / 1048576 - budget))
                 }
+            } else if let before = report.rssBeforeRunsBytes, let peak = report.peakRssDuringRunsBytes {
+                print(String(format: "memory: peak RSS during the runs %.1f MiB (%.1f MiB before them); weights %.1f MiB",
+                             Double(peak) / 1048576, Double(before) / 1048576, Double(report.weightBytes) / 1048576))
             }
             if let layers {
                 let peak = report.peakGflopsPerSecond
@@ -183,4 +190,10 @@ struct SplitMix64 {
         return z ^ (z >> 31)
     }
     mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}
+
+/// The dtype most of a model's weights were stored in (before they were widened to float32).
+func storedDType(_ loaded: LoadedResNet) -> String? {
+    let counts = Dictionary(grouping: loaded.mapping.stateDict.map(\.tensor.dtype.rawValue), by: { $0 })
+    return counts.max { $0.value.count < $1.value.count }?.key
 }

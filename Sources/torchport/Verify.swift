@@ -204,8 +204,6 @@ func verifyModel(_ model: String, golden: String, criterion: Criterion, arch: Ar
     }
     var report = try Verifier.compare(computed: computed, shape: shape, golden: g, output: output, criterion: criterion)
     report.engine = loaded.model.engine.rawValue
-    // The dtype most of the weights were stored in (what the file held, before widening).
-    let dtypes = Dictionary(grouping: loaded.mapping.stateDict.map(\.tensor.dtype.rawValue), by: { $0 })
-    report.interpret(weightDType: dtypes.max { $0.value.count < $1.value.count }?.key)
+    report.interpret(weightDType: storedDType(loaded))
     return report
 }

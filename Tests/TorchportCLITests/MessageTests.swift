@@ -112,4 +112,13 @@ struct MessageTests {
         let pass = try CLIRunner.run("verify", Self.model, "--golden", Self.golden)
         #expect(pass.status == 0 && !pass.stdout.contains("note:"))
     }
+
+    @Test("bench's text: memory on every engine, '1 run', a note for half-precision weights")
+    func benchText() throws {
+        let r = try CLIRunner.run("bench", CLIRunner.fixture("models/tiny-half.pth"), "--runs", "1", "--size", "64")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains(", 1 run, engine "))
+        #expect(r.stdout.contains("note: the weights are stored as float16 and run in float32"))
+        #expect(r.stdout.contains("memory: peak RSS during the runs"))
+    }
 }
