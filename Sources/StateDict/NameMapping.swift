@@ -166,7 +166,9 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
             return "the state dict does not match --arch \(forced.torchvisionName ?? forced.description)\(counts)\(hint)"
                 + (limit == nil ? "\n" + details.describe(limit: nil) : "")
         case .noResNet(let found, let total):
+            let golden = found.contains("input") && (found.contains("logits") || found.contains("features"))
             return "no ResNet found: no tensor '<prefix>conv1.weight' of shape [C, 3, k, k] among \(total) tensors (first: \(found.joined(separator: ", ")))"
+                + (golden ? "; it looks like a golden file (input, logits): the model and the golden swapped?" : "")
         case .unrecognisedArchitecture(let s):
             return "cannot recognise the architecture: \(s)"
         case .mismatch(let missing, let unexpected, let shapes, let hints):

@@ -74,7 +74,30 @@ public struct Golden: Sendable {
     public init(tensors: [NamedTensor], file: String? = nil) throws(VerificationError) {
         var byName: [String: TensorRecord] = [:]
         for t in tensors where byName[t.name] == nil { byName[t.name] = t.tensor }
-        try self.init(entries: { name in byName[name].map { GoldenEntry(name: name, record: $0) } }, file: file)
+        do {
+            try self.init(entries: { name in byName[name].map { GoldenEntry(name: name, record: $0) } }, file: file)
+        } catch {
+            var e = error
+            e.hint = Self.hint(for: e.kind, tensors: tensors)
+            throw e
+        }
+    }
+
+    /// What a file that is no usable golden looks like: a model's state dict (the arguments
+    /// swapped?), the tensors it holds, an input in NHWC order.
+    static func hint(for kind: VerificationError.Kind, tensors: [NamedTensor]) -> String? {
+        switch kind {
+        case .missingTensor:
+            if tensors.contains(where: { $0.name.hasSuffix("conv1.weight") || $0.name.hasSuffix("fc.weight") }) {
+                return "it holds a model's weights (\(tensors.count) tensors): the model and the golden swapped?"
+            }
+            let names = tensors.prefix(8).map { "'\($0.name)' \($0.tensor.shape)" }.joined(separator: ", ")
+            return tensors.isEmpty ? "it holds no tensor" : "it holds \(names)" + (tensors.count > 8 ? ", ... (\(tensors.count) in all)" : "")
+        case .badShape(let name, let shape, _) where name == GoldenTensor.input && shape.count == 4 && shape[3] == 3 && shape[1] != 3:
+            return "an NHWC input (channels last)? save it as NCHW: x.permute(0, 3, 1, 2)"
+        default:
+            return nil
+        }
     }
 
     /// Builds a golden from values in memory, with the same checks as ``load(path:)`` (each

@@ -12,6 +12,9 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
     /// The checkpoint reader's own error when it could not parse the file (``Kind/unreadable(_:)``);
     /// a safetensors reader's error is kept in the kind's text.
     public var underlying: CheckpointError?
+    /// What the file looks like, when that helps (the tensors it holds; an NHWC input; a model
+    /// given where a golden was expected).
+    public var hint: String?
 
     /// Creates an error of `kind`, with the file and the reader's error when known.
     public init(_ kind: Kind, file: String? = nil, underlying: CheckpointError? = nil) {
@@ -74,8 +77,9 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
 
     /// The reason, followed by the file in brackets when known.
     public var description: String {
-        guard let file else { return reason }
-        return "\(reason) [\(file)]"
+        let text = hint.map { "\(reason); \($0)" } ?? reason
+        guard let file else { return text }
+        return "\(text) [\(file)]"
     }
 }
 

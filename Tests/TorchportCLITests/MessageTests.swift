@@ -121,4 +121,28 @@ struct MessageTests {
         #expect(r.stdout.contains("note: the weights are stored as float16 and run in float32"))
         #expect(r.stdout.contains("memory: peak RSS during the runs"))
     }
+
+    @Test("Golden diagnostics: a model given as the golden, a golden without input, an NHWC input")
+    func goldenHints() throws {
+        let swapped = try CLIRunner.run("verify", Self.golden, "--golden", Self.model)
+        #expect(swapped.status == 2)
+        #expect(swapped.stderr.contains("it looks like a golden file (input, logits): the model and the golden swapped?"),
+                "\(swapped.stderr)")
+        try ConvertCommandTests.withFolder { folder in
+            func write(_ name: String, _ tensors: [(String, [Int])]) throws -> String {
+                let entries = tensors.map { SafeTensorsWriter.Entry(name: $0.0, dtype: .float32, shape: $0.1,
+                                                                      bytes: [UInt8](repeating: 0, count: 4 * $0.1.reduce(1, *))) }
+                let path = folder + "/" + name
+                try SafeTensorsWriter.write(entries, to: path)
+                return path
+            }
+            let noInput = try write("no-input.safetensors", [("x", [2, 3, 64, 64]), ("logits", [2, 10])])
+            let r = try CLIRunner.run("verify", Self.model, "--golden", noInput)
+            #expect(r.stderr.contains("golden has no tensor 'input'; it holds 'logits' [2, 10], 'x' [2, 3, 64, 64]")
+                    || r.stderr.contains("golden has no tensor 'input'; it holds 'x' [2, 3, 64, 64], 'logits' [2, 10]"), "\(r.stderr)")
+            let nhwc = try write("nhwc.safetensors", [("input", [2, 64, 64, 3]), ("logits", [2, 10])])
+            let n = try CLIRunner.run("verify", Self.model, "--golden", nhwc)
+            #expect(n.stderr.contains("an NHWC input (channels last)? save it as NCHW: x.permute(0, 3, 1, 2)"), "\(n.stderr)")
+        }
+    }
 }

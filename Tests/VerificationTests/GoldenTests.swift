@@ -17,7 +17,7 @@ func writeSafeTensors(_ tensors: [(name: String, dtype: DType, shape: [Int], byt
 
 @Suite("Golden files")
 struct GoldenTests {
-    @Test("A checkpoint without an input tensor is refused with missingTensor and the file's name")
+    @Test("A checkpoint without an input tensor is refused with missingTensor, the file's name and what it holds")
     func missingInput() throws {
         let path = FixturePaths.checkpoint("dtypes.pth")
         let error = try #require(throws: VerificationError.self) { _ = try Golden.load(path: path) }
@@ -25,7 +25,9 @@ struct GoldenTests {
         #expect(error.code == "missingTensor")
         #expect(error.file == path)
         #expect(error.exitCode == 2)
-        #expect(error.description == "golden has no tensor 'input' [\(path)]")
+        #expect(error.hint == "it holds 'float32' [10], 'float64' [10], 'float16' [10], 'bfloat16' [10], 'int64' [6], "
+                + "'int32' [5], 'int16' [5], 'int8' [5], ... (18 in all)")
+        #expect(error.description == "golden has no tensor 'input'; \(error.hint ?? "") [\(path)]")
     }
 
     @Test("A file that does not exist is unreadable, with the reader's error kept")
