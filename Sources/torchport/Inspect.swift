@@ -168,18 +168,31 @@ struct InspectReport: Encodable {
         lines.append("")
         let width = min(max(tensors.map(\.name.count).max() ?? 4, 4), 60)
         lines.append("NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  DTYPE     SHAPE                 STORAGE        BYTES")
+        // Legacy files key storages by Python object ids (`94357781391168`): shown as s0, s1, ... in
+        // order of first use (the JSON keeps the keys).
+        var storageNames: [String: String] = [:]
+        if format == "legacy" {
+            for t in tensors where storageNames[t.storageKey] == nil { storageNames[t.storageKey] = "s\(storageNames.count)" }
+        }
         for t in tensors {
             var shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
             if let s = t.strides { shape += " stride (" + s.map(String.init).joined(separator: ", ") + ")" }
-            let storage = "\(t.storageKey)+\(t.storageOffset)" + (t.location == "cpu" ? "" : " @\(t.location)")
-            lines.append(t.name.padding(toLength: max(width, t.name.count), withPad: " ", startingAt: 0) + "  "
-                         + t.dtype.padding(toLength: 9, withPad: " ", startingAt: 0) + " "
-                         + shape.padding(toLength: max(21, shape.count), withPad: " ", startingAt: 0) + " "
-                         + storage.padding(toLength: max(14, storage.count), withPad: " ", startingAt: 0) + " "
-                         + String(t.bytes))
+            let storage = "\(storageNames[t.storageKey] ?? t.storageKey)+\(t.storageOffset)" + (t.location == "cpu" ? "" : " @\(t.location)")
+            let columns = t.dtype.padding(toLength: 9, withPad: " ", startingAt: 0) + " "
+                + shape.padding(toLength: max(21, shape.count), withPad: " ", startingAt: 0) + " "
+                + storage.padding(toLength: max(14, storage.count), withPad: " ", startingAt: 0) + " "
+                + Self.humanBytes(t.bytes)
+            if t.name.count > width {  // a long name on its own line, so the columns stay aligned
+                lines.append(t.name)
+                lines.append(String(repeating: " ", count: width) + "  " + columns)
+            } else {
+                lines.append(t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + columns)
+            }
         }
         lines.append("")
-        lines.append("total: \(totalTensors) tensors, \(totalElements) elements, \(totalBytes) bytes")
+        lines.append("total: \(totalTensors) tensors, \(Self.grouped(totalElements)) elements, \(Self.humanBytes(totalBytes))"
+                     + (totalBytes >= 1024 ? " (\(Self.grouped(totalBytes)) bytes)" : ""))
+        lines.append("parameters: \(Self.grouped(parameterCount)) (floating-point values, BatchNorm running statistics left out)")
         lines.append("")
         if let m = model {
             lines.append("model:     \(m.architecture ?? "unrecognised")" + (m.numClasses.map { ", \($0) classes" } ?? ", headless (features)")
@@ -191,6 +204,37 @@ struct InspectReport: Encodable {
             lines.append("model:     no ResNet found")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Floating-point values of the tensors that are not BatchNorm running statistics.
+    var parameterCount: Int {
+        let floating: Set<String> = ["float16", "bfloat16", "float32", "float64"]
+        var n = 0
+        for t in tensors where floating.contains(t.dtype) {
+            let last = t.name.split(separator: ".").last.map(String.init) ?? ""
+            if last == "running_mean" || last == "running_var" { continue }
+            n += t.shape.reduce(1, *)
+        }
+        return n
+    }
+
+    /// `568 B`, `97.8 MiB`.
+    static func humanBytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n), unit = 0
+        while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    /// `25,557,032`.
+    static func grouped(_ n: Int) -> String {
+        let digits = Array(String(n.magnitude))
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return (n < 0 ? "-" : "") + out
     }
 }
 

@@ -145,4 +145,28 @@ struct MessageTests {
             #expect(n.stderr.contains("an NHWC input (channels last)? save it as NCHW: x.permute(0, 3, 1, 2)"), "\(n.stderr)")
         }
     }
+
+    @Test("inspect: legacy storages as s0, s1, ...; sizes in units; a parameter count; an object's fields; long names apart")
+    func inspectText() throws {
+        let legacy = try CLIRunner.run("inspect", CLIRunner.fixture("checkpoints/protocol1-legacy.pth"))
+        #expect(legacy.status == 0)
+        #expect(legacy.stdout.contains("conv.weight             float32   [4, 3, 3, 3]          s0+0           432 B"))
+        #expect(legacy.stdout.contains("total: 9 tensors, 141 elements, 568 B"))
+        #expect(legacy.stdout.contains("parameters: 132 (floating-point values, BatchNorm running statistics left out)"))
+        let ns = try CLIRunner.run("inspect", CLIRunner.fixture("hostile/cases/inert-argparse-namespace.pth"))
+        #expect(ns.stdout.contains("args: argparse.Namespace(lr=0.1, arch=\"resnet50\", epochs=90)"), "\(ns.stdout)")
+        try ConvertCommandTests.withFolder { folder in
+            let longName = "backbone." + String(repeating: "very_long_module_name.", count: 4) + "weight"
+            let path = folder + "/long.safetensors"
+            try SafeTensorsWriter.write([.init(name: longName, dtype: .float32, shape: [2], bytes: [UInt8](repeating: 0, count: 8)),
+                                         .init(name: "short", dtype: .float32, shape: [3], bytes: [UInt8](repeating: 0, count: 12))],
+                                        to: path)
+            let long = try CLIRunner.run("inspect", path)
+            let lines = long.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            #expect(lines.contains(longName), "the long name on a line of its own: \(long.stdout)")
+            // Every row that holds the columns starts them at the same place.
+            let dtypeColumns = Set(lines.filter { $0.contains("float32   [") }.compactMap { $0.range(of: "float32   [")?.lowerBound.utf16Offset(in: $0) })
+            #expect(dtypeColumns.count == 1, "\(dtypeColumns)")
+        }
+    }
 }

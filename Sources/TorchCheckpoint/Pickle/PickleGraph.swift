@@ -39,8 +39,18 @@ public struct PickleGraph: Sendable {
         }
     }
 
-    /// A one-line description of a value for reports (`dict(161)`, `argparse.Namespace`, `3`).
+    /// A one-line description of a value for reports (`dict(161)`, `3`), an object with its first
+    /// attributes (`argparse.Namespace(arch='resnet50', lr=0.1, ... 20 more)`).
     public func summary(_ v: PickleValue) -> String {
+        guard case .object(let i) = v, !objects[i].attributes.isEmpty else { return shallowSummary(v) }
+        let o = objects[i]
+        let shown = o.attributes.prefix(6).map { "\($0.name)=\(shallowSummary($0.value))" }
+        return "\(o.qualifiedName)(" + shown.joined(separator: ", ")
+            + (o.attributes.count > 6 ? ", ... \(o.attributes.count - 6) more" : "") + ")"
+    }
+
+    /// ``summary(_:)`` without looking into objects (no recursion through attributes).
+    func shallowSummary(_ v: PickleValue) -> String {
         switch v {
         case .none: return "None"
         case .bool(let b): return b ? "True" : "False"
