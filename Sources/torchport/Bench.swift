@@ -6,11 +6,12 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the forward pass of a model on random input.",
         discussion: """
-            Runs warm-up passes, then times each forward and reports the median, min and max.
-            With --serve, stays loaded and answers requests on standard input instead: each line
-            "BATCH RUNS" runs RUNS timed passes at that batch size (the first request of a size
-            runs --warmup passes first) and prints one JSON line {"batch": B, "times_ms": [...]};
+            Runs warm-up passes, then times each forward and reports the median, min and max. \
+            With --serve, stays loaded and answers requests on standard input instead: each line \
+            "BATCH RUNS" runs RUNS timed passes at that batch size (the first request of a size \
+            runs --warmup passes first) and prints one JSON line {"batch": B, "times_ms": [...]}; \
             benchmark scripts interleave it run by run with engines that live in their own process.
+
             Example:
               torchport bench resnet50.pth --batch 8 --threads 2 --json
             """)

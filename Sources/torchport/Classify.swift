@@ -6,22 +6,22 @@ struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify JPEG and PNG images with a model, using torchvision's ImageNet preprocessing.",
         discussion: """
-            Images are decoded (libjpeg-turbo, libpng), converted to RGB as PIL does,
-            resized so the shorter side is 256 (antialiased bilinear), centre-cropped
-            to 224, scaled to [0, 1] and normalised with ImageNet's mean and std,
+            Images are decoded (libjpeg-turbo, libpng), converted to RGB as PIL does, \
+            resized so the shorter side is 256 (antialiased bilinear), centre-cropped \
+            to 224, scaled to [0, 1] and normalised with ImageNet's mean and std, \
             exactly as torchvision's
               Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(...)])
-            Every step can be changed (--resize, --crop, --interpolation, --mean,
+            Every step can be changed (--resize, --crop, --interpolation, --mean, \
             --std). torchvision's IMAGENET1K_V2 ResNet weights use --resize 232.
 
-            Class names come from --labels FILE (one per line), else from a class
-            list saved in the checkpoint (classes, class_names, idx_to_class,
-            class_to_idx, ...), else ImageNet's 1000 names for a 1000-class model,
+            Class names come from --labels FILE (one per line), else from a class \
+            list saved in the checkpoint (classes, class_names, idx_to_class, \
+            class_to_idx, ...), else ImageNet's 1000 names for a 1000-class model, \
             else "class N".
 
-            Directories are searched recursively for .jpg, .jpeg and .png files.
-            Images are decoded in parallel and run in batches; on a terminal,
-            progress is shown on stderr. Images that cannot be read are listed at
+            Directories are searched recursively for .jpg, .jpeg and .png files. \
+            Images are decoded in parallel and run in batches; on a terminal, \
+            progress is shown on stderr. Images that cannot be read are listed at \
             the end, the others still run, and the exit status is then 2.
 
             Examples:

@@ -9,7 +9,8 @@ struct Inspect: ParsableCommand {
             Example:
               torchport inspect resnet50.pth
               torchport inspect checkpoint.pth --json | jq '.tensors[].name'
-            A file that refers to code outside the allowlist is refused (exit 2, like any file that
+
+            A file that refers to code outside the allowlist is refused (exit 2, like any file that \
             cannot be used) unless --allow-unknown-globals keeps such objects as inert records.
             """)
 

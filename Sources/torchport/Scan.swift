@@ -6,25 +6,25 @@ struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List every global a checkpoint's pickles reference and say whether loading it in Python would run code.",
         discussion: """
-            Reads the pickles of each file (zip data.pkl and every other .pkl entry, the sections of a
-            legacy stream, a bare pickle) opcode by opcode, without building values or tensors, and
+            Reads the pickles of each file (zip data.pkl and every other .pkl entry, the sections of a \
+            legacy stream, a bare pickle) opcode by opcode, without building values or tensors, and \
             lists each global (GLOBAL, STACK_GLOBAL, INST, EXT1/2/4) with how Torchport treats it:
               interpreted  implemented by Torchport (tensor rebuild functions, storages, OrderedDict, ...)
               inert        kept as a data record, never called (argparse.Namespace, __torch__.* classes)
               refused      on neither allowlist: Torchport refuses the file
-            and whether torch.load(weights_only=False) would run code for it (executes-code: a known
-            primitive such as os.system or builtins.eval; unknown-import: an arbitrary module would be
-            imported and called; unresolved: a reference only running the pickle could resolve).
-            Unlike the reader, the scan does not stop at the first refused global. It follows
-            torch.load's own dispatch: a zip when the file starts with a local header, else the
-            pre-0.4 tar format when Python's tarfile accepts it, else pickles from byte 0 (a legacy
-            stream when the first is the magic number as CPython reads it).
-            DANGEROUS also covers TorchScript archives (torch.load hands them to torch.jit.load, which
-            runs their code) and BUILD on a class (it rewrites library classes). AMBIGUOUS: torch.load
-            and Torchport could read different bytes (entries that differ only in case, several end
+            and whether torch.load(weights_only=False) would run code for it (executes-code: a known \
+            primitive such as os.system or builtins.eval; unknown-import: an arbitrary module would be \
+            imported and called; unresolved: a reference only running the pickle could resolve). \
+            Unlike the reader, the scan does not stop at the first refused global. It follows \
+            torch.load's own dispatch: a zip when the file starts with a local header, else the \
+            pre-0.4 tar format when Python's tarfile accepts it, else pickles from byte 0 (a legacy \
+            stream when the first is the magic number as CPython reads it). \
+            DANGEROUS also covers TorchScript archives (torch.load hands them to torch.jit.load, which \
+            runs their code) and BUILD on a class (it rewrites library classes). AMBIGUOUS: torch.load \
+            and Torchport could read different bytes (entries that differ only in case, several end \
             records, a frame across a legacy pickle's end); every candidate was scanned.
 
-            Exit status: 0 every file is safe, 1 at least one file is dangerous or ambiguous, 2
+            Exit status: 0 every file is safe, 1 at least one file is dangerous or ambiguous, 2 \
             otherwise at least one file could not be read far enough to tell.
 
             Example:

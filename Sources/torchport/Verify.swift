@@ -6,9 +6,9 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a golden file's inputs through the model and compare with PyTorch's outputs.",
         discussion: """
-            A golden file holds `input` (N x 3 x H x W) and `logits` (N x C), both float32, written by
-            real PyTorch (`torch.save({"input": x, "logits": model(x)})`); a headless backbone's golden
-            holds `features` (N x C) instead. Exit status: 0 pass, 1 numerical mismatch, 2 a file
+            A golden file holds `input` (N x 3 x H x W) and `logits` (N x C), both float32, written by \
+            real PyTorch (`torch.save({"input": x, "logits": model(x)})`); a headless backbone's golden \
+            holds `features` (N x C) instead. Exit status: 0 pass, 1 numerical mismatch, 2 a file \
             cannot be used. Default criterion, per sample:
               max|d| <= atol + rtol * max|ref|   (atol 0, rtol 1e-5), and identical top-1
 

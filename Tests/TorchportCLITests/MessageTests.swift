@@ -169,4 +169,25 @@ struct MessageTests {
             #expect(dtypeColumns.count == 1, "\(dtypeColumns)")
         }
     }
+
+    @Test("Help texts: on a very wide terminal no sentence breaks across lines", arguments: ["inspect", "verify", "convert", "bench", "classify", "scan"])
+    func helpFlows(_ command: String) throws {
+        let process = Process()
+        process.executableURL = CLIRunner.executable
+        process.arguments = [command, "--help"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["COLUMNS": "100000"]) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let usage = lines.firstIndex { $0.hasPrefix("USAGE:") } ?? lines.count
+        #expect(usage > 2, "\(command) --help: \(text)")
+        for (line, next) in zip(lines[..<usage], lines[..<usage].dropFirst()) where !line.hasPrefix(" ") && !line.isEmpty {
+            let ends = line.last.map { ".:;)!?".contains($0) } ?? true
+            let continues = next.first.map { $0.isLowercase } ?? false
+            #expect(ends || !continues, "\(command) --help breaks a sentence: '\(line)' / '\(next)'")
+        }
+    }
 }
