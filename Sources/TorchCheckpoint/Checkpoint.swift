@@ -186,7 +186,12 @@ public final class Checkpoint: @unchecked Sendable {
         }
         let magic: PickleValue
         do { magic = try nextPickle("magic") } catch let e as CheckpointError where e.code != "limitExceeded" {
-            throw CheckpointError(.unrecognizedFormat("not a pickle stream: \(e.description)"), entry: "pickle:magic", offset: e.offset)
+            // A refused global is a pickle's own error (the file is a pickle, and is refused for it);
+            // anything else at this point means the bytes are no pickle stream.
+            switch e.kind {
+            case .disallowedGlobal, .invalidGlobal, .extensionRegistry: throw e
+            default: throw CheckpointError(.unrecognizedFormat("not a pickle stream: \(e.description)"), entry: "pickle:magic", offset: e.offset)
+            }
         }
         guard case .bigInt(let m) = magic, m.bytes.prefix(10) == legacyMagic[...],
               m.bytes.dropFirst(10).allSatisfy({ $0 == 0 }) else {

@@ -156,6 +156,7 @@ struct Classify: ParsableCommand {
         }
         meter.finish()
 
+        if !json { print("engine: \(loaded.model.engine.rawValue)") }
         if json {
             try printJSON(Report(model: model, architecture: loaded.model.architecture.description,
                                  engine: loaded.model.engine.rawValue, classes: classes,

@@ -14,7 +14,19 @@ struct TorchportCommand: ParsableCommand {
         ConversionCleanup.installInputFaultHandler()
         suggestSubcommand()
         selectBLASKernels()
-        main(nil)
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            // Help, version and exit codes as swift-argument-parser has them; a command-line
+            // mistake with the `error:` prefix every other failure has.
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            let message = fullMessage(for: error)
+            let text = message.hasPrefix("Error: ") ? "error: " + message.dropFirst("Error: ".count) : "error: " + message
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+            Foundation.exit(code.rawValue)
+        }
     }
 
     /// A first argument that is no subcommand but close to one (`inspct`): say which one was meant

@@ -98,7 +98,8 @@ struct ClassifyCommandTests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.isEmpty, "progress must stay off when stderr is a pipe: \(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.count == 8)
+        #expect(lines.count == 9)
+        #expect(lines.last == "engine: \(InferenceEngine.best.rawValue)")
         #expect(lines[0].hasPrefix(ImageFixtures.path("chelsea.png")))
         #expect(lines[0].contains("PNG 8-bit rgb 451x300"))
         let top = ImageFixtures.entry("chelsea.png").top5[0]

@@ -190,4 +190,25 @@ struct MessageTests {
             #expect(ends || !continues, "\(command) --help breaks a sentence: '\(line)' / '\(next)'")
         }
     }
+
+    @Test("A bare pickle that names a refused global is refused for that global, not called 'not a pickle stream'")
+    func barePickleRefused() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let path = folder + "/evil.pkl"
+            let bytes: [UInt8] = [0x80, 0x02] + Array("cposix\nsystem\n".utf8) + [0x58, 2, 0, 0, 0] + Array("id".utf8) + [0x85, 0x52, 0x2E]
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+            let r = try CLIRunner.run("inspect", path)
+            #expect(r.status == 2)
+            #expect(r.stderr.hasPrefix("error: refused global 'posix.system'"), "\(r.stderr)")
+            #expect(!r.stderr.contains("not a pickle stream"))
+        }
+    }
+
+    @Test("Command-line mistakes: 'error:' as everywhere else, and the usage; exit 64")
+    func usageErrors() throws {
+        let r = try CLIRunner.run("verify", Self.model, "--golden", Self.golden, "--no-such-flag")
+        #expect(r.status == 64)
+        #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)")
+        #expect(r.stderr.contains("Usage: torchport verify"))
+    }
 }
