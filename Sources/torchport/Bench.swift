@@ -32,9 +32,8 @@ struct Bench: ParsableCommand {
     @OptionGroup var engineFlags: EngineFlags
 
     func validate() throws {
-        guard batch >= 1, threads >= 1, size >= 1, runs >= 1, warmup >= 0 else {
-            throw ValidationError("--batch, --threads, --size and --runs must be positive")
-        }
+        try requireAtLeast([("--batch", batch, 1), ("--threads", threads, 1), ("--size", size, 1), ("--runs", runs, 1),
+                            ("--warmup", warmup, 0)])
     }
 
     struct Report: Encodable {

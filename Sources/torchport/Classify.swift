@@ -62,7 +62,7 @@ struct Classify: ParsableCommand {
 
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
-        guard batch >= 1, threads >= 1 else { throw ValidationError("--batch and --threads must be positive") }
+        try requireAtLeast([("--batch", batch, 1), ("--threads", threads, 1)])
         guard resize >= 0, crop >= 0 else { throw ValidationError("--resize and --crop must be 0 or more") }
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
         if let saveLogits { try checkOutputFile(saveLogits, option: "--save-logits", force: force) }

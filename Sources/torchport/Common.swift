@@ -95,3 +95,11 @@ func checkOutputFile(_ path: String, option: String, force: Bool) throws {
         throw ValidationError("\(option): cannot write in '\(dir)' (no such folder, or no permission)")
     }
 }
+
+/// Refuses the first count option below its least value, naming it and the value given
+/// (`--threads must be at least 1, got 0`).
+func requireAtLeast(_ options: [(name: String, value: Int, least: Int)]) throws {
+    for o in options where o.value < o.least {
+        throw ValidationError("\(o.name) must be at least \(o.least), got \(o.value)")
+    }
+}

@@ -90,8 +90,7 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
-        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try requireAtLeast([("--jobs", jobs, 1), ("--threads", threads, 1)])
         if many {
             if FileManager.default.fileExists(atPath: output), !isDirectory(output) {
                 throw ValidationError("with several inputs (or a directory), -o must be a directory; '\(output)' is a file")

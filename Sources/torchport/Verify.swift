@@ -57,8 +57,7 @@ struct Verify: ParsableCommand {
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !models.isEmpty else { throw ValidationError("give at least one model") }
-        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try requireAtLeast([("--jobs", jobs, 1), ("--threads", threads, 1)])
         if many {
             guard FileManager.default.fileExists(atPath: golden) else {
                 throw ValidationError("--golden '\(golden)' does not exist (with several models: a directory of <stem>.golden.pth files, or one golden for all)")

@@ -211,4 +211,11 @@ struct MessageTests {
         #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)")
         #expect(r.stderr.contains("Usage: torchport verify"))
     }
+
+    @Test("A truncated zip says so")
+    func truncatedZip() throws {
+        let r = try CLIRunner.run("inspect", CLIRunner.fixture("hostile/cases/zip-truncated-half.pth"))
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("the file is truncated (an incomplete download?)"), "\(r.stderr)")
+    }
 }

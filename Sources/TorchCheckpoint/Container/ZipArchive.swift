@@ -62,7 +62,7 @@ struct ZipArchive {
             }
             pos -= 1
         }
-        guard eocd >= 0 else { throw fail(.zipStructure("no end-of-central-directory record (truncated file?)")) }
+        guard eocd >= 0 else { throw fail(.zipStructure("no end-of-central-directory record: the file is truncated (an incomplete download?)")) }
         let commentLength = Int(try r.u16(eocd + 20))
         guard eocd + 22 + commentLength <= r.count else {
             var earlier = eocd - 1
