@@ -36,6 +36,11 @@ struct ConvertCommandTests {
         try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
     }
 
+    @Test("The model manifest is there: the parameterised conversion below cannot run zero cases")
+    func manifestPresent() {
+        #expect(Self.models.count >= 10)
+    }
+
     @Test("Each tiny model converts, and the converted file passes verification against its golden",
           arguments: ConvertCommandTests.models)
     func convertAndVerify(_ m: Model) throws {
