@@ -7,7 +7,7 @@
 //
 // Two library products: `TorchportReader` (reading, mapping, conversion: links libzip only) and
 // `Torchport` (everything: adds the ResNet engines with BLAS, verification, images). No target
-// uses `unsafeFlags`, so both build as dependencies of other packages.
+// sets unsafe build flags, so both build as dependencies of other packages.
 import PackageDescription
 
 /// Apple platforms: BLAS from Accelerate (a system framework), so no OpenBLAS there.

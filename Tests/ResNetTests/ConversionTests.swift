@@ -32,6 +32,11 @@ struct ConversionTests {
         return ModelFixture.all.filter { seen.insert($0.checkpoint).inserted }
     }
 
+    @Test("The models to convert are there (a missing manifest would make the conversion tests run no case)")
+    func checkpointsPresent() {
+        #expect(Self.checkpoints.count >= 10)
+    }
+
     @Test("Every tiny model converts: canonical names in mapping order, bytes identical, metadata right",
           arguments: ConversionTests.checkpoints)
     func convertsEachModel(_ f: ModelFixture) throws {

@@ -30,6 +30,11 @@ struct FuzzRegression: Sendable, CustomTestStringConvertible {
 struct FuzzRegressionTests {
     static let inProcess: Set<String> = ["zip", "legacy", "unpickler", "inspect", "scan"]
 
+    @Test("There are in-process regressions to replay (a missing folder would make the replay test run no case)")
+    func regressionsPresent() {
+        #expect(FuzzRegression.all.filter { Self.inProcess.contains($0.target) }.count >= 4)
+    }
+
     @Test("Every regression folder names a fuzz target")
     func foldersAreTargets() {
         let known = Self.inProcess.union(["safetensors"])

@@ -18,6 +18,13 @@ struct ScannerTests {
 
     static func pickle(_ body: [UInt8]) -> [UInt8] { [0x80, 0x02] + body + [0x2E] }
 
+    @Test("The parameterised scanner tests have cases: fixtures found, corpus cases on both sides of the verdict filter")
+    func casesPresent() {
+        #expect(Self.goodFiles.count >= 40)
+        #expect(HostileCorpus.cases.filter { $0.scan == nil }.count >= 200)
+        #expect(HostileCorpus.cases.filter { $0.scan != nil }.count >= 20)
+    }
+
     @Test("Every fixture is safe but TorchScript (torch.jit.load runs its code): its globals are all interpreted or inert",
           arguments: goodFiles)
     func fixturesAreSafe(_ path: String) {
