@@ -308,7 +308,7 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
 
     let tensors: [NamedTensor], sourceFormat: String
-    if looksLikeSafeTensors(path: input) {
+    if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
         tensors = try SafeTensorsFile(bytes: bytes, name: input).tensors
         sourceFormat = "safetensors"
     } else {
@@ -326,11 +326,12 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     // bounded before anything is allocated or written.
     var expansion = 0
     for (_, t) in mapping.stateDict {
+        // Saturating: a caller's ReaderLimits.maxElements may allow element counts near Int.max.
         let (logical, overflow) = t.numel.multipliedReportingOverflow(by: (options.dtype?.dtype ?? t.dtype).size)
-        expansion = overflow ? Int.max : expansion.addingReportingOverflow(max(0, logical - t.storage.count)).partialValue
-        if expansion > options.maxExpansionBytes || expansion < 0 {
-            throw ConversionError(.expandsTooMuch(bytes: expansion < 0 ? Int.max : expansion, limit: options.maxExpansionBytes),
-                                  file: input)
+        let (sum, sumOverflow) = expansion.addingReportingOverflow(overflow ? Int.max : max(0, logical - t.storage.count))
+        expansion = sumOverflow ? Int.max : sum
+        if expansion > options.maxExpansionBytes {
+            throw ConversionError(.expandsTooMuch(bytes: expansion, limit: options.maxExpansionBytes), file: input)
         }
     }
 

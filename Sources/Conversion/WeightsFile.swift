@@ -20,10 +20,9 @@ public func readTensors(_ path: String, options: ReaderOptions = .init()) throws
 /// starts with a zip signature or a pickle opcode, never both.
 /// Never blocks: what is not a regular file (a FIFO, a device) is not a safetensors file.
 public func looksLikeSafeTensors(path: String) -> Bool {
-    guard let (fd, _) = try? FileBytes.openRegularFile(path) else { return false }
+    guard let (fd, st) = try? FileBytes.openRegularFile(path) else { return false }
     defer { close(fd) }
     var head = [UInt8](repeating: 0, count: 9)
     guard pread(fd, &head, 9, 0) == 9 else { return false }
-    let length = head.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    return head[8] == UInt8(ascii: "{") && length > 0 && length < (1 << 40)
+    return SafeTensorsSignature.matches(head, fileSize: Int(st.st_size))
 }

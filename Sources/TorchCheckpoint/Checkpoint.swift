@@ -140,15 +140,12 @@ public final class Checkpoint: @unchecked Sendable {
     /// What a file that is neither a zip archive nor a pickle stream looks like, for the error.
     static func describeUnrecognized(_ buf: UnsafeRawBufferPointer) -> String {
         if buf.isEmpty { return "an empty file (0 bytes)" }
-        if buf.count >= 9 {
-            let length = UInt64(littleEndian: buf.loadUnaligned(as: UInt64.self))
-            let plausible = length > 0 && length <= UInt64(buf.count - 8)
-            if plausible, buf[8] == UInt8(ascii: "{") {
-                return "a safetensors file, not a PyTorch checkpoint (SafeTensorsFile reads it; torchport's commands take both)"
-            }
-            if plausible, buf.count >= 12, buf[8] == 0xEF, buf[9] == 0xBB, buf[10] == 0xBF {
-                return "a safetensors file whose JSON header starts with a UTF-8 byte-order mark (the format does not allow one)"
-            }
+        if SafeTensorsSignature.matches(buf, fileSize: buf.count) {
+            return "a safetensors file, not a PyTorch checkpoint (SafeTensorsFile reads it; torchport's commands take both)"
+        }
+        if SafeTensorsSignature.headerLength(buf, fileSize: buf.count) != nil, buf.count >= 12,
+           buf[8] == 0xEF, buf[9] == 0xBB, buf[10] == 0xBF {
+            return "a safetensors file whose JSON header starts with a UTF-8 byte-order mark (the format does not allow one)"
         }
         if buf.count >= 2, buf[0] == 0x1F, buf[1] == 0x8B { return "a gzip file: decompress it first" }
         if buf.count >= 4, buf.prefix(4).elementsEqual("PK\u{5}\u{6}".utf8) { return "an empty zip archive" }

@@ -191,9 +191,3 @@ struct SplitMix64 {
     }
     mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }
-
-/// The dtype most of a model's weights were stored in (before they were widened to float32).
-func storedDType(_ loaded: LoadedResNet) -> String? {
-    let counts = Dictionary(grouping: loaded.mapping.stateDict.map(\.tensor.dtype.rawValue), by: { $0 })
-    return counts.max { $0.value.count < $1.value.count }?.key
-}

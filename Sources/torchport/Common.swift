@@ -11,6 +11,12 @@ enum ArchChoice: String, ExpressibleByArgument, CaseIterable {
     var architecture: ResNetArchitecture? { ResNetArchitecture.named[rawValue] }
 }
 
+/// The dtype most of a model's weights were stored in (before they were widened to float32).
+func storedDType(_ loaded: LoadedResNet) -> String? {
+    let counts = Dictionary(grouping: loaded.mapping.stateDict.map(\.tensor.dtype.rawValue), by: { $0 })
+    return counts.max { $0.value.count < $1.value.count }?.key
+}
+
 /// Loads and binds a model, for commands that run one.
 func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil) throws -> LoadedResNet {
     try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options, engine: engine)

@@ -49,45 +49,12 @@ struct TarHeader {
     /// (a sign, an `0o` prefix and single underscores allowed, as Python's `int` allows them).
     static func number(_ b: UnsafeRawBufferPointer, _ at: Int, _ length: Int) -> Int? {
         let field = UnsafeRawBufferPointer(rebasing: b[at..<(at + length)])
-        if field[0] == 0o200 || field[0] == 0o377 {
-            var n = 0
-            for byte in field.dropFirst() {
-                let (m, o1) = n.multipliedReportingOverflow(by: 256)
-                let (a, o2) = m.addingReportingOverflow(Int(byte))
-                guard !o1, !o2 else { return nil }
-                n = a
-            }
-            return field[0] == 0o377 ? nil : n  // negative sizes are refused anyway
-        }
+        if field[0] == 0o377 { return nil }  // negative: refused anyway
+        if field[0] == 0o200 { return PythonInt(magnitude: field.dropFirst().reversed()).intValue }  // big-endian
         let text = Array(field.prefix { $0 != 0 })
         guard text.allSatisfy({ $0 < 0x80 }) else { return nil }  // decoded as ASCII, strictly
-        var s = text[...]
-        while let f = s.first, f == 0x20 || (f >= 0x09 && f <= 0x0D) { s = s.dropFirst() }
-        while let l = s.last, l == 0x20 || (l >= 0x09 && l <= 0x0D) { s = s.dropLast() }
-        if s.isEmpty { return 0 }
-        var negative = false
-        if let f = s.first, f == UInt8(ascii: "+") || f == UInt8(ascii: "-") { negative = f == UInt8(ascii: "-"); s = s.dropFirst() }
-        if s.count >= 2, s.first == UInt8(ascii: "0"), s[s.startIndex + 1] | 0x20 == UInt8(ascii: "o") {
-            s = s.dropFirst(2)
-            if s.first == UInt8(ascii: "_") { s = s.dropFirst() }
-        }
-        var n = 0, digits = 0, underscore = false
-        for c in s {
-            if c == UInt8(ascii: "_") {
-                guard digits > 0, !underscore else { return nil }
-                underscore = true
-                continue
-            }
-            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "7") else { return nil }
-            let (m, o1) = n.multipliedReportingOverflow(by: 8)
-            let (a, o2) = m.addingReportingOverflow(Int(c - UInt8(ascii: "0")))
-            guard !o1, !o2 else { return nil }
-            n = a
-            digits += 1
-            underscore = false
-        }
-        guard digits > 0, !underscore else { return nil }
-        return negative ? -n : n
+        if text.allSatisfy(PythonInt.isSpace) { return 0 }  // `or "0"`
+        return PythonInt.fromLiteral(text, base: 8)?.intValue
     }
 }
 

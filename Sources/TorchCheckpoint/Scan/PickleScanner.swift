@@ -160,7 +160,7 @@ public enum PickleScanner {
             // torch.load unpickles the file itself.
             state.scanStream(buf, limits: limits, lenient: true)
             state.format = "tar"
-        } else if looksLikeSafeTensors(buf) {
+        } else if SafeTensorsSignature.matches(buf, fileSize: buf.count) {
             // torch.load has no safetensors reader: it would unpickle these bytes from byte 0.
             state.scanStream(buf, limits: limits, lenient: true)
             state.format = "safetensors"
@@ -172,11 +172,6 @@ public enum PickleScanner {
         return state.report()
     }
 
-    static func looksLikeSafeTensors(_ b: UnsafeRawBufferPointer) -> Bool {
-        guard b.count >= 10 else { return false }
-        let n = UInt64(littleEndian: b.loadUnaligned(as: UInt64.self))
-        return n >= 2 && n <= UInt64(b.count - 8) && b[8] == UInt8(ascii: "{")
-    }
 
     /// Classifies a global as the reader would, and says whether Python would run code for it.
     public static func classify(module: String, name: String) -> (GlobalClassification, GlobalRisk) {

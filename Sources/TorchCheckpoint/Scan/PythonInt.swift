@@ -21,6 +21,14 @@ struct PythonInt: Equatable, Sendable {
         self.init(negative: value < 0, magnitude: m)
     }
 
+    /// The value as an `Int`, when it fits.
+    var intValue: Int? {
+        guard magnitude.count <= 8 else { return nil }
+        let m = magnitude.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard m <= UInt64(Int.max) else { return nil }
+        return negative ? -Int(m) : Int(m)
+    }
+
     /// torch's legacy magic number, 0x1950a86a20f9469cfc6c.
     static let legacyMagic = PythonInt(magnitude: Checkpoint.legacyMagic)
 
@@ -62,7 +70,8 @@ struct PythonInt: Equatable, Sendable {
         return fromLiteral(text)
     }
 
-    private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+    /// Python's `bytes.isspace` for one byte.
+    static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
 
     /// C `strtol(s, &end, 0)` when it consumes everything (but the line's end) and does not
     /// overflow: leading space, a sign, `0x` (hex), a leading `0` (octal), else decimal.
@@ -102,25 +111,27 @@ struct PythonInt: Equatable, Sendable {
         return d < base ? d : nil
     }
 
-    /// Python's `int(s, 0)`: surrounding whitespace, a sign, a `0x`/`0o`/`0b` prefix (any case)
-    /// or decimal without leading zeros (but for zero itself), single underscores between digits
-    /// (and right after a prefix). nil when Python would raise, or past `maxTextDigits`.
-    static func fromLiteral(_ text: [UInt8]) -> PythonInt? {
+    /// Python's `int(s, 0)`, or `int(s, base)` with a fixed `base`: surrounding whitespace, a
+    /// sign, a `0x`/`0o`/`0b` prefix (any case; with a fixed base only its own), single
+    /// underscores between digits (and right after a prefix); with base 0, decimal without
+    /// leading zeros (but for zero itself). nil when Python would raise, or past `maxTextDigits`.
+    static func fromLiteral(_ text: [UInt8], base fixed: Int? = nil) -> PythonInt? {
         var s = text[...]
         while let f = s.first, isSpace(f) { s = s.dropFirst() }
         while let l = s.last, isSpace(l) { s = s.dropLast() }
         guard s.count <= maxTextDigits else { return nil }
         var negative = false
         if let f = s.first, f == UInt8(ascii: "+") || f == UInt8(ascii: "-") { negative = f == UInt8(ascii: "-"); s = s.dropFirst() }
-        var base = 10
+        var base = fixed ?? 10
         if s.count >= 2, s.first == UInt8(ascii: "0") {
-            switch s[s.startIndex + 1] | 0x20 {
-            case UInt8(ascii: "x"): base = 16
-            case UInt8(ascii: "o"): base = 8
-            case UInt8(ascii: "b"): base = 2
-            default: break
+            let prefixed: Int? = switch s[s.startIndex + 1] | 0x20 {
+            case UInt8(ascii: "x"): 16
+            case UInt8(ascii: "o"): 8
+            case UInt8(ascii: "b"): 2
+            default: nil
             }
-            if base != 10 {
+            if let prefixed, fixed == nil || fixed == prefixed {
+                base = prefixed
                 s = s.dropFirst(2)
                 if s.first == UInt8(ascii: "_") { s = s.dropFirst() }
             }
@@ -138,7 +149,7 @@ struct PythonInt: Equatable, Sendable {
             previousUnderscore = false
         }
         guard !digits.isEmpty, !previousUnderscore else { return nil }
-        if base == 10, digits.first == 0, digits.contains(where: { $0 != 0 }) { return nil }  // "0777"
+        if fixed == nil, base == 10, digits.first == 0, digits.contains(where: { $0 != 0 }) { return nil }  // "0777"
         // magnitude = Σ digit · base^k, in base-256 limbs.
         var limbs: [UInt8] = []
         for d in digits {
