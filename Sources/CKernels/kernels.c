@@ -4,6 +4,7 @@
 // See include/ckernels.h for the layouts and docs/performance.md for the design.
 #include "ckernels.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,20 @@ int tp_kernels_available(void) {
     return 0;
 #endif
 }
+
+#if TP_HAVE_X86
+/// tp_kernels_available(), asked of the CPU once: the convolution entry points check it on every
+/// call (a few hundred per forward pass).
+static int kernels_ready(void) {
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        v = tp_kernels_available();
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+#endif
 
 /// Where the packed kernels cannot run (tp_kernels_available() is 0), the packed engine never
 /// binds; reaching a convolution entry point anyway is a bug in the caller: say so and stop,
@@ -644,7 +659,7 @@ int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) 
 
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
-    if (!tp_kernels_available()) unavailable(__func__);
+    if (!kernels_ready()) unavailable(__func__);
     const int64_t tiles_per_image = tp_conv_tiles(c, out);
     for (int64_t item = begin; item < end; item++) {
         const int64_t n = item / tiles_per_image, t = item % tiles_per_image;
@@ -672,7 +687,7 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
 
 void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
-    if (!tp_kernels_available()) unavailable(__func__);
+    if (!kernels_ready()) unavailable(__func__);
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
     for (int64_t i = i0; i < i1; i++) {
         const int64_t n = n0 + i / tiles_per_image, t = i % tiles_per_image;
@@ -683,7 +698,7 @@ void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, i
 
 void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                         int64_t n0, int64_t n1, const float *panels, int64_t b0, int64_t b1) {
-    if (!tp_kernels_available()) unavailable(__func__);
+    if (!kernels_ready()) unavailable(__func__);
     const int64_t stride = tp_conv_panel_floats(c), tiles_per_image = tp_conv_tiles(c, out);
     const int64_t items = (n1 - n0) * tiles_per_image;
     // While block b computes, the next block's weights come into L2: a slice per tile.
