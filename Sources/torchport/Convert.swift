@@ -309,7 +309,7 @@ extension Convert {
         } catch let e as ConversionError where e.kind.isCheckFailure {
             return .failedCheck("\(e.description); nothing written", nil)
         } catch {
-            return .unusable(error.localizedDescription)
+            return .unusable(describe(error, verbose: reader.verbose))
         }
     }
 }
