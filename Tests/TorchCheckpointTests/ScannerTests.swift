@@ -140,6 +140,7 @@ struct ScannerTests {
         #expect(PickleScanner.classify(module: "torch._utils", name: "_rebuild_tensor_v2") == (.interpreted, .none))
         #expect(PickleScanner.classify(module: "argparse", name: "Namespace") == (.inert, .none))
         #expect(PickleScanner.classify(module: "__torch__.models", name: "Net") == (.inert, .none))
+        #expect(PickleScanner.classify(module: "__torch__.models", name: "Net", inTorchScript: false) == (.refused, .unknownImport))
         #expect(PickleScanner.classify(module: "__torch__.models", name: "Net;x") == (.refused, .unknownImport))
         #expect(PickleScanner.classify(module: "collections", name: "OrderedDict\n") == (.refused, .unknownImport))
     }

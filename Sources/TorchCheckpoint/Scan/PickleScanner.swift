@@ -174,9 +174,13 @@ public enum PickleScanner {
 
 
     /// Classifies a global as the reader would, and says whether Python would run code for it.
-    public static func classify(module: String, name: String) -> (GlobalClassification, GlobalRisk) {
+    /// `inTorchScript`: the pickle is read by `torch.jit.load`, whose unpickler resolves `__torch__.*`
+    /// to compiled TorchScript classes; anywhere else Python imports a module named `__torch__` from
+    /// `sys.path` (a folder of that name beside the checkpoint runs its code), an unknown import.
+    public static func classify(module: String, name: String, inTorchScript: Bool = true) -> (GlobalClassification, GlobalRisk) {
         let valid = [module, name].allSatisfy { !$0.isEmpty && !$0.contains(where: { $0 == "\n" || $0 == "\0" || $0 == " " }) }
-        if valid, let role = Unpickler.allowlistRole(module: module, name: name) {
+        let torchModule = module == "__torch__" || module.hasPrefix("__torch__.")
+        if valid, !(torchModule && !inTorchScript), let role = Unpickler.allowlistRole(module: module, name: name) {
             return (role == .inertClass ? .inert : .interpreted, .none)
         }
         return (.refused, isKnownCodeExecution(module: module, name: name) ? .executesCode : .unknownImport)
@@ -229,24 +233,18 @@ struct FileScan {
     var notes: [String] = []
     /// Set when the file, or a pickle torch.load would read, could not be decoded.
     var fatal: String?
-    /// torch.load would hand the file to torch.jit.load, whose unpickler resolves `__torch__.*`
-    /// to compiled TorchScript classes. Anywhere else Python imports a module named `__torch__`
-    /// from `sys.path` (a folder of that name beside the checkpoint runs its code).
+    /// torch.load would hand the file to torch.jit.load (decided before any pickle is scanned;
+    /// see ``PickleScanner/classify(module:name:inTorchScript:)``).
     var torchScript = false
 
     init(name: String) { self.name = name }
 
     func report() -> PickleScanReport {
-        let found = torchScript ? globals : globals.map { g in
-            guard g.module == "__torch__" || g.module.hasPrefix("__torch__."), g.classification == .inert else { return g }
-            return ScannedGlobal(module: g.module, name: g.name, opcode: g.opcode, entry: g.entry, offset: g.offset,
-                                 classification: .refused, risk: .unknownImport, afterStop: g.afterStop)
-        }
         let verdict: PickleScanReport.Verdict =
-            found.contains(where: \.dangerous) || !risks.isEmpty ? .dangerous
+            globals.contains(where: \.dangerous) || !risks.isEmpty ? .dangerous
             : !ambiguities.isEmpty ? .ambiguous
             : fatal != nil ? .unreadable : .safe
-        return PickleScanReport(file: name, format: format, verdict: verdict, pickles: pickles, globals: found,
+        return PickleScanReport(file: name, format: format, verdict: verdict, pickles: pickles, globals: globals,
                                 torchScriptCode: code, risks: risks, ambiguities: ambiguities, notes: notes, error: fatal)
     }
 
@@ -426,7 +424,7 @@ struct FileScan {
         var d = Disassembler(data: buf, pos: pos, limits: limits)
         var found: [ScannedGlobal] = []
         let result = d.run { module, name, opcode, offset in
-            let (c, r) = PickleScanner.classify(module: module, name: name)
+            let (c, r) = PickleScanner.classify(module: module, name: name, inTorchScript: torchScript)
             found.append(ScannedGlobal(module: module, name: name, opcode: opcode, entry: entry, offset: baseOffset + offset,
                                        classification: c, risk: opcode.hasPrefix("EXT") || module == "?" ? .unresolved : r,
                                        afterStop: afterStop))
