@@ -27,19 +27,25 @@ let package = Package(
     targets: [
         // MARK: - Public API
         // The reader product: no BLAS, no image libraries.
-        .target(name: "TorchCheckpoint", dependencies: ["CZip", "CSHA256"]),
-        .target(name: "SafeTensors", dependencies: ["TorchCheckpoint"]),
-        .target(name: "StateDict", dependencies: ["TorchCheckpoint"]),
-        .target(name: "Conversion", dependencies: ["TorchCheckpoint", "SafeTensors", "StateDict"]),
-        .target(name: "TorchportReader", dependencies: ["TorchCheckpoint", "SafeTensors", "StateDict", "Conversion"]),
+        // The core every stage shares: file bytes, tensor records, dtypes, hashing, casts, the
+        // format detector, atomic writing, the error shape.
+        .target(name: "TorchportCore", dependencies: ["CSHA256"]),
+        .target(name: "TorchCheckpoint", dependencies: ["TorchportCore", "CZip"]),
+        .target(name: "SafeTensors", dependencies: ["TorchportCore"]),
+        .target(name: "StateDict", dependencies: ["TorchportCore"]),
+        .target(name: "Conversion", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "StateDict"]),
+        .target(name: "TorchportReader", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "StateDict", "Conversion"]),
         // The rest of the full product.
         .target(name: "ResNet",
-                dependencies: ["TorchCheckpoint", "StateDict", "CKernels",
+                dependencies: ["TorchportCore", "StateDict", "CKernels",
                                .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
                 linkerSettings: [.linkedFramework("Accelerate", .when(platforms: applePlatforms))]),
-        .target(name: "Verification", dependencies: ["TorchCheckpoint", "SafeTensors"]),
-        .target(name: "Images", dependencies: ["CJPEG", "CPNG"]),
-        .target(name: "Torchport", dependencies: ["TorchportReader", "ResNet", "Verification", "Images"]),
+        .target(name: "Verification", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "ResNet"]),
+        .target(name: "Images", dependencies: ["TorchportCore", "CJPEG", "CPNG"]),
+        // Class names (files, checkpoints, ImageNet's) and images in, predictions out.
+        .target(name: "Classification", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "ResNet", "Images"]),
+        .target(name: "Torchport",
+                dependencies: ["TorchportReader", "ResNet", "Verification", "Images", "Classification"]),
         .executableTarget(
             name: "torchport",
             dependencies: [
@@ -61,17 +67,23 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
         // MARK: - Benchmarks (not a product: never reaches users)
-        .executableTarget(name: "torchport-bench", dependencies: ["TorchCheckpoint", "SafeTensors"],
+        .executableTarget(name: "torchport-bench", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors"],
                           path: "Benchmarks/Sources/torchport-bench"),
 
         // MARK: - Fuzzing (built with -sanitize=fuzzer,address by `make fuzz`; a plain build replays files)
-        .executableTarget(name: "torchport-fuzz", dependencies: ["TorchCheckpoint", "SafeTensors"],
+        .executableTarget(name: "torchport-fuzz", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors"],
                           path: "Fuzz/Sources/torchport-fuzz"),
 
         // MARK: - Tests
-        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "StateDict", "Conversion", "Torchport", "CKernels"]),
+        .testTarget(name: "TorchportCoreTests", dependencies: ["TorchportCore", "SafeTensors"]),
+        .testTarget(name: "TorchCheckpointTests", dependencies: ["TorchCheckpoint", "TorchportCore"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TorchportCore", "TorchCheckpoint"]),
+        // Test-only helpers (the fixtures' manifest), shared by the test targets; never a product.
+        .target(name: "_TestSupport", path: "Tests/_TestSupport"),
+        .testTarget(name: "ResNetTests", dependencies: ["ResNet", "StateDict", "TorchCheckpoint", "TorchportCore", "CKernels", "_TestSupport"]),
+        .testTarget(name: "ConversionTests", dependencies: ["Conversion", "Torchport", "TorchportCore", "_TestSupport"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "ResNet", "Images", "TorchCheckpoint", "TorchportCore", "_TestSupport"]),
+        .testTarget(name: "TorchportTests", dependencies: ["Torchport", "TorchportCore", "StateDict", "_TestSupport"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "TorchportCLITests", dependencies: ["torchport", "Torchport"]),

@@ -7,6 +7,7 @@ import Foundation
 import StateDict
 import SafeTensors
 import TorchCheckpoint
+import TorchportCore
 
 /// Torchport's version, written as `converter_version` into every converted file.
 public let torchportVersion = "0.1.0"
@@ -95,20 +96,20 @@ public struct ConversionSummary: Sendable, Codable {
     public var bytes: Int
     /// Size of the output file.
     public var fileBytes: Int
-    /// The `dtype` metadata: the dtype of the floating-point weights, or `mixed`.
-    public var dtype: String
+    /// The dtype of every tensor written; nil when they differ (the `dtype` metadata says `mixed`).
+    public var dtype: DType?
     /// Tensors whose dtype changed.
     public var castTensors: Int
-    /// `resnet50`, or a structural description.
-    public var architecture: String
+    /// The architecture the state dict was bound to (`arch` metadata: `resnet50`, or a structural description).
+    public var architecture: ResNetArchitecture
     /// nil for a headless backbone.
     public var numClasses: Int?
     /// SHA-256 of the input file, 64 lowercase hex digits (the `source_sha256` metadata).
     public var sourceSHA256: String
-    /// The input's format: `zip`, `legacy`, `torchscript` or `safetensors`.
-    public var sourceFormat: String
+    /// The input's format.
+    public var sourceFormat: WeightsFormat
     /// The name-mapping decisions (prefixes stripped, wrappers unwrapped, buffers dropped).
-    public var decisions: [String]
+    public var decisions: [MappingDecision]
     /// The metadata written to the file.
     public var metadata: [String: String]
     /// Wall-clock duration of the whole conversion, in seconds.
@@ -118,7 +119,7 @@ public struct ConversionSummary: Sendable, Codable {
 /// A conversion that did not produce a file. Errors from reading the input
 /// (`CheckpointError`, `SafeTensorsError`) and from binding (`BindingError`) pass through as they
 /// are; these are the conversion's own.
-public struct ConversionError: Error, Sendable, CustomStringConvertible, LocalizedError {
+public struct ConversionError: TorchportError {
     /// Why the conversion stopped.
     public enum Kind: Sendable, Equatable {
         /// The output exists and `force` is off.
@@ -152,6 +153,11 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         self.file = file
     }
 
+    /// A staging file's failure: an existing output is ``Kind/outputExists``, the rest I/O.
+    init(_ error: FileWriteError) {
+        self.init(error.kind == .destinationExists ? .outputExists : .io(error.reason), file: error.location.file ?? "")
+    }
+
     /// True for refusals about the output (nothing was read or written): exit status 2.
     public var isRefusal: Bool {
         switch kind {
@@ -160,25 +166,28 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
         }
     }
 
-    /// The file, then what went wrong, in one line.
-    public var description: String {
+    /// What went wrong, in one sentence.
+    public var reason: String {
         switch kind {
-        case .outputExists: "\(file): output exists (use --force to replace it)"
-        case .outputIsInput: "\(file): output is the input file; refusing to overwrite it"
-        case .outputNotAFile: "\(file): output exists and is not a regular file"
-        case .inputChanged: "\(file): input changed while it was being converted; nothing written"
+        case .outputExists: "output exists (use --force to replace it)"
+        case .outputIsInput: "output is the input file; refusing to overwrite it"
+        case .outputNotAFile: "output exists and is not a regular file"
+        case .inputChanged: "input changed while it was being converted; nothing written"
         case .checkFailed(let tensor, let reason):
-            "\(file): written file failed its check" + (tensor.map { " at tensor '\($0)'" } ?? "") + ": \(reason)"
-        case .unsupportedTensor(let name, let dtype): "\(file): tensor '\(name)' has dtype \(dtype); a ResNet's weights are floating point"
+            "written file failed its check" + (tensor.map { " at tensor '\($0)'" } ?? "") + ": \(reason)"
+        case .unsupportedTensor(let name, let dtype): "tensor '\(name)' has dtype \(dtype); a ResNet's weights are floating point"
         case .expandsTooMuch(let bytes, let limit):
-            "\(file): its tensors are views that would expand to \(bytes) bytes beyond their storages, over the "
+            "its tensors are views that would expand to \(bytes) bytes beyond their storages, over the "
                 + "\(limit)-byte budget (ConversionOptions.maxExpansionBytes); nothing written"
-        case .io(let message): "\(file): \(message)"
+        case .io(let message): "\(message)"
         }
     }
 
-    /// The same text as ``description``.
-    public var errorDescription: String? { description }
+    /// The file concerned.
+    public var location: ErrorLocation { ErrorLocation(file: file) }
+
+    /// The file, then what went wrong, in one line.
+    public var description: String { "\(file): \(reason)" }
 }
 
 // MARK: - Conversion
@@ -226,6 +235,13 @@ public struct ConversionError: Error, Sendable, CustomStringConvertible, Localiz
 ///   - progress: called as the work advances (casting, writing, checking).
 ///   - validate: called with the path of the written, checked file before it takes the output's
 ///     name; an error it throws aborts the conversion and is rethrown.
+public func convertCheckpoint(from input: URL, to output: URL, options: ConversionOptions = .init(),
+                              progress: (@Sendable (ConversionProgress) -> Void)? = nil,
+                              validate: ((String) throws -> Void)? = nil) throws -> ConversionSummary {
+    try convertCheckpoint(from: input.path, to: output.path, options: options, progress: progress, validate: validate)
+}
+
+/// Converts the checkpoint at path `input` to `output`; see ``convertCheckpoint(from:to:options:progress:validate:)-(URL,URL,_,_,_)``.
 public func convertCheckpoint(from input: String, to output: String, options: ConversionOptions = .init(),
                               progress: (@Sendable (ConversionProgress) -> Void)? = nil,
                               validate: ((String) throws -> Void)? = nil) throws -> ConversionSummary {
@@ -233,13 +249,15 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
     let before = try FileIdentity(path: input)
     try checkOutput(output, input: before, force: options.force)
 
-    let staging = try createStaging(for: output)
+    let file: StagingFile
+    do { file = try StagingFile.create(for: output) } catch { throw ConversionError(error) }
+    let staging = file.path
     ConversionCleanup.register(staging)
     defer { ConversionCleanup.unregister(staging) }
     do {
-        var written = try writeStaging(input: input, staging: staging, options: options, progress: progress)
+        var written = try writeStaging(input: input, staging: file, options: options, progress: progress)
         // With `durable`, the file goes to disk while its header is read back and checked.
-        let synced = options.durable ? Background { try syncFile(staging) } : nil
+        let synced = options.durable ? Background { () throws in do throws(FileWriteError) { try file.sync() } catch { throw ConversionError(error) } } : nil
         let checked = Result { try checkHeader(staging, against: written) }
         try synced?.value()
         try checked.get()
@@ -247,17 +265,17 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
         written.expected = []  // the source's bytes are no longer needed: unmap before validating
         try validate?(staging)
         guard try FileIdentity(path: input) == before else { throw ConversionError(.inputChanged, file: input) }
-        try place(staging, at: output, force: options.force, durable: options.durable)
+        do { try file.place(replace: options.force, durable: options.durable) } catch { throw ConversionError(error) }
         let fileBytes = (try? FileIdentity(path: output).size) ?? 0
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return ConversionSummary(
             input: input, output: output, tensors: tensorCount, bytes: written.dataBytes,
-            fileBytes: fileBytes, dtype: written.metadata["dtype"] ?? "", castTensors: written.castTensors,
-            architecture: written.metadata["arch"] ?? "", numClasses: written.numClasses,
-            sourceSHA256: written.metadata["source_sha256"] ?? "", sourceFormat: written.metadata["source_format"] ?? "",
+            fileBytes: fileBytes, dtype: written.dtype, castTensors: written.castTensors,
+            architecture: written.architecture, numClasses: written.architecture.numClasses,
+            sourceSHA256: written.metadata["source_sha256"] ?? "", sourceFormat: written.sourceFormat,
             decisions: written.decisions, metadata: written.metadata, seconds: seconds)
     } catch {
-        unlink(staging)
+        file.discard()
         throw error
     }
 }
@@ -273,8 +291,10 @@ struct Written {
     }
     var expected: [Expected]
     var metadata: [String: String]
-    var decisions: [String]
-    var numClasses: Int?
+    var decisions: [MappingDecision]
+    var architecture: ResNetArchitecture
+    var sourceFormat: WeightsFormat
+    var dtype: DType?
     var castTensors: Int
     var dataBytes: Int
     /// Where each expected tensor's data starts in the file (the draft layout's offsets, which the
@@ -287,7 +307,7 @@ struct Written {
 /// mapped, cast and the tensor data written; the header, which holds it, goes in last.
 /// `SafeTensorsWriter.layout(_:metadata:order:)` makes the header and the data order (the
 /// format's rules and checks live there); this only puts the bytes at their offsets.
-private func writeStaging(input: String, staging: String, options: ConversionOptions,
+private func writeStaging(input: String, staging file: StagingFile, options: ConversionOptions,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
     let bytes = try FileBytes.map(path: input)
     // Without a cast, one read-only map serves the file hash and the tensors (their pages are read
@@ -303,18 +323,18 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
             h.update(UnsafeRawBufferPointer(rebasing: bytes.bytes[offset..<(offset + n)]))
             offset += n
         }
-        return hexString(h.finalize())
+        return Hex.string(h.finalize())
     }
     defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
 
-    let tensors: [NamedTensor], sourceFormat: String
+    let tensors: [NamedTensor], sourceFormat: WeightsFormat
     if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
         tensors = try SafeTensorsFile(bytes: bytes, name: input).tensors
-        sourceFormat = "safetensors"
+        sourceFormat = .safetensors
     } else {
         let checkpoint = try Checkpoint(bytes: bytes, name: input, options: options.reader)
         tensors = checkpoint.tensors
-        sourceFormat = checkpoint.format.rawValue
+        sourceFormat = checkpoint.format
     }
     let mapping = try NameMapping.map(tensors)
     let architecture = try mapping.checkBinding(architecture: options.architecture)
@@ -365,16 +385,17 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
         "arch": architecture.description,
         "num_classes": architecture.numClasses.map(String.init) ?? "none",
         "source_sha256": String(repeating: "0", count: 64),  // a placeholder of the same length
-        "source_format": sourceFormat,
+        "source_format": sourceFormat.rawValue,
         "dtype": dtypes.count == 1 ? dtypes.first!.rawValue : "mixed",
         "converter_version": torchportVersion,
-        "mapping": mapping.decisions.joined(separator: "; "),
+        "mapping": mapping.decisions.map(\.description).joined(separator: "; "),
     ]
     // The data goes out while the input is still being hashed; the header, which holds the hash,
     // is written last over the space its placeholder version reserved.
     let draft = try SafeTensorsWriter.layout(entries, metadata: metadata)
-    let fd = open(staging, O_WRONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw ConversionError(.io("cannot open: \(String(cString: strerror(errno)))"), file: staging) }
+    let staging = file.path
+    let fd: Int32
+    do { fd = try file.openForWriting() } catch { throw ConversionError(error) }
     defer { close(fd) }
     FilePreallocation.reserve(fd, bytes: draft.prefix.count + draft.dataSize)
     var offset = draft.prefix.count
@@ -398,7 +419,8 @@ private func writeStaging(input: String, staging: String, options: ConversionOpt
     }
     try header.withUnsafeBytes { try writeFully(fd, $0, at: 0, path: staging) }
     return Written(expected: expected, metadata: metadata, decisions: mapping.decisions,
-                   numClasses: architecture.numClasses, castTensors: castTensors, dataBytes: totalBytes,
+                   architecture: architecture, sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
+                   castTensors: castTensors, dataBytes: totalBytes,
                    fileOffsets: fileOffsets)
 }
 
@@ -530,23 +552,6 @@ private func checkOutput(_ output: String, input: FileIdentity, force: Bool) thr
     if !force { throw ConversionError(.outputExists, file: output) }
 }
 
-/// Creates `OUT.partial-XXXXXXXXXXXXXXXX` (exclusively, so nothing else's file is ever reused),
-/// next to the output so that the final rename stays within one file system.
-private func createStaging(for output: String) throws -> String {
-    var generator = SystemRandomNumberGenerator()
-    for _ in 0..<100 {
-        let hex = String(generator.next(), radix: 16)
-        let path = "\(output).partial-\(String(repeating: "0", count: 16 - hex.count))\(hex)"
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-        if fd >= 0 {
-            close(fd)
-            return path
-        }
-        guard errno == EEXIST else { break }
-    }
-    throw ConversionError(.io("cannot create a file next to it: \(String(cString: strerror(errno)))"), file: output)
-}
-
 /// SHA-256 of a file, read in 4 MiB pieces (not mapped: its pages do not count against the process).
 private func sha256(ofFileAt path: String) throws -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -563,7 +568,7 @@ private func sha256(ofFileAt path: String) throws -> String {
         if n == 0 { break }
         hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
-    return hexString(hash.finalize())
+    return Hex.string(hash.finalize())
 }
 
 /// Drops the pages holding `tensor`'s bytes from the process when they are part of `map`, a
@@ -577,70 +582,8 @@ private func releasePages(of tensor: TensorRecord, in map: FileBytes) {
 
 /// Writes all of `buffer` at `offset` of `fd`.
 private func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
-    var done = 0
-    while done < buffer.count {
-        let n = pwrite(fd, buffer.baseAddress! + done, min(buffer.count - done, 1 << 30), off_t(offset + done))
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else {
-            throw ConversionError(.io("cannot write: \(n < 0 ? String(cString: strerror(errno)) : "no progress")"), file: path)
-        }
-        done += n
-    }
+    do { try StagingFile.writeFully(fd, buffer, at: offset, path: path) } catch { throw ConversionError(error) }
 }
-
-/// Flushes a written file to disk.
-private func syncFile(_ path: String) throws {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0, fsync(fd) == 0 else {
-        let message = String(cString: strerror(errno))
-        if fd >= 0 { close(fd) }
-        throw ConversionError(.io("cannot sync: \(message)"), file: path)
-    }
-    close(fd)
-}
-
-/// Gives the checked staging file the output's name.
-private func place(_ staging: String, at output: String, force: Bool, durable: Bool) throws {
-    if force {
-        guard rename(staging, output) == 0 else {
-            throw ConversionError(.io("cannot rename \(staging): \(String(cString: strerror(errno)))"), file: output)
-        }
-    } else if link(staging, output) == 0 {
-        unlink(staging)
-    } else if errno == EEXIST {
-        throw ConversionError(.outputExists, file: output)
-    } else {
-        // A file system without hard links: check again, then rename.
-        var st = stat()
-        guard lstat(output, &st) != 0, errno == ENOENT else { throw ConversionError(.outputExists, file: output) }
-        guard rename(staging, output) == 0 else {
-            throw ConversionError(.io("cannot rename \(staging): \(String(cString: strerror(errno)))"), file: output)
-        }
-    }
-    if durable { syncFolder(of: output) }
-}
-
-private func syncFolder(of path: String) {
-    let folder = (path as NSString).deletingLastPathComponent
-    let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { return }
-    _ = fsync(fd)
-    close(fd)
-}
-
-/// Lower-case hex digits of `bytes`.
-private func hexString(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0xF)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-// MARK: - Cleanup after interruption
 
 /// The staging files of conversions in progress, so that a signal handler can remove them.
 public enum ConversionCleanup {

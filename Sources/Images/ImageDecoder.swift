@@ -1,3 +1,5 @@
+import Foundation
+import TorchportCore
 import CJPEG
 import CPNG
 #if canImport(Glibc)
@@ -111,7 +113,10 @@ public struct ImageDecoder: Sendable {
         return nil
     }
 
-    /// Reads and decodes the file at `path`; errors carry the path.
+    /// Reads and decodes the file at `url`; errors carry its path.
+    public func decode(contentsOf url: URL) throws(ImageError) -> DecodedImage { try decode(contentsOf: url.path) }
+
+    /// Decodes the image file at `path`; see ``decode(contentsOf:)-(URL)``.
     public func decode(contentsOf path: String) throws(ImageError) -> DecodedImage {
         let bytes = try readFile(path)
         do {
@@ -130,7 +135,7 @@ public struct ImageDecoder: Sendable {
         case .jpeg: return try decodeJPEG(bytes)
         case .png: return try decodePNG(bytes)
         case nil:
-            throw ImageError(.unrecognizedFormat, "starts with " + bytes.prefix(8).map { hex($0) }.joined(separator: " "))
+            throw ImageError(.unrecognizedFormat, "starts with " + bytes.prefix(8).map { Hex.byte($0) }.joined(separator: " "))
         }
     }
 
@@ -272,11 +277,6 @@ public struct ImageDecoder: Sendable {
 @inline(__always) private func mulDiv255(_ a: Int, _ b: Int) -> Int {
     let t = a * b + 128
     return ((t >> 8) + t) >> 8
-}
-
-private func hex(_ b: UInt8) -> String {
-    let digits = Array("0123456789abcdef")
-    return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
 }
 
 private func cString<T>(_ tuple: inout T) -> String {

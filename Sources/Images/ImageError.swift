@@ -1,6 +1,7 @@
+import TorchportCore
 /// Why an image could not be decoded. Every failure of ``ImageDecoder`` is one of these: a corrupt,
 /// truncated or hostile file is reported, never crashes the process.
-public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ImageError: TorchportError, Equatable {
     /// The category of failure, for callers that react differently to each.
     public enum Kind: Sendable, Equatable {
         /// The file or buffer holds no bytes.
@@ -33,8 +34,14 @@ public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
         self.file = file
     }
 
+    /// The file, when known.
+    public var location: ErrorLocation { ErrorLocation(file: file) }
+
     /// One line: the file (if known), the category and the decoder's message.
-    public var description: String {
+    public var description: String { file.map { "\($0): \(reason)" } ?? reason }
+
+    /// The category and the decoder's message.
+    public var reason: String {
         let what: String
         switch kind {
         case .empty: what = "empty file"
@@ -45,16 +52,6 @@ public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupported: what = "unsupported image"
         case .unreadable: what = "cannot read file"
         }
-        let detail = message.isEmpty ? what : "\(what): \(message)"
-        return file.map { "\($0): \(detail)" } ?? detail
+        return message.isEmpty ? what : "\(what): \(message)"
     }
 }
-
-#if canImport(Foundation)
-import Foundation
-
-extension ImageError: LocalizedError {
-    /// The same text as ``description``, so `localizedDescription` is informative on every platform.
-    public var errorDescription: String? { description }
-}
-#endif

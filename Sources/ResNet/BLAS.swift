@@ -4,6 +4,7 @@ import Accelerate
 import COpenBLAS
 #endif
 import Foundation
+import TorchportCore
 
 // The one file that touches a BLAS: OpenBLAS on Linux (COpenBLAS), Accelerate on Apple platforms.
 // The Accelerate branches are compiled and run on Apple platforms only, which this project's CI

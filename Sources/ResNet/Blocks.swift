@@ -1,3 +1,4 @@
+import TorchportCore
 /// torchvision's BasicBlock: conv3x3 → bn → relu → conv3x3 → bn → (+ identity / downsample) → relu.
 public struct BasicBlock: Sendable {
     /// The first 3x3 convolution (carries the stride), fused with `bn1` and ReLU.

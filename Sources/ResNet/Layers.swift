@@ -1,31 +1,4 @@
-/// A batch of feature maps, float32, layout NCHW (as torch).
-public struct FeatureMap: Sendable {
-    /// Batch size, channels, height and width.
-    public var n: Int, c: Int, h: Int, w: Int
-    /// The elements in NCHW order (`n * c * h * w` floats).
-    public var data: [Float]
-
-    /// Creates a feature map from NCHW data; `data.count` must equal `n * c * h * w`.
-    public init(n: Int, c: Int, h: Int, w: Int, data: [Float]) {
-        precondition(data.count == n * c * h * w, "FeatureMap data does not match its shape")
-        self.n = n; self.c = c; self.h = h; self.w = w
-        self.data = data
-    }
-
-    /// Storage every element of which the caller overwrites (no zero fill).
-    init(n: Int, c: Int, h: Int, w: Int) {
-        let count = n * c * h * w
-        self.init(n: n, c: c, h: h, w: w, data: [Float](unsafeUninitializedCapacity: count) { _, initialized in
-            initialized = count
-        })
-    }
-
-    /// `[n, c, h, w]`.
-    public var shape: [Int] { [n, c, h, w] }
-    var plane: Int { h * w }
-    var imageSize: Int { c * h * w }
-}
-
+import TorchportCore
 /// BatchNorm2d in eval mode: `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`,
 /// applied as a per-channel `scale` and `shift` (computed in Double) in the epilogue of the
 /// convolution before it. FrozenBatchNorm2d (detection backbones) has the same four buffers.

@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
+import TorchportCore
 
 /// Which implementation runs a ``ResNetModel``'s forward pass.
 public enum InferenceEngine: String, Sendable, CaseIterable, Codable {

@@ -1,5 +1,6 @@
 import CKernels
 import Synchronization
+import TorchportCore
 
 /// The inference threads: work is split by Torchport itself (by image or by output columns), and
 /// each piece calls single-threaded OpenBLAS, so no core idles in a serial stage or spins in

@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 // Platform: the CPU's feature flags as the kernel lists them, for choosing OpenBLAS's kernels.
 // Linux: /proc/cpuinfo. Darwin has no such file and no OpenBLAS to help (Accelerate is used

@@ -1,6 +1,7 @@
 import CKernels
 import Dispatch
 import Synchronization
+import TorchportCore
 
 /// Per-layer timings of forward passes, for `torchport bench --profile`: each convolution's time
 /// and achieved GFLOP/s, to set against the machine's peak (the roofline).

@@ -1,53 +1,76 @@
 import CKernels
 import StateDict
-import TorchCheckpoint
+import TorchportCore
 
-/// A torchvision ResNet bound to its weights, for CPU inference in float32.
-/// Properties carry torchvision's names: `conv1` (with `bn1`), `layer1`...`layer4`, `fc`.
+/// A torchvision ResNet bound to its weights, for CPU inference in float32: the one model type.
+///
+/// ```swift
+/// let model = try ResNetModel(contentsOf: URL(fileURLWithPath: "resnet50.pth"))  // import Torchport
+/// let output = try model(try FeatureMap(n: 1, c: 3, h: 224, w: 224, data: pixels))
+/// let weight = model.parameter("layer1.0.conv1.weight")  // as loaded, by torchvision name
+/// ```
 ///
 /// The forward pass runs on ``engine``: the packed AVX-512 engine where the CPU has it (its
-/// weights are packed at bind time, and the layers' own `weight` arrays are then left empty, so
-/// the weights are held once), else the reference engine (im2col + OpenBLAS).
+/// weights are packed at bind time, with BatchNorm folded in), else the reference engine
+/// (im2col + OpenBLAS). Whatever the engine, every bound parameter and buffer stays readable as
+/// loaded, by torchvision name (``parameter(_:)``, ``parameters``): views of the file's bytes
+/// (zero-copy where the stored layout allows), never the engine's folded or packed copies.
 public struct ResNetModel: Sendable {
     /// The recognised (or forced) structure the weights were bound to.
     public let architecture: ResNetArchitecture
+    /// How the file's tensor names were mapped to torchvision's (the decisions, the state dict).
+    public let mapping: NameMapping
+    /// The file the weights came from and its format, when they came from a file.
+    public let source: WeightsSource?
+    /// Bound parameters and buffers by torchvision name.
+    private let parameterIndex: [String: TensorRecord]
     /// The stem: stride-2 convolution (7x7 in torchvision) fused with `bn1` and ReLU.
-    public private(set) var conv1: Conv2d
+    package private(set) var conv1: Conv2d
     /// The four stages of residual blocks, in torchvision's order.
-    public private(set) var layer1: [Block], layer2: [Block], layer3: [Block], layer4: [Block]
+    package private(set) var layer1: [Block], layer2: [Block], layer3: [Block], layer4: [Block]
     /// nil for a headless backbone, which returns pooled features instead of logits.
-    public let fc: Linear?
+    package let fc: Linear?
     /// The packed weights and plans, with ``InferenceEngine/packed``.
     private(set) var packed: PackedNet?
     /// The implementation that runs the forward pass.
     public var engine: InferenceEngine { packed == nil ? .reference : .packed }
 
     /// `[layer1, layer2, layer3, layer4]`.
-    public var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
+    package var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
 
     /// Binds a mapped state dict strictly: every expected key present with its shape, nothing
     /// unexpected. All problems are reported together in one ``BindingError``. `engine` nil picks
     /// ``InferenceEngine/best``; an engine this CPU cannot run is refused
     /// (``BindingError/engineUnavailable(_:)``). With the packed engine, a model whose convolutions
     /// its kernels cannot run (group widths that do not tile its blocks) runs on the reference
-    /// engine; ``engine`` says which one runs.
-    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil) throws {
+    /// engine; ``engine`` says which one runs. `source` names the file, for errors and reports.
+    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,
+                source: WeightsSource? = nil) throws(BindingError) {
+        let file = source?.file
         if let engine, !engine.isAvailable {
-            throw BindingError.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW), which this CPU or build lacks")
+            throw BindingError(.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW), which this CPU or build lacks"),
+                               file: file)
         }
         // A forced architecture keeps the head the file has (a fine-tuned head of any size).
-        let arch = try mapping.checkBinding(architecture: forced)
+        let arch: ResNetArchitecture
+        do {
+            arch = try mapping.checkBinding(architecture: forced)
+        } catch {
+            throw error.with(file: file)
+        }
         let t = mapping.tensors
-        func floats(_ name: String) throws -> [Float] {
-            guard let r = t[name] else { throw BindingError.mismatch(missing: [name], unexpected: [], shapes: [], hints: [:]) }
-            guard r.dtype.isFloatingPoint else { throw BindingError.unsupportedDType(name: name, dtype: r.dtype.rawValue) }
+        func floats(_ name: String) throws(BindingError) -> [Float] {
+            guard let r = t[name] else {
+                throw BindingError(.mismatch(missing: [name], unexpected: [], shapes: [], hints: [:]), file: file)
+            }
+            guard r.dtype.isFloatingPoint else { throw BindingError(.unsupportedDType(name: name, dtype: r.dtype), file: file) }
             return r.floats()
         }
-        func bn(_ p: String) throws -> BatchNorm2d {
+        func bn(_ p: String) throws(BindingError) -> BatchNorm2d {
             BatchNorm2d(weight: try floats("\(p).weight"), bias: try floats("\(p).bias"),
                         runningMean: try floats("\(p).running_mean"), runningVar: try floats("\(p).running_var"))
         }
-        func conv(_ name: String, bn bnName: String, stride: Int, groups: Int = 1) throws -> Conv2d {
+        func conv(_ name: String, bn bnName: String, stride: Int, groups: Int = 1) throws(BindingError) -> Conv2d {
             let shape = t[name + ".weight"]?.shape ?? []
             return Conv2d(name: name, weight: try floats(name + ".weight"), shape: shape, stride: stride, padding: shape[2] / 2,
                           groups: groups, bn: try bn(bnName))
@@ -83,6 +106,9 @@ public struct ResNetModel: Sendable {
             fc = nil
         }
         architecture = arch
+        self.mapping = mapping
+        self.source = source
+        parameterIndex = t
         packed = nil
         if (engine ?? .best) == .packed, let net = PackedNet(self) {
             packed = net
@@ -96,10 +122,25 @@ public struct ResNetModel: Sendable {
         }
     }
 
+    // MARK: - Parameters
+
+    /// The bound parameter or buffer named `name` as torchvision names it (`layer1.0.conv1.weight`,
+    /// `bn1.running_var`, `fc.bias`), as loaded (its stored dtype; `floats()` widens to float32).
+    public func parameter(_ name: String) -> TensorRecord? { parameterIndex[name] }
+
+    /// Every bound parameter and buffer, under torchvision's names, in the file's order.
+    public var parameters: [(name: String, tensor: TensorRecord)] { mapping.stateDict }
+
+    /// The dtype most bound tensors were stored in (before they were widened to float32).
+    public var storedDType: DType? {
+        let counts = Dictionary(grouping: mapping.stateDict.map(\.tensor.dtype), by: { $0 })
+        return counts.max { $0.value.count != $1.value.count ? $0.value.count < $1.value.count : $0.key.rawValue > $1.key.rawValue }?.key
+    }
+
     // MARK: - Inference
 
     /// The layer4 feature map of a batch `[n, 3, h, w]`.
-    public func featureMap(_ input: FeatureMap) throws -> FeatureMap {
+    public func featureMap(_ input: FeatureMap) throws(InputError) -> FeatureMap {
         try Self.checkInput(input)
         if let packed { return packed.featureMap(input) }
         var x = conv1(input, relu: true)
@@ -110,31 +151,35 @@ public struct ResNetModel: Sendable {
         return x
     }
 
-    private static func checkInput(_ input: FeatureMap) throws {
-        guard input.c == 3 else { throw BindingError.badInput("expected 3 input channels, got \(input.c)") }
-        guard input.n > 0 else { throw BindingError.badInput("empty batch") }
+    private static func checkInput(_ input: FeatureMap) throws(InputError) {
+        guard input.c == 3 else { throw InputError(.channels(expected: 3, got: input.c)) }
+        guard input.n > 0 else { throw InputError(.emptyBatch) }
         // The spatial size must stay >= 1 through the stem (/2), the pool (/2) and three stride-2 stages.
         var h = input.h, w = input.w
         for _ in 0..<5 { h = (h + 2 - 3) / 2 + 1; w = (w + 2 - 3) / 2 + 1 }
         guard input.h >= 1, input.w >= 1, h >= 1, w >= 1 else {
-            throw BindingError.badInput("input \(input.h)x\(input.w) is too small for a ResNet")
+            throw InputError(.tooSmall(height: input.h, width: input.w))
         }
     }
 
     /// Pooled features `[n, C]` (AdaptiveAvgPool2d(1) + flatten).
-    public func features(_ input: FeatureMap) throws -> [Float] {
+    public func features(_ input: FeatureMap) throws(InputError) -> ModelOutput {
+        let values: [Float]
         if let packed {
             try Self.checkInput(input)
-            return packed.features(input)
+            values = packed.features(input)
+        } else {
+            values = globalAveragePool(try featureMap(input))
         }
-        return globalAveragePool(try featureMap(input))
+        return ModelOutput(unchecked: input.n, width: architecture.featureWidth, values: values)
     }
 
     /// Logits `[n, classes]`, or pooled features for a headless backbone.
-    public func callAsFunction(_ input: FeatureMap) throws -> [Float] {
+    public func callAsFunction(_ input: FeatureMap) throws(InputError) -> ModelOutput {
         let f = try features(input)
         guard let fc else { return f }
-        return Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) { fc(f, batch: input.n) }
+        let logits = Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) { fc(f.values, batch: input.n) }
+        return ModelOutput(unchecked: input.n, width: fc.outFeatures, values: logits)
     }
 
     /// With the packed engine: bytes of the arena that holds every activation of a forward pass of

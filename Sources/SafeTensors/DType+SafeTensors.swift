@@ -1,4 +1,4 @@
-import TorchCheckpoint
+import TorchportCore
 
 extension DType {
     /// The safetensors name of this dtype (`F32`, `BF16`, ...); nil for complex128, which

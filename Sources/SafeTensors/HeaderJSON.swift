@@ -1,3 +1,4 @@
+import TorchportCore
 /// A JSON value of the header, with the file offset of each object member for error context.
 /// Numbers keep their form, so a shape of `1.0` or `-1` can be refused rather than coerced.
 indirect enum JSONValue {
@@ -68,7 +69,7 @@ struct HeaderJSONParser {
         let value = try parseValue(depth: 0)
         skipWhitespace()
         if i < bytes.count {
-            throw fail("unexpected byte 0x\(hex(bytes[i])) after the top-level value (only spaces may pad the header)")
+            throw fail("unexpected byte 0x\(Hex.byte(bytes[i])) after the top-level value (only spaces may pad the header)")
         }
         return value
     }
@@ -85,7 +86,7 @@ struct HeaderJSONParser {
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
-        case let b: throw fail("unexpected byte 0x\(hex(b)), expected a value")
+        case let b: throw fail("unexpected byte 0x\(Hex.byte(b)), expected a value")
         }
     }
 
@@ -167,7 +168,7 @@ struct HeaderJSONParser {
                 decoded.append(contentsOf: run)
                 return String(decoding: decoded, as: UTF8.self)
             }
-            if b < 0x20 { throw fail("control character 0x\(hex(b)) inside a string (must be escaped)") }
+            if b < 0x20 { throw fail("control character 0x\(Hex.byte(b)) inside a string (must be escaped)") }
             if b != UInt8(ascii: "\\") { i += 1; continue }
             hadEscape = true
             decoded.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<i]))
@@ -308,11 +309,6 @@ struct HeaderJSONParser {
     }
 
     private func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
-
-    private func hex(_ b: UInt8) -> String {
-        let s = String(b, radix: 16)
-        return s.count == 1 ? "0" + s : s
-    }
 
     private func fail(_ reason: String) -> SafeTensorsError {
         SafeTensorsError(.invalidJSON(reason), offset: base + i)

@@ -1,3 +1,4 @@
+import TorchportCore
 // The native format: see docs/safetensors.md.
 //
 // - `SafeTensorsFile` reads (memory map, full validation, zero-copy tensor views).

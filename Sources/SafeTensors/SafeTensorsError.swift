@@ -1,10 +1,10 @@
 import Foundation
-import TorchCheckpoint
+import TorchportCore
 
 /// Every failure of the safetensors reader and writer: what went wrong (`kind`) and where (`file`,
 /// the tensor name or header `key`, the byte `offset` in the file). The reader never traps on file
 /// data; it throws one of these.
-public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
+public struct SafeTensorsError: TorchportError {
     /// What went wrong.
     public var kind: Kind
     /// The file being read or written (as given by the caller).
@@ -74,32 +74,8 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
         case io(String)
     }
 
-    /// A stable short name of the case, used by tests and `--json` output.
-    public var code: String {
-        switch kind {
-        case .truncated: "truncated"
-        case .headerLength: "headerLength"
-        case .headerTooLarge: "headerTooLarge"
-        case .invalidUTF8: "invalidUTF8"
-        case .invalidJSON: "invalidJSON"
-        case .jsonTooDeep: "jsonTooDeep"
-        case .notAnObject: "notAnObject"
-        case .duplicateKey: "duplicateKey"
-        case .invalidMetadata: "invalidMetadata"
-        case .invalidEntry: "invalidEntry"
-        case .unknownDType: "unknownDType"
-        case .unsupportedDType: "unsupportedDType"
-        case .shapeOverflow: "shapeOverflow"
-        case .sizeMismatch: "sizeMismatch"
-        case .offsetsHole: "offsetsHole"
-        case .offsetsOverlap: "offsetsOverlap"
-        case .offsetsOutOfBounds: "offsetsOutOfBounds"
-        case .bufferSizeMismatch: "bufferSizeMismatch"
-        case .io: "io"
-        }
-    }
-
-    var reason: String {
+    /// What went wrong, in one sentence.
+    public var reason: String {
         switch kind {
         case .truncated(let s): "not a safetensors file: \(s) bytes, fewer than the 8-byte header length"
         case .headerLength(let d, let a): "header length \(d) exceeds the \(a) bytes after the length prefix"
@@ -133,9 +109,9 @@ public struct SafeTensorsError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-extension SafeTensorsError: LocalizedError {
-    /// The same text as ``description``.
-    public var errorDescription: String? { description }
+extension SafeTensorsError {
+    /// File, header key and byte offset.
+    public var location: ErrorLocation { ErrorLocation(file: file, offset: offset, key: key) }
 }
 
 extension SafeTensorsError {

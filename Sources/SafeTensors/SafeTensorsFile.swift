@@ -1,4 +1,5 @@
-import TorchCheckpoint
+import Foundation
+import TorchportCore
 
 /// A safetensors file, validated in full before any tensor is handed out: the header length, the
 /// header JSON (strictly parsed), every entry, and the layout of the data buffer (entries sorted
@@ -27,17 +28,19 @@ public struct SafeTensorsFile: Sendable {
         ByteSlice(owner: bytes).slice(dataOffset, bytes.count - dataOffset) ?? ByteSlice(owner: FileBytes.owned([]))
     }
 
+    /// Memory-maps the file at `url` read-only and validates it; see ``init(contentsOf:maxHeaderBytes:)-(String,_)``.
+    public init(contentsOf url: URL, maxHeaderBytes: Int = SafeTensorsFormat.defaultMaxHeaderBytes) throws(SafeTensorsError) {
+        try self.init(contentsOf: url.path, maxHeaderBytes: maxHeaderBytes)
+    }
+
     /// Memory-maps `path` read-only and validates it. `maxHeaderBytes` caps the header length
     /// (the reference implementation's 100 MB by default).
     public init(contentsOf path: String, maxHeaderBytes: Int = SafeTensorsFormat.defaultMaxHeaderBytes) throws(SafeTensorsError) {
         let mapped: FileBytes
         do {
             mapped = try FileBytes.map(path: path)
-        } catch let e as CheckpointError {
-            if case .io(let reason) = e.kind { throw SafeTensorsError(.io(reason), file: path) }
-            throw SafeTensorsError(.io(e.description), file: path)
         } catch {
-            throw SafeTensorsError(.io("\(error)"), file: path)
+            throw SafeTensorsError(.io(error.reason), file: path)
         }
         try self.init(bytes: mapped, name: path, maxHeaderBytes: maxHeaderBytes)
     }

@@ -3,13 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TorchCheckpoint
+import TorchportCore
 
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-#endif
 
 extension SafeTensorsWriter {
     // MARK: - Writing files
@@ -43,38 +38,30 @@ extension SafeTensorsWriter {
         try write(entries(tensors), metadata: metadata, order: order, to: path)
     }
 
-    /// Writes `path.tmp-XXXXXX` in the same folder, fsyncs it, renames it over `path` and fsyncs
-    /// the folder: readers see the old file or the complete new one, never a partial one. The
-    /// temporary file is removed on any error.
+    /// Writes `path.partial-XXXXXXXXXXXXXXXX` in the same folder, fsyncs it, renames it over
+    /// `path` and fsyncs the folder (``StagingFile``, the one atomic-write implementation): readers
+    /// see the old file or the complete new one, never a partial one. The staging file is removed
+    /// on any error.
     public static func writeAtomically(_ entries: [Entry], metadata: [String: String]? = nil,
                                        order: Order = .safetensors, to path: String) throws(SafeTensorsError) {
         let plan = try layout(entries, metadata: metadata, order: order)
-        var generator = SystemRandomNumberGenerator()
-        var attempt = 0
-        var temp = ""
-        var fd: Int32 = -1
-        while fd < 0 {
-            let suffix = String(generator.next() & 0xFFFF_FFFF, radix: 16)
-            temp = "\(path).tmp-\(suffix)"
-            fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-            if fd < 0 {
-                attempt += 1
-                guard errno == EEXIST, attempt < 100 else { throw ioError("cannot create temporary file", temp) }
-            }
-        }
+        let file: StagingFile
+        do { file = try StagingFile.create(for: path) } catch { throw SafeTensorsError(.io(error.reason), file: path) }
         do throws(SafeTensorsError) {
-            try writeAll(plan, fd: fd, path: temp)
-            guard fsync(fd) == 0 else { throw ioError("cannot sync", temp) }
-            let closed = close(fd)
-            fd = -1
-            guard closed == 0 else { throw ioError("cannot close", temp) }
-            guard rename(temp, path) == 0 else { throw ioError("cannot rename to \(path)", temp) }
+            let fd: Int32
+            do { fd = try file.openForWriting() } catch { throw SafeTensorsError(.io(error.reason), file: file.path) }
+            defer { close(fd) }
+            try writeAll(plan, fd: fd, path: file.path)
+            do {
+                try file.sync()
+                try file.place(replace: true, durable: true)
+            } catch {
+                throw SafeTensorsError(.io(error.reason), file: error.location.file)
+            }
         } catch {
-            if fd >= 0 { close(fd) }
-            unlink(temp)
+            file.discard()
             throw error
         }
-        syncDirectory(of: path)
     }
 
     /// Writes named tensor records atomically; see the `[Entry]` overload.
@@ -95,33 +82,12 @@ extension SafeTensorsWriter {
     /// Writes all of `buffer`; returns the error instead of throwing (the callers' closures are
     /// `rethrows`, which would erase the error's type).
     private static func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) -> SafeTensorsError? {
-        guard var p = buffer.baseAddress else { return nil }
-        var left = buffer.count
-        while left > 0 {
-            let n = systemWrite(fd, p, min(left, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return ioError("cannot write", path)
-            }
-            if n == 0 { return SafeTensorsError(.io("write made no progress"), file: path) }
-            p += n
-            left -= n
+        do {
+            try StagingFile.writeFully(fd, buffer, path: path)
+            return nil
+        } catch {
+            return SafeTensorsError(.io(error.reason), file: path)
         }
-        return nil
-    }
-
-    /// Best effort: makes the rename durable. Failure here does not undo a completed write.
-    private static func syncDirectory(of path: String) {
-        let folder: String
-        if let slash = path.lastIndex(of: "/") {
-            folder = slash == path.startIndex ? "/" : String(path[..<slash])
-        } else {
-            folder = "."
-        }
-        let dfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dfd >= 0 else { return }
-        _ = fsync(dfd)
-        close(dfd)
     }
 
     private static func ioError(_ what: String, _ path: String) -> SafeTensorsError {

@@ -1,4 +1,4 @@
-import TorchCheckpoint
+import TorchportCore
 
 /// Writes safetensors files. With the default ``Order/safetensors`` the bytes are identical to
 /// what Python's `safetensors.torch.save_file` / `safetensors.numpy.save_file` write for the same

@@ -1,3 +1,4 @@
+import TorchportCore
 /// The structure of a ResNet, recognised from a state dict's shapes alone: block type, blocks per
 /// stage, groups and width per group, stage widths, stem width and head size.
 public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConvertible {

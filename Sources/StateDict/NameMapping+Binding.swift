@@ -1,4 +1,4 @@
-import TorchCheckpoint
+import TorchportCore
 
 // MARK: - Checking a state dict against an architecture (shapes only, no values)
 
@@ -6,15 +6,15 @@ extension NameMapping {
     /// Recognises the architecture (or takes `forced`, with its head size read from `fc.weight`)
     /// and checks the state dict against it without reading any value: one ``BindingError``
     /// lists every missing, unexpected and mis-shaped key.
-    public func checkBinding(architecture forced: ResNetArchitecture? = nil) throws -> ResNetArchitecture {
+    public func checkBinding(architecture forced: ResNetArchitecture? = nil) throws(BindingError) -> ResNetArchitecture {
         guard var arch = forced ?? ResNetArchitecture.recognise(shapes) else {
-            throw BindingError.unrecognisedArchitecture("need conv1.weight and layer1...layer4 blocks")
+            throw BindingError(.unrecognisedArchitecture("need conv1.weight and layer1...layer4 blocks"))
         }
         if forced != nil { arch.numClasses = shapes["fc.weight"].flatMap { $0.count == 2 ? $0[0] : nil } }
         do {
             try check(against: arch)
-        } catch let details as BindingError where forced != nil {
-            throw BindingError.forcedArchitecture(forced: arch, recognised: ResNetArchitecture.recognise(shapes), details: details)
+        } catch where forced != nil {
+            throw BindingError(.forcedArchitecture(forced: arch, recognised: ResNetArchitecture.recognise(shapes), details: error.kind))
         }
         return arch
     }
@@ -24,7 +24,7 @@ extension NameMapping {
     static let hintBudget = 20_000_000
 
     /// Compares the state dict with what `architecture` expects; throws one error listing everything.
-    func check(against architecture: ResNetArchitecture) throws {
+    func check(against architecture: ResNetArchitecture) throws(BindingError) {
         let expected = architecture.expectedShapes
         let expectedNames = Set(expected.map(\.name))
         let present = shapes
@@ -57,8 +57,8 @@ extension NameMapping {
             for u in unexpected {
                 if let best = closest(to: u, among: missing.isEmpty ? expectedList : missing) { hints[u] = best }
             }
-            throw BindingError.mismatch(missing: missing, unexpected: unexpected,
-                                        shapes: mismatched.map { (name: $0.0, expected: $0.1, actual: $0.2) }, hints: hints)
+            throw BindingError(.mismatch(missing: missing, unexpected: unexpected,
+                                         shapes: mismatched.map { .init(name: $0.0, expected: $0.1, actual: $0.2) }, hints: hints))
         }
     }
 }

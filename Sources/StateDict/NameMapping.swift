@@ -1,5 +1,5 @@
 import Foundation
-import TorchCheckpoint
+import TorchportCore
 
 // MARK: - Key Mapping
 //
@@ -23,8 +23,8 @@ public struct NameMapping: Sendable {
     public let kind: Kind
     /// Canonical name -> tensor, in checkpoint order.
     public let stateDict: [(name: String, tensor: TensorRecord)]
-    /// Human-readable decisions, in the order they were taken.
-    public let decisions: [String]
+    /// The decisions, in the order they were taken (the caller's rules first).
+    public let decisions: [MappingDecision]
 
     /// Canonical name -> shape (the first tensor wins on duplicate names).
     public var shapes: [String: [Int]] {
@@ -47,8 +47,11 @@ public struct NameMapping: Sendable {
         "backbone": "detection model", "body": "detection backbone (IntermediateLayerGetter)",
     ]
 
-    /// Finds the ResNet inside `tensors` and maps it to canonical names.
-    public static func map(_ tensors: [NamedTensor]) throws -> NameMapping {
+    /// Finds the ResNet inside `tensors` and maps it to canonical names, after applying the
+    /// caller's `rules`, then `sanitize`, to every name (both recorded among the decisions).
+    public static func map(_ tensors: [NamedTensor], rules: [MappingRule] = [],
+                           sanitize: MappingSanitizer? = nil) throws(BindingError) -> NameMapping {
+        let (tensors, callerDecisions) = applyCallerRules(tensors, rules: rules, sanitize: sanitize)
         // A ResNet's stem: `<root>conv1.weight`, 4-D, three input channels.
         var counts: [String: Int] = [:]
         var order: [String] = []
@@ -59,7 +62,7 @@ public struct NameMapping: Sendable {
             counts[root] = 0
         }
         guard !order.isEmpty else {
-            throw BindingError.noResNet(found: Array(tensors.prefix(8).map(\.name)), total: tensors.count)
+            throw BindingError(.noResNet(found: Array(tensors.prefix(8).map(\.name)), total: tensors.count))
         }
         // Tensors under each candidate root, in one walk per name over a trie of the roots'
         // dotted parts (not every root against every tensor: a file of 200,000 stems made that
@@ -72,21 +75,20 @@ public struct NameMapping: Sendable {
         var root = order[0]
         for r in order.dropFirst() where (counts[r] ?? 0) > (counts[root] ?? 0) { root = r }
 
-        var decisions: [String] = []
+        var decisions = callerDecisions
         let parts = root.split(separator: ".").map(String.init)
         if parts.isEmpty {
-            decisions.append("state dict at the root of the file")
+            decisions.append(.stateDictAtRoot)
         }
         for part in parts {
             switch part {
-            case "module": decisions.append("stripped prefix 'module.' (DataParallel / DistributedDataParallel)")
-            case "_orig_mod": decisions.append("stripped prefix '_orig_mod.' (torch.compile)")
-            default: decisions.append("unwrapped '\(part)' (\(wrappers[part] ?? "wrapper"))")
+            case "module", "_orig_mod": decisions.append(.strippedPrefix(part + ".", reason: wrappers[part] ?? "wrapper"))
+            default: decisions.append(.unwrapped(part, reason: wrappers[part] ?? "wrapper"))
             }
         }
         let kind: Kind = root.hasSuffix("backbone.body.") ? .detectionBackbone : .resnet
         for other in order where other != root {
-            decisions.append("ignored a second network at '\(other)' (\(counts[other] ?? 0) tensors)")
+            decisions.append(.ignoredSecondNetwork(root: other, tensors: counts[other] ?? 0))
         }
 
         var stateDict: [(String, TensorRecord)] = []
@@ -107,49 +109,88 @@ public struct NameMapping: Sendable {
             }
             stateDict.append((name, t.tensor))
         }
-        if dropped > 0 {
-            decisions.append("dropped \(dropped) num_batches_tracked buffers (BatchNorm training counters, unused in eval)")
-        }
-        if !outside.isEmpty {
-            let list = outside.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
-            decisions.append("ignored \(outside.values.reduce(0, +)) tensors outside the model: \(list)")
-        }
+        if dropped > 0 { decisions.append(.droppedTrainingCounters(dropped)) }
+        if !outside.isEmpty { decisions.append(.ignoredOutside(outside)) }
         return NameMapping(root: root, kind: kind, stateDict: stateDict, decisions: decisions)
     }
 }
 
-/// A state dict that does not fit the model: *all* missing, unexpected and mismatched keys at once.
-public enum BindingError: Error, Sendable, CustomStringConvertible {
-    /// No tensor looks like a ResNet stem (`<prefix>conv1.weight`, shape `[C, 3, k, k]`); `found` lists
-    /// the first tensor names, `total` counts them all.
-    case noResNet(found: [String], total: Int)
-    /// The tensors do not describe a recognisable ResNet structure (the reason is in the string).
-    case unrecognisedArchitecture(String)
-    /// Keys missing, unexpected or with the wrong shape, with closest-name hints (key -> nearest other key).
-    case mismatch(missing: [String], unexpected: [String], shapes: [(name: String, expected: [Int], actual: [Int])],
-                  hints: [String: String])
-    /// A weight whose dtype cannot be converted to float32.
-    case unsupportedDType(name: String, dtype: String)
-    /// Malformed input (for example a batch without 3 channels, or an empty one).
-    case badInput(String)
-    /// An inference engine was asked for that this CPU (or this build) cannot run (the reason
-    /// is in the string).
-    case engineUnavailable(String)
-    /// A forced architecture (`--arch`) does not fit the state dict: what the shapes look like
-    /// instead (nil when they describe no known ResNet), and the full mismatch.
-    indirect case forcedArchitecture(forced: ResNetArchitecture, recognised: ResNetArchitecture?, details: BindingError)
+/// A state dict that does not fit the model: *all* missing, unexpected and mismatched keys at once,
+/// in the file they came from.
+public struct BindingError: TorchportError, Equatable {
+    /// What does not fit.
+    public indirect enum Kind: Sendable, Equatable {
+        /// No tensor looks like a ResNet stem (`<prefix>conv1.weight`, shape `[C, 3, k, k]`); `found` lists
+        /// the first tensor names, `total` counts them all.
+        case noResNet(found: [String], total: Int)
+        /// The tensors do not describe a recognisable ResNet structure (the reason is in the string).
+        case unrecognisedArchitecture(String)
+        /// Keys missing, unexpected or with the wrong shape, with closest-name hints (key -> nearest other key).
+        case mismatch(missing: [String], unexpected: [String], shapes: [ShapeMismatch], hints: [String: String])
+        /// A weight whose dtype cannot be converted to float32.
+        case unsupportedDType(name: String, dtype: DType)
+        /// An inference engine was asked for that this CPU (or this build) cannot run (the reason
+        /// is in the string).
+        case engineUnavailable(String)
+        /// A forced architecture (`--arch`) does not fit the state dict: what the shapes look like
+        /// instead (nil when they describe no known ResNet), and the full mismatch.
+        case forcedArchitecture(forced: ResNetArchitecture, recognised: ResNetArchitecture?, details: Kind)
+    }
+
+    /// A key whose tensor has another shape than the model's parameter.
+    public struct ShapeMismatch: Sendable, Equatable {
+        /// The parameter's torchvision name.
+        public let name: String
+        /// The model's shape.
+        public let expected: [Int]
+        /// The file's shape.
+        public let actual: [Int]
+        /// A mismatch of `name`.
+        public init(name: String, expected: [Int], actual: [Int]) {
+            self.name = name
+            self.expected = expected
+            self.actual = actual
+        }
+    }
+
+    /// What does not fit.
+    public let kind: Kind
+    /// The file the state dict came from, when known.
+    public var location: ErrorLocation
+
+    /// An error of `kind`, about `file` when known.
+    public init(_ kind: Kind, file: String? = nil) {
+        self.kind = kind
+        location = ErrorLocation(file: file)
+    }
+
+    /// This error, about `file` (unless it already names one).
+    public func with(file: String?) -> BindingError {
+        var e = self
+        if e.location.file == nil { e.location.file = file }
+        return e
+    }
+
+    /// The problems, at most ``listedKeys`` keys of each kind (no location: see ``description``).
+    public var reason: String { Self.describe(kind, limit: Self.listedKeys) }
 
     /// Keys listed per kind of problem in ``description``; ``fullDescription`` lists them all.
     public static let listedKeys = 8
 
-    /// The problems, one per line for a mismatch, at most ``listedKeys`` keys of each kind.
-    public var description: String { describe(limit: Self.listedKeys) }
+    /// The problems, one per line for a mismatch, at most ``listedKeys`` keys of each kind, then
+    /// the file.
+    public var description: String { withLocation(reason) }
 
-    /// Every key of a mismatch, however many.
-    public var fullDescription: String { describe(limit: nil) }
+    /// Every key of a mismatch, however many, then the file.
+    public var fullDescription: String { withLocation(Self.describe(kind, limit: nil)) }
 
-    private func describe(limit: Int?) -> String {
-        switch self {
+    private func withLocation(_ text: String) -> String {
+        guard let file = location.file else { return text }
+        return "\(file): \(text)"
+    }
+
+    private static func describe(_ kind: Kind, limit: Int?) -> String {
+        switch kind {
         case .forcedArchitecture(let forced, let recognised, let details):
             var counts = ""
             if case .mismatch(let missing, let unexpected, let shapes, _) = details {
@@ -164,7 +205,7 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
                 hint = "; the state dict describes no ResNet this tool recognises"
             }
             return "the state dict does not match --arch \(forced.torchvisionName ?? forced.description)\(counts)\(hint)"
-                + (limit == nil ? "\n" + details.describe(limit: nil) : "")
+                + (limit == nil ? "\n" + describe(details, limit: nil) : "")
         case .noResNet(let found, let total):
             let golden = found.contains("input") && (found.contains("logits") || found.contains("features"))
             return "no ResNet found: no tensor '<prefix>conv1.weight' of shape [C, 3, k, k] among \(total) tensors (first: \(found.joined(separator: ", ")))"
@@ -182,18 +223,11 @@ public enum BindingError: Error, Sendable, CustomStringConvertible {
             list(shapes) { s in "  shape:      \(s.name) is \(s.actual), expected \(s.expected)" }
             return lines.joined(separator: "\n")
         case .unsupportedDType(let name, let dtype):
-            return "tensor \(name) has dtype \(dtype); weights must be float32, float16, bfloat16 or float64"
-        case .badInput(let s):
-            return "bad input: \(s)"
+            return "tensor \(name) has dtype \(dtype.rawValue); weights must be float32, float16, bfloat16 or float64"
         case .engineUnavailable(let s):
             return "engine unavailable: \(s)"
         }
     }
-}
-
-extension BindingError: LocalizedError {
-    /// The same text as ``description``.
-    public var errorDescription: String? { description }
 }
 
 /// Candidate roots (`""` or dotted prefixes ending in `.`) as a trie of their parts, so that the

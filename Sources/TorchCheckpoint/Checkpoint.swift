@@ -1,14 +1,5 @@
 import Foundation
-
-/// The container a checkpoint came in.
-public enum CheckpointFormat: String, Sendable, Codable {
-    /// `torch.save` since torch 1.6: a zip of `data.pkl`, `data/<key>` storages, `byteorder`, ...
-    case zip
-    /// `torch.save` before 1.6 (and `_use_new_zipfile_serialization=False`): one pickle stream.
-    case legacy
-    /// `torch.jit.save`: a zip whose `data.pkl` holds `__torch__.*` objects; only data is read.
-    case torchScript = "torchscript"
-}
+import TorchportCore
 
 /// A PyTorch checkpoint, parsed and validated: every storage located and every tensor's view
 /// checked against its storage. Tensors of stored zip entries are views of the mapped file.
@@ -21,7 +12,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// The path or name the checkpoint was read from, used in errors; nil when none was given.
     public let file: String?
     /// The container the checkpoint came in.
-    public let format: CheckpointFormat
+    public let format: WeightsFormat
     /// The zip's top folder (`archive`, or the saved file's base name); nil for legacy streams.
     public let prefix: String?
     /// `little` or `big`: how the storages were written. Big-endian data is swapped on load.
@@ -37,9 +28,19 @@ public final class Checkpoint: @unchecked Sendable {
     /// The options the checkpoint was read with.
     public let options: ReaderOptions
 
+    /// Opens and memory-maps the file at `url`. The file is never opened for writing.
+    public convenience init(contentsOf url: URL, options: ReaderOptions = .init()) throws {
+        try self.init(contentsOf: url.path, options: options)
+    }
+
     /// Opens and memory-maps `path`. The file is never opened for writing.
     public convenience init(contentsOf path: String, options: ReaderOptions = .init()) throws {
-        let bytes = try FileBytes.map(path: path)
+        let bytes: FileBytes
+        do {
+            bytes = try FileBytes.map(path: path)
+        } catch {
+            throw CheckpointError(.io(error.reason), file: path)
+        }
         try self.init(bytes: bytes, name: path, options: options)
     }
 
@@ -77,7 +78,7 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     struct Parsed {
-        var format: CheckpointFormat
+        var format: WeightsFormat
         var prefix: String?
         var bigEndian: Bool
         var protocolVersion: Int
@@ -396,18 +397,4 @@ public final class Checkpoint: @unchecked Sendable {
     public var totalBytes: Int { tensors.reduce(0) { $0 + $1.tensor.nbytes } }
     /// Total number of elements of all listed tensors.
     public var totalElements: Int { tensors.reduce(0) { $0 + $1.tensor.numel } }
-}
-
-/// A tensor reached from the root, by its full dotted path (`model.layer1.0.conv1.weight`).
-public struct NamedTensor: Sendable {
-    /// The full dotted path from the root.
-    public let name: String
-    /// The tensor.
-    public let tensor: TensorRecord
-
-    /// Pairs a name with a tensor.
-    public init(name: String, tensor: TensorRecord) {
-        self.name = name
-        self.tensor = tensor
-    }
 }

@@ -1,8 +1,9 @@
 import Foundation
+import TorchportCore
 
 /// Every failure of the reader: what went wrong (`kind`) and where (`file`, `entry`, byte `offset`,
 /// pickle `opcode`, `key`). The reader never traps on file data; it throws one of these.
-public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+public struct CheckpointError: TorchportError {
     /// What went wrong.
     public var kind: Kind
     /// The file being read (as given by the caller).
@@ -128,52 +129,8 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case io(String)
     }
 
-    /// A stable short name of the case, used by tests and `--json` output.
-    public var code: String {
-        switch kind {
-        case .unrecognizedFormat: "unrecognizedFormat"
-        case .truncated: "truncated"
-        case .zipStructure: "zipStructure"
-        case .zipEntryOutOfBounds: "zipEntryOutOfBounds"
-        case .zipOverlappingEntries: "zipOverlappingEntries"
-        case .zipDuplicateEntry: "zipDuplicateEntry"
-        case .zipAmbiguous: "zipAmbiguous"
-        case .zipUnsafeName: "zipUnsafeName"
-        case .zipUnsupportedCompression: "zipUnsupportedCompression"
-        case .zipInflate: "zipInflate"
-        case .missingEntry: "missingEntry"
-        case .legacyMagicMismatch: "legacyMagicMismatch"
-        case .legacyProtocolVersion: "legacyProtocolVersion"
-        case .legacyStorageSize: "legacyStorageSize"
-        case .legacyStorageKeys: "legacyStorageKeys"
-        case .unknownOpcode: "unknownOpcode"
-        case .stackUnderflow: "stackUnderflow"
-        case .missingMark: "missingMark"
-        case .missingStop: "missingStop"
-        case .trailingData: "trailingData"
-        case .memoMissing: "memoMissing"
-        case .badLength: "badLength"
-        case .invalidUTF8: "invalidUTF8"
-        case .malformedOperand: "malformedOperand"
-        case .frameBoundary: "frameBoundary"
-        case .unsupportedProtocol: "unsupportedProtocol"
-        case .limitExceeded: "limitExceeded"
-        case .disallowedGlobal: "disallowedGlobal"
-        case .invalidGlobal: "invalidGlobal"
-        case .wrongType: "wrongType"
-        case .badArguments: "badArguments"
-        case .badPersistentID: "badPersistentID"
-        case .extensionRegistry: "extensionRegistry"
-        case .unknownStorageType: "unknownStorageType"
-        case .unsafeStorageKey: "unsafeStorageKey"
-        case .badShape: "badShape"
-        case .tensorOutOfBounds: "tensorOutOfBounds"
-        case .storageMismatch: "storageMismatch"
-        case .io: "io"
-        }
-    }
-
-    var reason: String {
+    /// What went wrong, in one sentence.
+    public var reason: String {
         switch kind {
         case .unrecognizedFormat(let s): "not a PyTorch checkpoint: \(s)"
         case .truncated(let n, let a): "truncated: needed \(n) bytes, \(a) available"
@@ -229,9 +186,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-extension CheckpointError: LocalizedError {
-    /// The same text as ``description``.
-    public var errorDescription: String? { description }
+extension CheckpointError {
+    /// File, entry, offset and key (the pickle opcode is in ``opcode`` and ``description``).
+    public var location: ErrorLocation { ErrorLocation(file: file, entry: entry, offset: offset, key: key) }
 }
 
 extension CheckpointError {

@@ -5,3 +5,4 @@
 @_exported import SafeTensors
 @_exported import StateDict
 @_exported import TorchCheckpoint
+@_exported import TorchportCore

@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 /// When computed outputs count as equal to PyTorch's. For each sample `i` (a row of the `N x C`
 /// output), with `d = computed - reference`:

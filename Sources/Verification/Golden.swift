@@ -1,4 +1,6 @@
+import Foundation
 import TorchCheckpoint
+import TorchportCore
 
 /// What PyTorch computed for one input batch, read from a golden file written by real PyTorch:
 ///
@@ -56,6 +58,9 @@ public struct Golden: Sendable {
 
     /// Reads and validates a golden file: any checkpoint `Checkpoint(contentsOf:)` reads (zip,
     /// legacy), or a safetensors file. Throws ``VerificationError``, never traps.
+    public static func load(contentsOf url: URL) throws(VerificationError) -> Golden { try load(path: url.path) }
+
+    /// Reads the golden at `path`; see ``load(contentsOf:)``.
     public static func load(path: String) throws(VerificationError) -> Golden {
         let tensors: [NamedTensor]
         do {

@@ -1,3 +1,4 @@
+import TorchportCore
 /// How a sample's predicted class compares with the reference's.
 public enum Top1Agreement: String, Sendable, Codable, Equatable {
     /// Same index.

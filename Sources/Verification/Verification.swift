@@ -1,3 +1,4 @@
+import TorchportCore
 // Verification: the last stage of the pipeline. A golden file written by real PyTorch holds an
 // input batch and the logits PyTorch computed for it (`Golden`); Torchport's logits for the same
 // input are compared with them sample by sample (`Verifier`), under a stated tolerance

@@ -1,10 +1,11 @@
 import Foundation
 import TorchCheckpoint
+import TorchportCore
 
 /// Why a golden file (or a computed output checked against one) cannot be used: what went wrong
 /// (`kind`) and in which file. Loading never traps on file data; it throws one of these, and the
 /// CLI maps every one of them to exit code 2 (``ExitStatus/unusableFile``).
-public struct VerificationError: Error, Sendable, CustomStringConvertible {
+public struct VerificationError: TorchportError {
     /// What went wrong.
     public var kind: Kind
     /// The golden file, as the caller named it.
@@ -42,23 +43,11 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
         case shapeMismatch(name: String, computed: [Int], reference: [Int])
     }
 
-    /// A stable short name of the case, for tests and `--json` output.
-    public var code: String {
-        switch kind {
-        case .unreadable: "unreadable"
-        case .missingTensor: "missingTensor"
-        case .badShape: "badShape"
-        case .dtype: "dtype"
-        case .batchMismatch: "batchMismatch"
-        case .nonFinite: "nonFinite"
-        case .shapeMismatch: "shapeMismatch"
-        }
-    }
-
     /// Always ``ExitStatus/unusableFile`` (2).
     public var exitCode: Int32 { ExitStatus.unusableFile }
 
-    var reason: String {
+    /// What went wrong, in one sentence.
+    public var reason: String {
         switch kind {
         case .unreadable(let s): "unreadable golden file: \(s)"
         case .missingTensor(let n) where n == GoldenTensor.logits:
@@ -83,7 +72,7 @@ public struct VerificationError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-extension VerificationError: LocalizedError {
-    /// The same text as ``description``.
-    public var errorDescription: String? { description }
+extension VerificationError {
+    /// The golden file.
+    public var location: ErrorLocation { ErrorLocation(file: file) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 extension VerificationReport {
     /// A table, one row per sample, then the verdict and the criterion:

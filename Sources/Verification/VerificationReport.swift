@@ -1,4 +1,6 @@
 import Foundation
+import ResNet
+import TorchportCore
 
 /// The outcome of comparing computed outputs with a reference: per-sample metrics, their
 /// aggregates, the verdict and the criterion it was reached under.
@@ -12,7 +14,7 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var passed: Bool
     /// The inference engine that computed the outputs (`packed`, `reference`), when the caller
     /// ran a model; nil for a comparison of given arrays.
-    public var engine: String?
+    public var engine: InferenceEngine?
     /// ``Criterion/formula``: the rule with its numbers filled in.
     public var criterion: String
     /// The criterion's absolute tolerance (``Criterion/atol``).
@@ -20,7 +22,7 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     /// The criterion's relative tolerance (``Criterion/rtol``).
     public var rtol: Double
     /// What was compared: `logits`, `features` or `feature_map`.
-    public var output: String
+    public var output: GoldenOutput
     /// `N`.
     public var samples: Int
     /// `C`: values per sample (for a feature map, `C x h x w`).
@@ -66,7 +68,7 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     /// PyTorch's own float32 output is (float32 rounding, not a porting error), or else weights
     /// stored in half precision (`weightDType` `float16` or `bfloat16`), whose rounding alone
     /// moves outputs by about 1e-3 of their scale. Each note names a tolerance to try.
-    public mutating func interpret(weightDType: String?) {
+    public mutating func interpret(weightDType: DType?) {
         notes = []
         guard !passed else { return }
         if let f = float64Reference, f.pytorchMaxRelError > 0, f.computedMaxRelError <= 2 * f.pytorchMaxRelError {
@@ -75,8 +77,8 @@ public struct VerificationReport: Sendable, Codable, Equatable {
                          + "Torchport's is \(Self.scientific(f.computedMaxRelError)): the difference is float32 rounding, not a "
                          + "porting error; a tolerance of --rtol \(suggestion) reflects it")
         }
-        if notes.isEmpty, let d = weightDType, d == "float16" || d == "bfloat16" {
-            notes.append("the checkpoint's weights are \(d): their rounding alone moves outputs by about 1e-3 of their scale; "
+        if notes.isEmpty, let d = weightDType, d == .float16 || d == .bfloat16 {
+            notes.append("the checkpoint's weights are \(d.rawValue): their rounding alone moves outputs by about 1e-3 of their scale; "
                          + "compare against a golden of the same weights, or try --rtol 1e-2")
         }
     }
@@ -85,7 +87,7 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var exitCode: Int32 { passed ? ExitStatus.passed : ExitStatus.mismatch }
 
     /// Builds the aggregates from per-sample metrics.
-    public init(perSample: [SampleMetrics], classes: Int, criterion: Criterion, output: String = GoldenOutput.logits.rawValue,
+    public init(perSample: [SampleMetrics], classes: Int, criterion: Criterion, output: GoldenOutput = .logits,
                 float64Reference: Float64Reference? = nil) {
         self.perSample = perSample
         self.criterion = criterion.formula

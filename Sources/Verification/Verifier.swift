@@ -1,3 +1,4 @@
+import TorchportCore
 /// Compares computed outputs with PyTorch's, sample by sample, under a ``Criterion``.
 ///
 /// ```swift
@@ -11,21 +12,22 @@ public enum Verifier {
     /// Compares two row-major `batch x classes` arrays; each row is a sample. Works for logits and
     /// for features alike (for a feature map `N x C x h x w`, pass `classes = C * h * w`).
     ///
-    /// - Precondition: `computed.count == reference.count == batch * classes`, `classes >= 1`.
-    ///   (A shape disagreement between a model and a golden file is a user error: the throwing
-    ///   ``compare(computed:shape:golden:output:criterion:)`` reports it instead.)
+    /// Throws ``VerificationError/Kind/shapeMismatch(name:computed:reference:)`` unless
+    /// `computed.count == reference.count == batch * classes` with `batch >= 0` and `classes >= 1`.
     public static func compare(computed: [Float], reference: [Float], batch: Int, classes: Int,
-                               criterion: Criterion = .default) -> VerificationReport {
-        compare(computed: computed, reference: reference, batch: batch, classes: classes, criterion: criterion,
-                output: GoldenOutput.logits.rawValue)
+                               criterion: Criterion = .default) throws(VerificationError) -> VerificationReport {
+        let (count, overflow) = batch.multipliedReportingOverflow(by: classes)
+        guard batch >= 0, classes >= 1, !overflow, computed.count == count, reference.count == count else {
+            throw VerificationError(.shapeMismatch(name: GoldenOutput.logits.rawValue, computed: [computed.count],
+                                                   reference: [reference.count]))
+        }
+        return compare(computed: computed, reference: reference, batch: batch, classes: classes, criterion: criterion,
+                       output: .logits)
     }
 
     static func compare(computed: [Float], reference: [Float], batch: Int, classes: Int,
-                        criterion: Criterion, output: String,
+                        criterion: Criterion, output: GoldenOutput,
                         float64Reference: Float64Reference? = nil) -> VerificationReport {
-        precondition(batch >= 0 && classes >= 1, "batch must be >= 0 and classes >= 1")
-        precondition(computed.count == batch * classes && reference.count == batch * classes,
-                     "computed (\(computed.count)) and reference (\(reference.count)) must hold batch x classes = \(batch * classes) values")
         let metrics = (0..<batch).map { i in
             let rows = i * classes..<(i + 1) * classes
             return SampleMetrics(sample: i, computed: computed[rows], reference: reference[rows], criterion: criterion)
@@ -54,6 +56,6 @@ public enum Verifier {
             f64 = Float64Reference(computed: computed, pytorch: reference, float64: referenceF64, batch: batch, classes: classes)
         }
         return compare(computed: computed, reference: reference, batch: batch, classes: classes, criterion: criterion,
-                       output: output.rawValue, float64Reference: f64)
+                       output: output, float64Reference: f64)
     }
 }

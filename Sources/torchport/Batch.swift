@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Torchport
+import TorchportCore
 
 // Pieces shared by the commands that take many inputs (`classify`, `convert`, `verify`):
 // expanding directories, running work in parallel, progress on a terminal, and the list of

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -69,9 +70,9 @@ struct Bench: ParsableCommand {
     }
 
     /// Deterministic input of `batch` images in [-1, 1).
-    func randomInput(batch: Int) -> FeatureMap {
+    func randomInput(batch: Int) throws -> FeatureMap {
         var rng = SplitMix64(seed: 0)
-        return FeatureMap(n: batch, c: 3, h: size, w: size, data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
+        return try FeatureMap(n: batch, c: 3, h: size, w: size, data: (0..<(batch * 3 * size * size)).map { _ in rng.nextFloat() * 2 - 1 })
     }
 
     /// Milliseconds of each of `runs` forward passes.
@@ -98,7 +99,7 @@ struct Bench: ParsableCommand {
             if let known = inputs[fields[0]] {
                 input = known
             } else {
-                input = randomInput(batch: fields[0])
+                input = try randomInput(batch: fields[0])
                 inputs[fields[0]] = input
                 _ = try time(model, input, runs: warmup)
             }
@@ -110,27 +111,27 @@ struct Bench: ParsableCommand {
     func run() throws {
         let loaded = try withExitCode2(json: json, verbose: reader.verbose, file: model) { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
         setInferenceThreads(threads)
-        if serve { return try serve(loaded.model) }
-        let input = randomInput(batch: batch)
-        for _ in 0..<warmup { _ = try loaded.model(input) }
+        if serve { return try serve(loaded) }
+        let input = try randomInput(batch: batch)
+        for _ in 0..<warmup { _ = try loaded(input) }
         if profile { Profiler.start() }
         let rssBefore = Memory.resetPeak()
-        let times = try time(loaded.model, input, runs: runs)
+        let times = try time(loaded, input, runs: runs)
         // The kernel folds per-thread RSS counts in lazily: the peak can read a little below the
         // size read at the reset.
         let peakRss = Memory.peak().map { max($0, rssBefore ?? 0) }
         let layers = profile ? Profiler.stop() : nil
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        let flops = Double(loaded.model.flops(height: size, width: size) * batch)
-        let activations = loaded.model.activationMemory(batch: batch, height: size, width: size)
-        let report = Report(model: model, architecture: loaded.model.architecture.description, batch: batch, threads: threads,
+        let flops = Double(loaded.flops(height: size, width: size) * batch)
+        let activations = loaded.activationMemory(batch: batch, height: size, width: size)
+        let report = Report(model: model, architecture: loaded.architecture.description, batch: batch, threads: threads,
                             size: size, runs: runs, medianMs: median, minMs: sorted[0], maxMs: sorted[sorted.count - 1], timesMs: times,
                             msPerImage: median / Double(batch), gflops: flops / 1e9,
                             achievedGflopsPerSecond: flops / (median * 1e6), blasKernels: BLASKernels.coreName,
-                            engine: loaded.model.engine.rawValue,
+                            engine: loaded.engine.rawValue,
                             activationArenaBytes: activations?.arena, largestActivationBytes: activations?.largest,
-                            rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.model.weightBytes,
+                            rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.weightBytes,
                             peakGflopsPerSecond: profile ? Profiler.peakGflops() : nil,
                             layers: layers)
         if json {
@@ -138,8 +139,8 @@ struct Bench: ParsableCommand {
         } else {
             print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) thread\(threads == 1 ? "" : "s"), "
                   + "\(runs) run\(runs == 1 ? "" : "s"), engine \(report.engine)")
-            if let stored = storedDType(loaded), stored != "float32" {
-                print("note: the weights are stored as \(stored) and run in float32 (widened when the model is bound)")
+            if let stored = loaded.storedDType, stored != .float32 {
+                print("note: the weights are stored as \(stored.rawValue) and run in float32 (widened when the model is bound)")
             }
             print(String(format: "median %.2f ms (min %.2f, max %.2f), %.2f ms/image, %.1f GFLOP/s (OpenBLAS kernels: %@)",
                          median, report.minMs, report.maxMs, report.msPerImage, report.achievedGflopsPerSecond, BLASKernels.coreName))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,16 +86,14 @@ struct Classify: ParsableCommand {
     func run() throws {
         let preprocessing = try preprocessing()
         setInferenceThreads(threads)
-        let (loaded, labels) = try withExitCode2(json: json, verbose: reader.verbose, file: model) { () throws -> (LoadedResNet, ClassLabels) in
+        let (loaded, labels) = try withExitCode2(json: json, verbose: reader.verbose, file: model) { () throws -> (ResNetModel, ClassLabels) in
             let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine)
-            guard let classes = loaded.model.architecture.numClasses else {
-                throw LabelsError("\(model) has no classification head (a headless backbone): nothing to classify")
-            }
+            guard let classes = loaded.architecture.numClasses else { throw LabelsError(.headless, file: model) }
             let labels = try ClassLabels.resolve(classes: classes, labelsFile: self.labels, checkpointPath: model,
                                                  options: reader.options)
             return (loaded, labels)
         }
-        let classes = loaded.model.outputWidth
+        let classes = loaded.outputWidth
 
         // Directories are searched recursively for .jpg/.jpeg/.png files; a path that is not there
         // is a failure, listed with the others at the end.
@@ -135,12 +134,12 @@ struct Classify: ParsableCommand {
             }
             if !ready.isEmpty {
                 let logits = try withExitCode2 {
-                    try loaded.logits(forTensors: ready.map { ($0.tensor, $0.w, $0.h) }, batchSize: batch)
+                    try loaded.outputs(for: ready.map { try FeatureMap(n: 1, c: 3, h: $0.h, w: $0.w, data: $0.tensor) },
+                                       batchSize: batch)
                 }
                 for (row, item) in ready.enumerated() {
-                    let slice = logits[(row * classes)..<((row + 1) * classes)]
                     let result = Result(image: item.path, decoded: item.summary,
-                                        top: Prediction.top(top, logits: slice, labels: labels))
+                                        top: Prediction.top(top, of: logits, row: row, labels: labels))
                     results.append(result)
                     if !json {
                         meter.clear()
@@ -148,7 +147,7 @@ struct Classify: ParsableCommand {
                     }
                 }
                 if saveLogits != nil {
-                    logitRows += logits
+                    logitRows += logits.values
                     rowImages += ready.map(\.path)
                 }
             }
@@ -156,10 +155,10 @@ struct Classify: ParsableCommand {
         }
         meter.finish()
 
-        if !json { print("engine: \(loaded.model.engine.rawValue)") }
+        if !json { print("engine: \(loaded.engine.rawValue)") }
         if json {
-            try printJSON(Report(model: model, architecture: loaded.model.architecture.description,
-                                 engine: loaded.model.engine.rawValue, classes: classes,
+            try printJSON(Report(model: model, architecture: loaded.architecture.description,
+                                 engine: loaded.engine.rawValue, classes: classes,
                                  labels: .init(source: labels.source.rawValue, detail: labels.detail),
                                  preprocessing: .init(preprocessing), results: results, failures: failures))
         }

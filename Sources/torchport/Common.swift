@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 /// `--arch` choices: torchvision's ten ResNets.
 enum ArchChoice: String, ExpressibleByArgument, CaseIterable {
@@ -11,15 +12,9 @@ enum ArchChoice: String, ExpressibleByArgument, CaseIterable {
     var architecture: ResNetArchitecture? { ResNetArchitecture.named[rawValue] }
 }
 
-/// The dtype most of a model's weights were stored in (before they were widened to float32).
-func storedDType(_ loaded: LoadedResNet) -> String? {
-    let counts = Dictionary(grouping: loaded.mapping.stateDict.map(\.tensor.dtype.rawValue), by: { $0 })
-    return counts.max { $0.value.count < $1.value.count }?.key
-}
-
 /// Loads and binds a model, for commands that run one.
-func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil) throws -> LoadedResNet {
-    try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options, engine: engine)
+func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil) throws -> ResNetModel {
+    try ResNetModel(contentsOf: path, architecture: arch?.architecture, engine: engine, options: reader.options)
 }
 
 extension InferenceEngine: ExpressibleByArgument {}
@@ -64,21 +59,10 @@ struct ErrorJSON: Encodable {
 
     init(_ error: Error, message: String, file: String? = nil) {
         let (code, errorFile): (String, String?) = switch error {
-        case let e as CheckpointError: (e.code, e.file)
-        case let e as SafeTensorsError: (e.code, e.file)
-        case let e as VerificationError: (e.code, e.file)
-        case let e as ImageError: (Self.caseName(e.kind), e.file)
-        case let e as ConversionError: (Self.caseName(e.kind), e.file)
-        case let e as BindingError: (Self.caseName(e), nil)
-        case is LabelsError: ("labels", nil)
+        case let e as any TorchportError: (e.code, e.location.file)
         default: (String(describing: type(of: error)), nil)
         }
         self.error = Body(code: code, message: message, file: errorFile ?? file)
-    }
-
-    /// An enum value's case name (`mismatch` for `.mismatch(...)`).
-    static func caseName(_ value: Any) -> String {
-        Mirror(reflecting: value).children.first?.label ?? String(describing: value)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Torchport
+import TorchportCore
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -157,7 +158,7 @@ struct Convert: ParsableCommand {
     func headline(_ s: ConversionSummary) -> String {
         "wrote \(s.output): \(s.architecture), "
             + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
-            + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype)"
+            + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype?.rawValue ?? "mixed")"
             + (s.castTensors > 0 ? " (\(s.castTensors) cast)" : "")
             + String(format: " in %.2f s", s.seconds)
     }
@@ -165,7 +166,7 @@ struct Convert: ParsableCommand {
     private func text(_ s: ConversionSummary, verification: VerificationReport?) -> String {
         var lines = [
             headline(s),
-            "source:    \(s.input) (\(s.sourceFormat)), sha256 \(s.sourceSHA256)",
+            "source:    \(s.input) (\(s.sourceFormat.rawValue)), sha256 \(s.sourceSHA256)",
             "mapping:",
         ]
         lines += s.decisions.map { "  - \($0)" }
@@ -366,13 +367,13 @@ struct ConvertJSON: Encodable {
         tensors = s.tensors
         bytes = s.bytes
         fileBytes = s.fileBytes
-        dtype = s.dtype
+        dtype = s.dtype?.rawValue ?? "mixed"
         castTensors = s.castTensors
-        arch = s.architecture
+        arch = s.architecture.description
         numClasses = s.numClasses
         sourceSha256 = s.sourceSHA256
-        sourceFormat = s.sourceFormat
-        mapping = s.decisions
+        sourceFormat = s.sourceFormat.rawValue
+        mapping = s.decisions.map(\.description)
         metadata = s.metadata
         seconds = s.seconds
         self.verification = verification

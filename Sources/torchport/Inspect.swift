@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +25,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let report = try withExitCode2(json: json, verbose: reader.verbose, file: file) {
-            looksLikeSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+            WeightsFormat.isSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
         }
         if json {
             try printJSON(report)
@@ -144,7 +145,7 @@ struct InspectReport: Encodable {
             } catch {
                 binding = "\(error)"
             }
-            return ModelSection(root: mapping.root, kind: mapping.kind.rawValue, decisions: mapping.decisions,
+            return ModelSection(root: mapping.root, kind: mapping.kind.rawValue, decisions: mapping.decisions.map(\.description),
                                 architecture: arch?.description, numClasses: arch?.numClasses, binding: binding)
         }
         return nil

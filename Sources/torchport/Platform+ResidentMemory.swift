@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import TorchportCore
 
 // Platform: this process's resident memory, for `torchport bench`.
 // Linux: /proc/self/status (VmRSS, VmHWM), the peak reset through /proc/self/clear_refs.

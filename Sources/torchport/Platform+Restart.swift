@@ -2,6 +2,7 @@
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
+import TorchportCore
 #endif
 
 // Platform: restarting this process with one more environment variable (for libraries that read

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(

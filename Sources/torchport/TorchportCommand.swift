@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 @main
 struct TorchportCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Torchport
+import TorchportCore
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -191,18 +192,12 @@ func verifyModel(_ model: String, golden: String, criterion: Criterion, arch: Ar
                  engine: InferenceEngine? = nil, saveLogits: String? = nil) throws -> VerificationReport {
     let loaded = try loadModel(model, arch: arch, reader: reader, engine: engine)
     let g = try Golden.load(path: golden)
-    let input = FeatureMap(n: g.inputShape[0], c: g.inputShape[1], h: g.inputShape[2], w: g.inputShape[3], data: g.input)
-    let output: GoldenOutput = loaded.model.fc == nil ? .features : .logits
-    let computed = try loaded.model(input)
-    let shape = [input.n, loaded.model.outputWidth]
+    let (report, computed) = try Verifier.run(loaded, against: g, criterion: criterion)
     if let saveLogits {
         try SafeTensorsWriter.writeAtomically(
-            [.init(name: "logits", dtype: .float32, shape: shape, bytes: computed.withUnsafeBytes { Array($0) })],
-            metadata: ["format": "torchport", "model": model, "golden": golden, "output": output.rawValue],
+            [.init(name: "logits", dtype: .float32, shape: computed.shape, bytes: computed.values.withUnsafeBytes { Array($0) })],
+            metadata: ["format": "pt", "model": model, "golden": golden, "output": report.output.rawValue],
             to: saveLogits)
     }
-    var report = try Verifier.compare(computed: computed, shape: shape, golden: g, output: output, criterion: criterion)
-    report.engine = loaded.model.engine.rawValue
-    report.interpret(weightDType: storedDType(loaded))
     return report
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Images
+import TorchportCore
 
 @Suite("Decoding every fixture exactly as PIL's Image.open(p).convert(\"RGB\")")
 struct FixtureDecodingTests {

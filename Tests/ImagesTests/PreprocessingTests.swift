@@ -1,5 +1,6 @@
 import Testing
 @testable import Images
+import TorchportCore
 
 @Suite("Resampling, cropping and preprocessing follow PIL and torchvision")
 struct PreprocessingTests {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Images
+import TorchportCore
 
 enum Fixtures {
     static let root: URL = URL(fileURLWithPath: #filePath)

@@ -1,7 +1,7 @@
 import Foundation
 import SafeTensors
 import Testing
-import TorchCheckpoint
+import TorchportCore
 
 /// A hand-made file the reader must refuse with a specific error.
 struct HostileHeader: Sendable, CustomTestStringConvertible {

@@ -1,7 +1,7 @@
 import Foundation
 import SafeTensors
 import Testing
-import TorchCheckpoint
+import TorchportCore
 
 /// Python's `safetensors` wrote the files of `Fixtures/safetensors/python-written/`
 /// (`generate.py`); the Swift writer wrote `swift-written/` and Python checked them

@@ -2,6 +2,7 @@ import Foundation
 import SafeTensors
 import Testing
 import TorchCheckpoint
+import TorchportCore
 
 @Suite("Round trips through the writer and the reader")
 struct RoundTripTests {

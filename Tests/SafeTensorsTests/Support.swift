@@ -1,7 +1,7 @@
 import Foundation
 import SafeTensors
 import Testing
-import TorchCheckpoint
+import TorchportCore
 
 /// Paths of the committed safetensors fixtures, found from this file's location (no bundle resources).
 enum SafeTensorsFixtures {

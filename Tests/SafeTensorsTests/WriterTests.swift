@@ -1,7 +1,7 @@
 import Foundation
 import SafeTensors
 import Testing
-import TorchCheckpoint
+import TorchportCore
 
 @Suite("The writer")
 struct WriterTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TorchCheckpoint
+import TorchportCore
 
 /// What torch itself reported for each fixture (written by `Fixtures/generate.py`).
 struct Expectation: Decodable {

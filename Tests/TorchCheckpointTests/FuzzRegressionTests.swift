@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TorchCheckpoint
+import TorchportCore
 
 /// A file of `Fixtures/fuzz/regressions/<target>/`: an input a fuzz target once crashed, hung or ran
 /// out of memory on (or a hand-made input of the same kind), minimised and kept.

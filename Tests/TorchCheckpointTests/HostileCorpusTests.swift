@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TorchCheckpoint
+import TorchportCore
 
 /// One entry of `Fixtures/hostile/manifest.json` (written by `Fixtures/hostile/generate_hostile.py`).
 struct HostileCase: Decodable, Sendable, CustomTestStringConvertible {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TorchCheckpoint
+import TorchportCore
 
 /// Hand-assembled pickles and stored zip archives for limit tests.
 enum Craft {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TorchCheckpoint
+import TorchportCore
 
 /// `PickleScanner`, the static scanner behind `torchport scan`, checked against the reader on the
 /// whole hostile corpus and the fixtures, and on hand-made pickles.

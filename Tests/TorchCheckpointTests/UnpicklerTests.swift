@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TorchCheckpoint
+import TorchportCore
 
 /// Python's own `pickle.dumps(PLAIN, protocol=N)` of one structure (see `Fixtures/generate.py`),
 /// read back value by value for every protocol.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TorchCheckpoint
+import TorchportCore
 
 @Suite("Zero-copy views and storage sharing")
 struct ZeroCopyTests {

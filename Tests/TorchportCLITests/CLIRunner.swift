@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 /// Runs the built `torchport` executable, as a user would, and captures what it prints.
 struct CLIRunner {
@@ -25,7 +26,7 @@ struct CLIRunner {
     static func run(_ arguments: String...) throws -> Result { try run(arguments) }
 
     /// Runs with `input` on standard input (closed after it), or no standard input.
-    static func run(_ arguments: [String], input: String? = nil) throws -> Result {
+    static func run(_ arguments: [String], input: String? = nil, executable: URL = CLIRunner.executable) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -38,11 +39,31 @@ struct CLIRunner {
             inPipe.fileHandleForWriting.write(Data(input.utf8))
             try inPipe.fileHandleForWriting.close()
         }
-        // Read before waiting so a large output cannot fill the pipe and block the child.
+        // Both pipes are drained at once, before waiting: a child that fills either one (64 KiB)
+        // while the other is being read would otherwise block forever.
+        let e = Drain(err.fileHandleForReading)
         let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+                      stderr: String(decoding: e.data(), as: UTF8.self))
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+final class Drain: @unchecked Sendable {
+    private var bytes = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        DispatchQueue.global().async { [self] in
+            bytes = handle.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+
+    /// Everything read, once the writer closed the pipe.
+    func data() -> Data {
+        done.wait()
+        return bytes
     }
 }

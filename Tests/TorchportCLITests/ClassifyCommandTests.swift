@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torchport
+import TorchportCore
 
 /// The image fixtures of `Fixtures/generate_images.py`: photos, decoder edge cases, and for each a
 /// golden of torchvision's preprocessing (`pixels`, uint8) and tiny-basic-r18ish's `logits`.
@@ -29,7 +30,7 @@ enum ImageFixtures {
         try Checkpoint(contentsOf: path(entry(name).golden))
     }
 
-    static let loaded: LoadedResNet = try! LoadedResNet(contentsOf: model)
+    static let loaded: ResNetModel = try! ResNetModel(contentsOf: model)
 
     static func tempDir() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("torchport-classify-\(UUID().uuidString)")
@@ -60,7 +61,9 @@ struct TorchvisionParityTests {
         // In fact the 8-bit samples are identical (PIL's fixed-point resampling reproduced exactly).
         #expect(maxDiff == 0, "\(name): pixels differ by up to \(maxDiff * 255)/255")
 
-        let logits = try ImageFixtures.loaded.logits(for: [image])
+        let output = try ImageFixtures.loaded.outputs(for: [image])
+        let logits = output.values
+        #expect(output.argmax() == [topIndices(logits, 1)[0]])
         let wantLogits = try #require(golden.tensor(named: "logits")).floats()
         #expect(topIndices(logits, 1) == topIndices(wantLogits, 1), "\(name): top-1")
         #expect(Set(topIndices(logits, 5)) == Set(topIndices(wantLogits, 5)), "\(name): top-5 set")
@@ -295,30 +298,3 @@ struct ClassifyCommandTests {
     }
 }
 
-@Suite("Class labels from files and checkpoints")
-struct ClassLabelsTests {
-    @Test("Checkpoint lookups: list, idx_to_class; none in a plain state dict")
-    func lookups() throws {
-        let withList = try Checkpoint(contentsOf: ImageFixtures.path("tiny-classes.pth"))
-        #expect(ClassLabels.stored(in: withList)?.key == "classes")
-        #expect(ClassLabels.stored(in: withList)?.names.count == 5)
-        let withDict = try Checkpoint(contentsOf: ImageFixtures.path("tiny-idx-to-class.pth"))
-        #expect(ClassLabels.stored(in: withDict)?.names == ["airplane", "automobile", "bird", "cat", "deer"])
-        #expect(ClassLabels.stored(in: try Checkpoint(contentsOf: ImageFixtures.model)) == nil)
-        let resolved = try ClassLabels.resolve(classes: 5, checkpointPath: ImageFixtures.path("tiny-classes.pth"))
-        #expect(resolved.source == .checkpoint && resolved[3] == "cat")
-        // A stored list of the wrong length is ignored.
-        #expect(try ClassLabels.resolve(classes: 7, checkpointPath: ImageFixtures.path("tiny-classes.pth")).source == .indices)
-        #expect(try ClassLabels.resolve(classes: 1000).source == .imageNet)
-        #expect(ClassLabels.indices[12] == "class 12")
-    }
-
-    @Test("Softmax top-K: most probable first, probabilities sum to 1 over all classes")
-    func topK() {
-        let p = Prediction.top(3, logits: [1, 3, 2, 3], labels: .indices)
-        #expect(p.map(\.index) == [1, 3, 2])
-        let all = Prediction.top(4, logits: [1, 3, 2, 3], labels: .indices)
-        #expect(abs(all.map(\.probability).reduce(0, +) - 1) < 1e-12)
-        #expect(Prediction.top(5, logits: [Float](), labels: .indices).isEmpty)
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TorchportCore
 
 /// `torchport convert`, run as a user would: each tiny model converted and verified, refusals,
 /// failures that leave nothing behind, casts, metadata, and `inspect` on the result.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TorchportCore
 
 @Suite("torchport inspect, run as a user would")
 struct InspectCommandTests {
@@ -63,5 +64,18 @@ struct InspectCommandTests {
         let format: String
         let tensors: [T]
         let total_tensors: Int
+    }
+}
+
+@Suite("The test runner itself")
+struct CLIRunnerTests {
+    @Test("A child that writes 1 MiB to standard error before standard output does not block the runner",
+          .timeLimit(.minutes(1)))
+    func bothPipesDrained() throws {
+        let script = "head -c 1048576 /dev/zero >&2; head -c 70000 /dev/zero; echo done >&2"
+        let r = try CLIRunner.run(["-c", script], executable: URL(fileURLWithPath: "/bin/sh"))
+        #expect(r.status == 0)
+        #expect(r.stdout.utf8.count == 70000)
+        #expect(r.stderr.utf8.count == 1048576 + 5)
     }
 }

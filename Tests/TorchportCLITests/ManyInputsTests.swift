@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torchport
+import TorchportCore
 
 @Suite("torchport convert and verify with many inputs, run as a user would")
 struct ManyInputsTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torchport
+import TorchportCore
 
 /// What a user reads when something is wrong: the file named once, the option named, the value
 /// shown.
@@ -99,8 +100,11 @@ struct MessageTests {
 
     @Test("A FAIL is interpreted: float32 rounding when PyTorch's own float32 is as far from float64; half-precision weights")
     func failInterpreted() throws {
+        // The reference engine: its rounding is within 2x of PyTorch's own (the packed engine's
+        // Winograd layers sit at about 2.2x on this fixture, where the note rightly stays silent).
         let rounding = try CLIRunner.run("verify", CLIRunner.fixture("models/tiny-half.pth"), "--golden",
-                                         CLIRunner.fixture("models/tiny-half.golden.pth"), "--rtol", "1e-9")
+                                         CLIRunner.fixture("models/tiny-half.golden.pth"), "--rtol", "1e-9",
+                                         "--engine", "reference")
         #expect(rounding.status == 1)
         #expect(rounding.stdout.contains("note: PyTorch's own float32 output is"), "\(rounding.stdout)")
         #expect(rounding.stdout.contains("the difference is float32 rounding, not a porting error"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TorchportCore
 
 /// Class 11 of the hostile inputs (`HOSTILE-INPUTS.md`): a failed `convert` leaves nothing behind,
 /// an existing output is only replaced with --force, and the input is never modified.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TorchportCore
 
 /// `torchport scan`, run as a user would.
 @Suite("torchport scan")

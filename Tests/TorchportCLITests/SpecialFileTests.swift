@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TorchportCore
 
 /// Inputs that are not regular files, or are empty: every command answers at once, names the
 /// file and what it is, and leaves nothing behind.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Torchport
+import TorchportCore
 
 @Suite("torchport verify and bench, run as a user would")
 struct VerifyCommandTests {

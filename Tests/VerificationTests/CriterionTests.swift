@@ -1,10 +1,11 @@
 import Testing
 @testable import Verification
+import TorchportCore
 
 @Suite("The criterion: atol + rtol * max|ref|, and the top-1 tie rule")
 struct CriterionTests {
     @Test("Defaults are atol 0 and rtol 1e-5, and the formula states them")
-    func defaults() {
+    func defaults() throws {
         let c = Criterion()
         #expect(c.atol == 0)
         #expect(c.rtol == 1e-5)
@@ -16,55 +17,55 @@ struct CriterionTests {
     }
 
     @Test("Overrides: atol and rtol add, and an error exactly at the tolerance passes while the next float fails")
-    func boundaryWithBoth() {
+    func boundaryWithBoth() throws {
         // tolerance = 0.5 + 0.125 * 4 = 1 exactly.
         let criterion = Criterion(atol: 0.5, rtol: 0.125)
         let reference: [Float] = [4, 1, 0]
-        let atBound = Verifier.compare(computed: [4, 2, 0], reference: reference, batch: 1, classes: 3, criterion: criterion)
+        let atBound = try Verifier.compare(computed: [4, 2, 0], reference: reference, batch: 1, classes: 3, criterion: criterion)
         #expect(atBound.perSample[0].tolerance == 1)
         #expect(atBound.perSample[0].maxAbsError == 1)
         #expect(atBound.passed)
-        let over = Verifier.compare(computed: [4, Float(2).nextUp, 0], reference: reference, batch: 1, classes: 3,
+        let over = try Verifier.compare(computed: [4, Float(2).nextUp, 0], reference: reference, batch: 1, classes: 3,
                                     criterion: criterion)
         #expect(over.perSample[0].maxAbsError == 1 + 0x1p-22)
         #expect(!over.passed)
     }
 
     @Test("With the default rtol, the largest float within 1e-5 of a unit logit scale passes and the next one fails")
-    func boundaryDefault() {
+    func boundaryDefault() throws {
         let reference: [Float] = [1, 0.5, 0.25, -0.5]
         // Largest x with x - 0.5 <= 1e-5 (in Double, as the criterion compares).
         var x: Float = 0.5
         while Double(x.nextUp) - 0.5 <= 1e-5 { x = x.nextUp }
         #expect(Double(x) - 0.5 == 167 * 0x1p-24)   // 167 ulps of 0.5, 83.5 ulps of the scale 1
-        let within = Verifier.compare(computed: [1, x, 0.25, -0.5], reference: reference, batch: 1, classes: 4, criterion: .default)
+        let within = try Verifier.compare(computed: [1, x, 0.25, -0.5], reference: reference, batch: 1, classes: 4, criterion: .default)
         #expect(within.passed)
-        let over = Verifier.compare(computed: [1, x.nextUp, 0.25, -0.5], reference: reference, batch: 1, classes: 4,
+        let over = try Verifier.compare(computed: [1, x.nextUp, 0.25, -0.5], reference: reference, batch: 1, classes: 4,
                                     criterion: .default)
         #expect(!over.passed)
         #expect(over.perSample[0].maxAbsError > 1e-5)
     }
 
     @Test("The tolerance scales with the sample's logit scale: the same error passes at scale 100 and fails at scale 1")
-    func scaleDependence() {
+    func scaleDependence() throws {
         let error: Float = 0x1p-12   // 2.44e-4
-        let large = Verifier.compare(computed: [100, 3 + error], reference: [100, 3], batch: 1, classes: 2, criterion: .default)
+        let large = try Verifier.compare(computed: [100, 3 + error], reference: [100, 3], batch: 1, classes: 2, criterion: .default)
         #expect(abs(large.perSample[0].tolerance - 1e-3) < 1e-18)
         #expect(large.passed)
-        let small = Verifier.compare(computed: [1, 0.5 + error], reference: [1, 0.5], batch: 1, classes: 2, criterion: .default)
+        let small = try Verifier.compare(computed: [1, 0.5 + error], reference: [1, 0.5], batch: 1, classes: 2, criterion: .default)
         #expect(!small.passed)
     }
 
     @Test("One logit of 1000 perturbed by 2e-5 of the scale fails; by 0.5e-5 it passes")
-    func perturbedLogit() {
+    func perturbedLogit() throws {
         var rng = SeededFloats(seed: 7)
         let reference = rng.array(1000, scale: 12)
         let scale = Double(reference.map { abs($0) }.max()!)
         var small = reference, large = reference
         small[123] += Float(0.5e-5 * scale)
         large[123] += Float(2e-5 * scale)
-        let pass = Verifier.compare(computed: small, reference: reference, batch: 1, classes: 1000, criterion: .default)
-        let fail = Verifier.compare(computed: large, reference: reference, batch: 1, classes: 1000, criterion: .default)
+        let pass = try Verifier.compare(computed: small, reference: reference, batch: 1, classes: 1000, criterion: .default)
+        let fail = try Verifier.compare(computed: large, reference: reference, batch: 1, classes: 1000, criterion: .default)
         #expect(pass.passed)
         #expect(abs(pass.maxRelError - 0.5e-5) < 1e-7)
         #expect(!fail.passed)
@@ -73,11 +74,11 @@ struct CriterionTests {
     }
 
     @Test("A swapped top-1 within a reference tie passes and is reported as a tie")
-    func tie() {
+    func tie() throws {
         // Reference gap 2^-20 = 9.5e-7 <= tolerance 1e-5; the computed output swaps the two classes.
         let reference: [Float] = [1, 1 - 0x1p-20, 0, -1]
         let computed: [Float] = [1 - 0x1p-20, 1, 0, -1]
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4, criterion: .default)
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4, criterion: .default)
         let s = report.perSample[0]
         #expect(s.top1Reference == 0)
         #expect(s.top1Computed == 1)
@@ -91,12 +92,12 @@ struct CriterionTests {
     }
 
     @Test("A swapped top-1 fails when the reference separates the classes by more than the tolerance, though every error is within it")
-    func notATie() {
+    func notATie() throws {
         // Gap 2^-16 = 1.53e-5 > 1e-5. Errors: 2^-17 = 7.6e-6 and 2^-17 + 2^-19 = 9.5e-6, both <= 1e-5,
         // yet they reorder the top two.
         let reference: [Float] = [1, 1 - 0x1p-16, 0, -1]
         let computed: [Float] = [1 - 0x1p-17, 1 - 0x1p-17 + 0x1p-19, 0, -1]
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4, criterion: .default)
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4, criterion: .default)
         let s = report.perSample[0]
         #expect(s.maxAbsError == 0x1p-17 + 0x1p-19)
         #expect(s.maxAbsError <= s.tolerance)
@@ -107,15 +108,15 @@ struct CriterionTests {
     }
 
     @Test("An exact tie in the reference, reproduced exactly, is a match (the lower index wins on both sides)")
-    func exactTie() {
-        let report = Verifier.compare(computed: [3, 3, 1], reference: [3, 3, 1], batch: 1, classes: 3, criterion: .default)
+    func exactTie() throws {
+        let report = try Verifier.compare(computed: [3, 3, 1], reference: [3, 3, 1], batch: 1, classes: 3, criterion: .default)
         #expect(report.perSample[0].top1Reference == 0)
         #expect(report.perSample[0].top1 == .match)
         #expect(report.perSample[0].top2Gap == 0)
     }
 
     @Test("Negative, NaN or infinite tolerances are reported as unusable")
-    func validation() {
+    func validation() throws {
         #expect(Criterion().validationProblem == nil)
         #expect(Criterion(atol: 1e-6, rtol: 0).validationProblem == nil)
         #expect(Criterion(atol: -1).validationProblem == "atol must be a finite number >= 0, got -1.0")
@@ -127,20 +128,20 @@ struct CriterionTests {
 @Suite("Top-5 agreement compares sets")
 struct TopKTests {
     @Test("Reordering inside the top five keeps the sets equal")
-    func reorderedInside() {
+    func reorderedInside() throws {
         let reference: [Float] = [8, 7, 6, 5, 4, 3, 2, 1]
         let computed: [Float] = [4, 5, 6, 7, 8, 3, 2, 1]
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 8, criterion: Criterion(atol: 10))
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 8, criterion: Criterion(atol: 10))
         #expect(report.perSample[0].top5)
         #expect(report.perSample[0].top1 == .tie)   // gap 1 <= tolerance 10
         #expect(report.top5Agreement == 1)
     }
 
     @Test("Swapping the fifth and sixth classes makes the sets differ")
-    func swappedAtTheEdge() {
+    func swappedAtTheEdge() throws {
         let reference: [Float] = [8, 7, 6, 5, 4, 3, 2, 1]
         let computed: [Float] = [8, 7, 6, 5, 3, 4, 2, 1]
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 8, criterion: .default)
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 8, criterion: .default)
         #expect(!report.perSample[0].top5)
         #expect(report.perSample[0].top1 == .match)
         #expect(report.top5Agreement == 0)
@@ -148,15 +149,15 @@ struct TopKTests {
     }
 
     @Test("With fewer than five classes the sets are top-C, hence always equal")
-    func fewClasses() {
-        let report = Verifier.compare(computed: [0, 1], reference: [1, 0], batch: 1, classes: 2, criterion: .default)
+    func fewClasses() throws {
+        let report = try Verifier.compare(computed: [0, 1], reference: [1, 0], batch: 1, classes: 2, criterion: .default)
         #expect(report.topK == 2)
         #expect(report.perSample[0].top5)
         #expect(report.text.contains("top-2"))
     }
 
     @Test("Top indices: largest first, lower index first among equals, NaN largest")
-    func topIndices() {
+    func topIndices() throws {
         #expect(SampleMetrics.topIndices([1, 5, 3, 5, 2, 9, 0][...], 5) == [5, 1, 3, 2, 4])
         #expect(SampleMetrics.topIndices([1, .nan, 3][...], 2) == [1, 2])
         #expect(SampleMetrics.topIndices([4, 2][...], 2) == [0, 1])

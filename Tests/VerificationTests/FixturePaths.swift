@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 /// Paths of the committed fixtures, found from this file's location (no bundle resources needed).
 enum FixturePaths {

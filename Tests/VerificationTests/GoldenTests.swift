@@ -2,6 +2,7 @@ import Foundation
 import SafeTensors
 import Testing
 import TorchCheckpoint
+import TorchportCore
 @testable import Verification
 
 /// Little-endian bytes of float32 / float64 values, as a file holds them.
@@ -166,7 +167,7 @@ struct GoldenTests {
         computed[7] = 8.5
         let report = try Verifier.compare(computed: computed, shape: [2, 1, 2, 2], golden: golden, output: .featureMap,
                                           criterion: Criterion(rtol: 1.0 / 16))
-        #expect(report.output == "feature_map")
+        #expect(report.output == .featureMap)
         #expect(report.classes == 4)
         #expect(report.perSample[1].maxAbsError == 0.5)
         #expect(report.perSample[1].tolerance == 0.5)
@@ -200,7 +201,7 @@ struct GoldenTests {
         #expect(golden.featuresF64 == [3, 4])
         #expect(golden.featureMapF64 == nil)
         let report = try Verifier.compare(computed: [3, 4.5], shape: [1, 2], golden: golden, output: .features)
-        #expect(report.output == "features")
+        #expect(report.output == .features)
         #expect(report.perSample[0].maxRelError == 0.125)
         #expect(report.float64Reference?.pytorchMaxAbsError == 0)
         #expect(report.float64Reference?.computedMaxAbsError == 0.5)

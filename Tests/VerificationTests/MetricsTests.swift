@@ -1,5 +1,6 @@
 import Testing
 @testable import Verification
+import TorchportCore
 
 @Suite("Per-sample metrics")
 struct MetricsTests {
@@ -10,8 +11,8 @@ struct MetricsTests {
     let computed: [Float] = [2.5, -4, 0.75, 4, 3, 0]
 
     @Test("Max abs error, logit scale and relative error of hand-computed samples")
-    func errors() {
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+    func errors() throws {
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         let s0 = report.perSample[0], s1 = report.perSample[1]
         #expect(s0.maxAbsError == 0.5)
         #expect(s0.scale == 4)
@@ -26,8 +27,8 @@ struct MetricsTests {
     }
 
     @Test("Cosine similarity of hand-computed samples")
-    func cosine() {
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+    func cosine() throws {
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         // sample 0: dot = 5 + 16 + 0.75 = 21.75, |computed|^2 = 22.8125, |ref|^2 = 21
         #expect(abs(report.perSample[0].cosine - 21.75 / (22.8125.squareRoot() * 21.0.squareRoot())) < 1e-15)
         // sample 1: dot = 24, |computed| = |ref| = 5
@@ -36,8 +37,8 @@ struct MetricsTests {
     }
 
     @Test("Top-1 indices, the reference's top-2 gap and agreement counts")
-    func top1() {
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+    func top1() throws {
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         let s0 = report.perSample[0], s1 = report.perSample[1]
         #expect(s0.top1Reference == 0 && s0.top1Computed == 0 && s0.top1 == .match)
         #expect(s0.top2Gap == 1)   // 2 - 1
@@ -51,14 +52,14 @@ struct MetricsTests {
     }
 
     @Test("Tolerance and verdict follow atol + rtol * max|ref| per sample")
-    func verdictPerSample() {
-        let strict = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+    func verdictPerSample() throws {
+        let strict = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         #expect(strict.perSample[0].tolerance == 1e-5 * 4)
         #expect(!strict.passed)
         #expect(strict.failedSamples == [0, 1])
 
         // rtol 0.2: tolerance 0.8 for both samples. Sample 0 (0.5) passes; sample 1 (1.0) fails.
-        let loose = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3,
+        let loose = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3,
                                      criterion: Criterion(rtol: 0.2))
         #expect(loose.perSample[0].passed)
         #expect(!loose.perSample[1].passed)
@@ -67,8 +68,8 @@ struct MetricsTests {
     }
 
     @Test("Identical outputs give zero error, cosine 1 and a pass")
-    func identical() {
-        let report = Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
+    func identical() throws {
+        let report = try Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
         #expect(report.maxAbsError == 0)
         #expect(report.maxRelError == 0)
         #expect(report.minCosine == 1)
@@ -78,35 +79,35 @@ struct MetricsTests {
     }
 
     @Test("The cosine is computed in Double: a difference of 2^-20 in one logit still shows")
-    func cosineInDouble() {
+    func cosineInDouble() throws {
         // cos = 1 / sqrt(1 + 2^-40) = 1 - 2^-41 + ..., which rounds to exactly 1 in Float.
-        let report = Verifier.compare(computed: [1, 0x1p-20], reference: [1, 0], batch: 1, classes: 2, criterion: .default)
+        let report = try Verifier.compare(computed: [1, 0x1p-20], reference: [1, 0], batch: 1, classes: 2, criterion: .default)
         #expect(report.minCosine < 1)
         #expect(abs(report.minCosine - (1 - 0x1p-41)) < 1e-16)
         #expect(Float(report.minCosine) == 1)
     }
 
     @Test("Zero rows: cosine 1 when both are zero, 0 when one is; relative error is infinite over a zero reference")
-    func zeroRows() {
-        let both = Verifier.compare(computed: [0, 0, 0], reference: [0, 0, 0], batch: 1, classes: 3, criterion: .default)
+    func zeroRows() throws {
+        let both = try Verifier.compare(computed: [0, 0, 0], reference: [0, 0, 0], batch: 1, classes: 3, criterion: .default)
         #expect(both.perSample[0].cosine == 1)
         #expect(both.perSample[0].maxRelError == 0)
         #expect(both.passed)
 
-        let one = Verifier.compare(computed: [0.5, 0, 0], reference: [0, 0, 0], batch: 1, classes: 3, criterion: .default)
+        let one = try Verifier.compare(computed: [0.5, 0, 0], reference: [0, 0, 0], batch: 1, classes: 3, criterion: .default)
         #expect(one.perSample[0].cosine == 0)
         #expect(one.perSample[0].maxAbsError == 0.5)
         #expect(one.perSample[0].maxRelError == .infinity)
         #expect(!one.passed)
         // Only an absolute floor can accept outputs over a zero reference.
-        let floor = Verifier.compare(computed: [0.5, 0, 0], reference: [0, 0, 0], batch: 1, classes: 3,
+        let floor = try Verifier.compare(computed: [0.5, 0, 0], reference: [0, 0, 0], batch: 1, classes: 3,
                                      criterion: Criterion(atol: 0.5))
         #expect(floor.passed)
     }
 
     @Test("A NaN in the computed output fails its sample and makes the report's max error NaN")
-    func nan() {
-        let report = Verifier.compare(computed: [1, .nan, 0, 1, 0, 0], reference: [1, 0, 0, 1, 0, 0],
+    func nan() throws {
+        let report = try Verifier.compare(computed: [1, .nan, 0, 1, 0, 0], reference: [1, 0, 0, 1, 0, 0],
                                       batch: 2, classes: 3, criterion: Criterion(atol: 1000))
         #expect(report.perSample[0].maxAbsError.isNaN)
         #expect(!report.perSample[0].passed)
@@ -119,11 +120,11 @@ struct MetricsTests {
     }
 
     @Test("Feature rows compare like logits (a feature map flattened to C x h x w per sample)")
-    func featureRows() {
+    func featureRows() throws {
         let ref: [Float] = [0, 1, 2, 3, 4, 5, 6, 7]
         var out = ref
         out[6] += 0.25
-        let report = Verifier.compare(computed: out, reference: ref, batch: 2, classes: 4, criterion: Criterion(rtol: 0.5 / 7))
+        let report = try Verifier.compare(computed: out, reference: ref, batch: 2, classes: 4, criterion: Criterion(rtol: 0.5 / 7))
         #expect(report.perSample[0].maxAbsError == 0)
         #expect(report.perSample[1].maxAbsError == 0.25)
         #expect(report.perSample[1].scale == 7)
@@ -131,8 +132,8 @@ struct MetricsTests {
     }
 
     @Test("An empty batch proves nothing and does not pass")
-    func emptyBatch() {
-        let report = Verifier.compare(computed: [], reference: [], batch: 0, classes: 10, criterion: .default)
+    func emptyBatch() throws {
+        let report = try Verifier.compare(computed: [], reference: [], batch: 0, classes: 10, criterion: .default)
         #expect(report.samples == 0)
         #expect(!report.passed)
         #expect(report.exitCode == 1)

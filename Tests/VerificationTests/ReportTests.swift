@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Verification
+import TorchportCore
 
 @Suite("Reports: JSON, text and exit codes")
 struct ReportTests {
@@ -14,7 +15,7 @@ struct ReportTests {
 
     @Test("JSON uses snake_case keys for the report and for each sample")
     func keys() throws {
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         let json = try object(report)
         #expect(Set(json.keys) == [
             "passed", "criterion", "atol", "rtol", "output", "samples", "classes", "max_abs_error", "max_rel_error",
@@ -29,7 +30,7 @@ struct ReportTests {
 
     @Test("JSON values are the report's numbers")
     func values() throws {
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3,
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3,
                                       criterion: Criterion(rtol: 0.2))
         let json = try object(report)
         #expect(json["passed"] as? Bool == false)
@@ -52,7 +53,7 @@ struct ReportTests {
 
     @Test("JSON round-trips, and a NaN error is written as the string \"nan\"")
     func roundTrip() throws {
-        let report = Verifier.compare(computed: [1, .nan, 0], reference: [1, 0, 0], batch: 1, classes: 3, criterion: .default)
+        let report = try Verifier.compare(computed: [1, .nan, 0], reference: [1, 0, 0], batch: 1, classes: 3, criterion: .default)
         let text = report.jsonString(pretty: false)
         #expect(text.contains(#""max_abs_error":"nan""#))
         let decoded = try VerificationReport.jsonDecoder.decode(VerificationReport.self, from: Data(text.utf8))
@@ -60,15 +61,15 @@ struct ReportTests {
         #expect(decoded.perSample.count == 1)
         #expect(decoded.passed == false)
 
-        let clean = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+        let clean = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         let again = try VerificationReport.jsonDecoder.decode(VerificationReport.self, from: Data(clean.jsonString().utf8))
         #expect(again == clean)
     }
 
     @Test("Exit codes: 0 when every sample passes, 1 on a numerical mismatch, 2 for an unusable file")
-    func exitCodes() {
-        let pass = Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
-        let fail = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
+    func exitCodes() throws {
+        let pass = try Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
+        let fail = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3, criterion: .default)
         #expect(pass.exitCode == 0)
         #expect(fail.exitCode == 1)
         #expect(VerificationError(.missingTensor("input")).exitCode == 2)
@@ -76,8 +77,8 @@ struct ReportTests {
     }
 
     @Test("Text: one row per sample, then the verdict and the criterion")
-    func text() {
-        let report = Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3,
+    func text() throws {
+        let report = try Verifier.compare(computed: computed, reference: reference, batch: 2, classes: 3,
                                       criterion: Criterion(rtol: 0.2))
         #expect(report.text == """
             sample  max|d|     rel        cosine      top-1     top-3
@@ -86,7 +87,7 @@ struct ReportTests {
             FAIL: 1 of 2 samples within tolerance; max|d| 1.000e+00, rel 2.500e-01, min cosine 0.96000000, top-1 1/2, top-3 2/2
             criterion: max|d| <= 0 + 0.2 * max|ref| per sample, and top-1 identical unless the reference's top-2 gap is within that tolerance
             """)
-        let pass = Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
+        let pass = try Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
         let lines = pass.text.split(separator: "\n")
         #expect(lines.count == 5)
         #expect(lines[3].hasPrefix("PASS: 2 of 2 samples within tolerance"))

@@ -1,5 +1,6 @@
 import Testing
 @testable import Verification
+import TorchportCore
 
 /// The measurements behind the default `rtol = 1e-5` (docs/verification.md cites them): how much
 /// float32 rounding moves results when sums are taken in another order, against how much real
@@ -7,7 +8,7 @@ import Testing
 @Suite("Why rtol = 1e-5: float32 reordering against real mistakes")
 struct ToleranceBudgetTests {
     @Test("1e-5 of a logit is between 84 and 168 float32 ulps of it")
-    func ulps() {
+    func ulps() throws {
         for x: Float in [1, 1.5, 1.999, 0.537, 12.3, 96] {
             let ulps = 1e-5 * Double(x) / Double(x.ulp)
             #expect(ulps >= 83.88 && ulps <= 167.78, "\(x): \(ulps) ulps")
@@ -34,7 +35,7 @@ struct ToleranceBudgetTests {
     }
 
     @Test("A 3x3x512 convolution's dot product summed in four float32 orders differs by under 1e-6 of its magnitude")
-    func reorderedDotProducts() {
+    func reorderedDotProducts() throws {
         var rng = SeededFloats(seed: 1)
         var worst = 0.0
         for _ in 0..<32 {
@@ -79,7 +80,7 @@ struct ToleranceBudgetTests {
     }
 
     @Test("A classifier head summed in another float32 order passes with a wide margin; BatchNorm's epsilon read as 1e-3 fails")
-    func headReorderedAndEpsilon() {
+    func headReorderedAndEpsilon() throws {
         let head = Head(seed: 2)
         var rng = SeededFloats(seed: 3)
         let x = rng.array(4 * 512, scale: 2)
@@ -87,19 +88,19 @@ struct ToleranceBudgetTests {
         let reordered = head(x, batch: 4, reversed: true)
         let wrongEpsilon = head(x, batch: 4, eps: 1e-3)
 
-        let same = Verifier.compare(computed: reordered, reference: reference, batch: 4, classes: 1000, criterion: .default)
+        let same = try Verifier.compare(computed: reordered, reference: reference, batch: 4, classes: 1000, criterion: .default)
         #expect(same.passed)
         #expect(same.maxRelError < 1e-6)
         #expect(same.minCosine > 0.999_999_9)
 
-        let epsilon = Verifier.compare(computed: wrongEpsilon, reference: reference, batch: 4, classes: 1000, criterion: .default)
+        let epsilon = try Verifier.compare(computed: wrongEpsilon, reference: reference, batch: 4, classes: 1000, criterion: .default)
         #expect(!epsilon.passed)
         #expect(epsilon.maxRelError > 1e-3)           // over 100x the tolerance
         #expect(epsilon.minCosine > 0.9999)           // though the cosine barely notices
     }
 
     @Test("BatchNorm's epsilon read as 1e-3 instead of 1e-5 rescales a unit-variance channel by 4.9e-4, one of variance 0.05 by 1e-2")
-    func epsilonAlone() {
+    func epsilonAlone() throws {
         let change = ((1 + 1e-5) / (1 + 1e-3)).squareRoot() - 1
         #expect(abs(change + 4.946e-4) < 1e-7)
         let lowVariance = ((0.05 + 1e-5) / (0.05 + 1e-3)).squareRoot() - 1
@@ -107,7 +108,7 @@ struct ToleranceBudgetTests {
     }
 
     @Test("A 3x3 kernel read transposed changes a convolution's output by a large fraction of its scale")
-    func transposedKernel() {
+    func transposedKernel() throws {
         var rng = SeededFloats(seed: 4)
         let (cin, cout, size) = (8, 8, 10)
         let image = rng.array(cin * size * size)
@@ -129,7 +130,7 @@ struct ToleranceBudgetTests {
             } } }
             return y
         }
-        let report = Verifier.compare(computed: conv(transposed), reference: conv(kernel), batch: cout, classes: 64,
+        let report = try Verifier.compare(computed: conv(transposed), reference: conv(kernel), batch: cout, classes: 64,
                                       criterion: .default)
         #expect(!report.passed)
         #expect(report.maxRelError > 0.3)

@@ -14,6 +14,7 @@
 import Foundation
 import SafeTensors
 import TorchCheckpoint
+import TorchportCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

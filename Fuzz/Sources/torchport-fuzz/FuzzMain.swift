@@ -10,6 +10,7 @@
 import Foundation
 import SafeTensors
 import TorchCheckpoint
+import TorchportCore
 
 enum FuzzTarget: String, CaseIterable {
     case zip, legacy, unpickler, safetensors, inspect, scan

@@ -1,5 +1,6 @@
 import CZip
 import Foundation
+import TorchportCore
 
 // The one file that touches libzip: torch writes entries stored, but archives re-packed by other
 // tools (zip -9, cloud storage pipelines) are deflated. libzip inflates them and checks their CRC;

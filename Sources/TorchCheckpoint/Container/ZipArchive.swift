@@ -1,3 +1,4 @@
+import TorchportCore
 /// A zip archive read from its central directory, with every entry's data range located and
 /// validated against the file (zip64 included). Stored entries are handed out as views of the
 /// mapped file (zero-copy); deflated ones are inflated through libzip (see `ZipArchive+Inflate`).

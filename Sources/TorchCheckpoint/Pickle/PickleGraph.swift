@@ -1,3 +1,4 @@
+import TorchportCore
 /// The arena every container value of one checkpoint lives in. A ``PickleValue`` that is a
 /// container is an index into one of these arrays.
 public struct PickleGraph: Sendable {
@@ -92,4 +93,12 @@ public struct TensorMeta: Sendable, Equatable {
     public var isParameter = false
     /// Number of elements (the product of `shape`).
     public let numel: Int
+}
+
+extension TensorRecord {
+    init(meta: TensorMeta, storage ref: StorageRef, bytes: ByteSlice) {
+        self.init(dtype: meta.dtype, shape: meta.shape, strides: meta.strides, storageOffset: meta.storageOffset,
+                  numel: meta.numel, storageKey: ref.viewKey ?? ref.key, location: ref.location,
+                  requiresGrad: meta.requiresGrad, isParameter: meta.isParameter, storage: bytes)
+    }
 }

@@ -1,3 +1,4 @@
+import TorchportCore
 /// A value produced by the restricted unpickler. Scalars are held inline; every container is an
 /// index into the ``PickleGraph`` arena, so values never nest recursively: cycles (a list appended
 /// to itself) and millions of nested lists cost no recursion to build, walk or free.

@@ -1,3 +1,4 @@
+import TorchportCore
 // MARK: - The allowlists
 //
 // Two lists decide what a global means; anything else refuses the file (or, when the caller asks,

@@ -1,3 +1,4 @@
+import TorchportCore
 /// Resource bounds of the reader. Each default is far above what real checkpoints need (a
 /// resnet152 state dict uses about 6,000 memo entries, 40,000 ops and a MARK depth of 4) and far
 /// below what would exhaust this machine. A file exceeding one is refused with

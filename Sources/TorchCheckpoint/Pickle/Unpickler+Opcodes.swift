@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 /// Pickle opcodes, protocols 0 to 5 (CPython's `Lib/pickle.py` names).
 enum Op {

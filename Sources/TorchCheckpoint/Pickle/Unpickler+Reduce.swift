@@ -1,3 +1,4 @@
+import TorchportCore
 // MARK: - What allowlisted globals mean
 //
 // REDUCE, NEWOBJ, OBJ, INST and BUILD never call anything: an interpreted global is implemented

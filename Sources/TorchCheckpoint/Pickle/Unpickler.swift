@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 /// A restricted unpickler for protocols 0 to 5. It builds values into a ``PickleGraph`` and gives
 /// meaning only to allowlisted globals (see `Unpickler+Globals`); nothing is ever imported or

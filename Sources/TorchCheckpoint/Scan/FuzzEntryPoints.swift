@@ -1,3 +1,4 @@
+import TorchportCore
 /// Entry points for fuzzing and for replaying fuzzer findings in tests: each takes raw bytes,
 /// runs one layer of the reader on them, and touches every byte that layer hands out (so a view
 /// that reached outside its buffer would be caught by AddressSanitizer). None of them traps on any

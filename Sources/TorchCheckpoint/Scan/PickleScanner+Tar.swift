@@ -1,3 +1,4 @@
+import TorchportCore
 // MARK: - The pre-0.4 tar format, as torch.load meets it
 
 /// One 512-byte tar header, read by the rules of Python's `tarfile` (`TarInfo.frombuf`), which

@@ -1,4 +1,5 @@
 import Foundation
+import TorchportCore
 
 // MARK: - Report
 
@@ -128,6 +129,11 @@ public struct PickleScanReport: Sendable, Codable {
 /// `maxStackSize`. Decoding is as lenient as CPython's (frames are only a buffering hint, strings
 /// with surrogates are accepted) so that nothing Python would run is skipped.
 public enum PickleScanner {
+    /// Scans the file at `url` (memory-mapped, never opened for writing).
+    public static func scan(contentsOf url: URL, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
+        scan(path: url.path, limits: limits)
+    }
+
     /// Scans the file at `path` (memory-mapped, never opened for writing).
     public static func scan(path: String, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
         do {

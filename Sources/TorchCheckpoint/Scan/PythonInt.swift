@@ -1,3 +1,4 @@
+import TorchportCore
 // MARK: - Integers as CPython's unpickler reads them
 
 /// An integer of any size, as sign and little-endian magnitude bytes (no trailing zero bytes).

@@ -1,3 +1,4 @@
+import TorchportCore
 /// Little-endian reads at absolute offsets of a buffer; every read is bounds checked and throws
 /// ``CheckpointError/Kind/truncated(needed:available:)`` instead of reading out of bounds.
 struct ByteReader {

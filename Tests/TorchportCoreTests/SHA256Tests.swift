@@ -1,5 +1,5 @@
 import Testing
-@testable import TorchCheckpoint
+@testable import TorchportCore
 
 @Suite("SHA-256")
 struct SHA256Tests {

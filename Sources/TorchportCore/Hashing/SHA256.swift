@@ -76,7 +76,7 @@ public struct SHA256: Sendable {
     public static func hex(_ data: UnsafeRawBufferPointer) -> String {
         var s = SHA256()
         s.update(data)
-        return s.finalize().map { String(format2: $0) }.joined()
+        return Hex.string(s.finalize())
     }
 
     /// The digest of `bytes`, as 64 lowercase hex digits.
@@ -114,11 +114,4 @@ public struct SHA256: Sendable {
 
 private extension UInt32 {
     func rotr(_ n: UInt32) -> UInt32 { (self >> n) | (self << (32 - n)) }
-}
-
-private extension String {
-    init(format2 byte: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self = String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
-    }
 }

@@ -18,7 +18,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     }
 
     /// The unit that byte-swapping works on (a complex number swaps each half).
-    var swapUnit: Int {
+    package var swapUnit: Int {
         switch self {
         case .complex64: 4
         case .complex128: 8
@@ -31,7 +31,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     public var isFloatingPoint: Bool { self == .float32 || self == .float64 || self == .float16 || self == .bfloat16 }
 
     /// The legacy typed storage classes (`torch.FloatStorage`, ...), as pickled by `torch.save`.
-    static let storageClasses: [String: DType] = [
+    package static let storageClasses: [String: DType] = [
         "FloatStorage": .float32, "DoubleStorage": .float64, "HalfStorage": .float16,
         "BFloat16Storage": .bfloat16, "LongStorage": .int64, "IntStorage": .int32,
         "ShortStorage": .int16, "CharStorage": .int8, "ByteStorage": .uint8, "BoolStorage": .bool,
@@ -40,7 +40,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     ]
 
     /// `torch.<name>` dtype globals.
-    static let torchNames: [String: DType] = [
+    package static let torchNames: [String: DType] = [
         "float32": .float32, "float": .float32, "float64": .float64, "double": .float64,
         "float16": .float16, "half": .float16, "bfloat16": .bfloat16, "int64": .int64, "long": .int64,
         "int32": .int32, "int": .int32, "int16": .int16, "short": .int16, "int8": .int8, "uint8": .uint8,

@@ -37,16 +37,16 @@ public final class FileBytes: @unchecked Sendable {
     /// Opens `path` for reading and checks that it is a regular file, without blocking on what
     /// is not one: a FIFO or a device is opened non-blocking (so `open` returns at once instead of
     /// waiting for a writer) and refused. The caller closes the descriptor.
-    public static func openRegularFile(_ path: String) throws -> (fd: Int32, stat: stat) {
+    public static func openRegularFile(_ path: String) throws(FileAccessError) -> (fd: Int32, stat: stat) {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
-            throw CheckpointError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path)
+            throw FileAccessError(.cannotOpen(String(cString: strerror(errno))), file: path)
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
-            throw CheckpointError(.io("cannot stat: \(message)"), file: path)
+            throw FileAccessError(.cannotStat(message), file: path)
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
@@ -57,7 +57,7 @@ public final class FileBytes: @unchecked Sendable {
             case S_IFSOCK: "a socket"
             default: "not a regular file"
             }
-            throw CheckpointError(.io("\(kind), not a regular file: checkpoints are read from files"), file: path)
+            throw FileAccessError(.notARegularFile(kind), file: path)
         }
         // Reads from here on block as usual (a regular file never waits anyway).
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
@@ -65,13 +65,13 @@ public final class FileBytes: @unchecked Sendable {
     }
 
     /// Maps `path` read-only. Nothing is read until touched; the file is never opened for writing.
-    public static func map(path: String) throws -> FileBytes {
+    public static func map(path: String) throws(FileAccessError) -> FileBytes {
         let (fd, st) = try openRegularFile(path)
         defer { close(fd) }
         let size = Int(st.st_size)
         if size == 0 { return FileBytes.owned([]) }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw CheckpointError(.io("cannot map: \(String(cString: strerror(errno)))"), file: path)
+            throw FileAccessError(.cannotMap(String(cString: strerror(errno))), file: path)
         }
         return FileBytes(bytes: UnsafeRawBufferPointer(start: base, count: size), isFileMap: true) { b in
             munmap(UnsafeMutableRawPointer(mutating: b.baseAddress), b.count)

@@ -24,17 +24,19 @@ public struct TensorRecord: Sendable {
     /// All bytes of the storage (little-endian).
     public let storage: ByteSlice
 
-    init(meta: TensorMeta, storage ref: StorageRef, bytes: ByteSlice) {
-        dtype = meta.dtype
-        shape = meta.shape
-        strides = meta.strides
-        storageOffset = meta.storageOffset
-        numel = meta.numel
-        storageKey = ref.viewKey ?? ref.key
-        location = ref.location
-        requiresGrad = meta.requiresGrad
-        isParameter = meta.isParameter
-        storage = bytes
+    /// A record from a reader that has validated the view against its storage.
+    package init(dtype: DType, shape: [Int], strides: [Int], storageOffset: Int, numel: Int, storageKey: String,
+                 location: String, requiresGrad: Bool, isParameter: Bool, storage: ByteSlice) {
+        self.dtype = dtype
+        self.shape = shape
+        self.strides = strides
+        self.storageOffset = storageOffset
+        self.numel = numel
+        self.storageKey = storageKey
+        self.location = location
+        self.requiresGrad = requiresGrad
+        self.isParameter = isParameter
+        self.storage = storage
     }
 
     /// A contiguous tensor over `bytes` (e.g. a safetensors entry, or computed data). Returns nil
@@ -164,5 +166,19 @@ public struct TensorRecord: Sendable {
                 initialized = numel
             }
         }
+    }
+}
+
+/// A tensor reached from the root, by its full dotted path (`model.layer1.0.conv1.weight`).
+public struct NamedTensor: Sendable {
+    /// The full dotted path from the root.
+    public let name: String
+    /// The tensor.
+    public let tensor: TensorRecord
+
+    /// Pairs a name with a tensor.
+    public init(name: String, tensor: TensorRecord) {
+        self.name = name
+        self.tensor = tensor
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import Torchport
+import SafeTensors
+import TorchportCore
 
 /// `FloatCast` against what torch produced (`Fixtures/casts/torch-casts.safetensors`) and against
 /// exhaustive properties of the formats.

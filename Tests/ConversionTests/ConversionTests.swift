@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import Conversion
 import Torchport
+import TorchportCore
+import _TestSupport
 
 /// `convertCheckpoint` on the tiny model fixtures: what it writes, and what it refuses.
 @Suite("Conversion to safetensors")
@@ -67,15 +69,17 @@ struct ConversionTests {
             #expect(m["source_format"] == "zip")
             #expect(m["dtype"] == mapping.stateDict[0].tensor.dtype.rawValue)
             #expect(m["converter_version"] == torchportVersion)
-            #expect(m["mapping"] == mapping.decisions.joined(separator: "; "))
+            #expect(m["mapping"] == mapping.decisions.map(\.description).joined(separator: "; "))
             #expect(summary.metadata == m)
             #expect(summary.tensors == mapping.stateDict.count)
             #expect(summary.fileBytes == (try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int))
 
             // The converted file binds to the same architecture.
-            let reloaded = try LoadedResNet(contentsOf: output)
-            #expect(reloaded.sourceFormat == "safetensors")
-            #expect(reloaded.model.architecture.description == arch.description)
+            let reloaded = try ResNetModel(contentsOf: URL(fileURLWithPath: output))
+            #expect(reloaded.source?.format == .safetensors)
+            #expect(reloaded.architecture == arch)
+            #expect(summary.architecture == arch && summary.sourceFormat == .zip)
+            #expect(summary.decisions == mapping.decisions)
         }
     }
 
@@ -267,7 +271,8 @@ struct WrittenCheckTests {
             })
             func written(_ expected: [Written.Expected], metadata: [String: String] = ["format": "torchport"],
                          offsets: [String: Int] = offsets) -> Written {
-                Written(expected: expected, metadata: metadata, decisions: [], numClasses: nil, castTensors: 0,
+                Written(expected: expected, metadata: metadata, decisions: [], architecture: .init(block: .basic, layers: [1, 1, 1, 1]),
+                        sourceFormat: .zip, dtype: .float32, castTensors: 0,
                         dataBytes: expected.reduce(0) { $0 + $1.bytes.count },
                         fileOffsets: offsets.filter { name, _ in expected.contains { $0.name == name } })
             }

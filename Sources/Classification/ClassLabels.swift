@@ -1,5 +1,9 @@
-@_exported import Images
 import Foundation
+import Images
+import ResNet
+import SafeTensors
+import TorchCheckpoint
+import TorchportCore
 
 /// Names for a classifier's outputs, and where they came from.
 ///
@@ -52,16 +56,15 @@ public struct ClassLabels: Sendable, Equatable {
 
     /// Reads names from a text file, one per line (surrounding spaces and trailing blank lines
     /// dropped; `#` starts no comment: a name may contain anything but a newline).
-    public static func read(contentsOf path: String) throws -> [String] {
+    public static func read(contentsOf url: URL) throws(LabelsError) -> [String] {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            data = try Data(contentsOf: url)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file"
-            throw LabelsError("\(path): \(reason) (labels file)")
+            throw LabelsError(FileManager.default.fileExists(atPath: url.path) ? .unreadable : .noSuchFile, file: url.path)
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw LabelsError("\(path): not UTF-8 text")
+            throw LabelsError(.notUTF8, file: url.path)
         }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
@@ -101,9 +104,9 @@ public struct ClassLabels: Sendable, Equatable {
     public static func resolve(classes: Int, labelsFile: String? = nil, checkpointPath: String? = nil,
                                options: ReaderOptions = .init()) throws -> ClassLabels {
         if let labelsFile {
-            let names = try read(contentsOf: labelsFile)
+            let names = try read(contentsOf: URL(fileURLWithPath: labelsFile))
             guard names.count == classes else {
-                throw LabelsError("\(labelsFile) has \(names.count) labels, the model has \(classes) classes")
+                throw LabelsError(.countMismatch(labels: names.count, classes: classes), file: labelsFile)
             }
             return ClassLabels(names: names, source: .file, detail: labelsFile)
         }
@@ -148,14 +151,49 @@ public struct ClassLabels: Sendable, Equatable {
     }
 }
 
-/// A labels file or class list that cannot be used.
-public struct LabelsError: Error, Sendable, CustomStringConvertible, LocalizedError {
+/// A labels file, a class list or a classification request that cannot be used.
+public struct LabelsError: TorchportError, Equatable {
     /// What is wrong.
-    public let description: String
-    /// An error explained by `description`.
-    public init(_ description: String) { self.description = description }
-    /// The same text as ``description``.
-    public var errorDescription: String? { description }
+    public enum Kind: Sendable, Equatable {
+        /// The labels file does not exist.
+        case noSuchFile
+        /// The labels file exists but cannot be read.
+        case unreadable
+        /// The labels file is not UTF-8 text.
+        case notUTF8
+        /// The labels file has another line count than the model has classes.
+        case countMismatch(labels: Int, classes: Int)
+        /// The model has no classification head (a headless backbone).
+        case headless
+        /// The preprocessing cannot run (the problem is in the string).
+        case preprocessing(String)
+    }
+
+    /// What is wrong.
+    public let kind: Kind
+    /// The labels file or the model file concerned.
+    public let location: ErrorLocation
+
+    /// An error of `kind`, about `file` when known.
+    public init(_ kind: Kind, file: String? = nil) {
+        self.kind = kind
+        location = ErrorLocation(file: file)
+    }
+
+    /// What is wrong, in one sentence.
+    public var reason: String {
+        switch kind {
+        case .noSuchFile: "no such file (labels file)"
+        case .unreadable: "cannot read it (labels file)"
+        case .notUTF8: "not UTF-8 text (labels file)"
+        case .countMismatch(let l, let c): "\(l) labels, the model has \(c) classes"
+        case .headless: "the model has no classification head (a headless backbone): nothing to classify"
+        case .preprocessing(let p): "preprocessing: \(p)"
+        }
+    }
+
+    /// The file, then the reason (`labels.txt: 9 labels, the model has 10 classes`).
+    public var description: String { location.file.map { "\($0): \(reason)" } ?? reason }
 }
 
 /// One class of a prediction: its index, name, softmax probability and raw logit.
@@ -181,63 +219,87 @@ public struct Prediction: Sendable, Equatable, Codable {
     /// first), with softmax probabilities computed in Double.
     public static func top(_ k: Int, logits: some Collection<Float>, labels: ClassLabels) -> [Prediction] {
         let row = Array(logits)
-        guard !row.isEmpty, k > 0 else { return [] }
-        let peak = Double(row.max()!)
-        let exps = row.map { Foundation.exp(Double($0) - peak) }
-        let sum = exps.reduce(0, +)
-        let order = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
-        return order.prefix(k).map { i in
-            Prediction(index: i, label: labels[i], probability: exps[i] / sum, logit: row[i])
-        }
+        return top(k, of: ModelOutput(unchecked: 1, width: row.count, values: row), row: 0, labels: labels)
+    }
+
+    /// The `k` most probable classes of row `row` of `output` (``ModelOutput/topK(_:)`` and
+    /// ``ModelOutput/softmax()``); empty when `row` is not a row of it.
+    public static func top(_ k: Int, of output: ModelOutput, row: Int, labels: ClassLabels) -> [Prediction] {
+        guard (0..<output.batch).contains(row), output.width > 0, k > 0 else { return [] }
+        let one = ModelOutput(unchecked: 1, width: output.width, values: Array(output.row(row)))
+        let probabilities = one.softmax()[0]
+        return one.topK(k)[0].map { Prediction(index: $0.index, label: labels[$0.index], probability: probabilities[$0.index], logit: $0.value) }
     }
 }
 
-extension LoadedResNet {
-    /// Logits `[images.count * classes]` (row-major) for images, each preprocessed with
-    /// `preprocessing`, run in batches of at most `batchSize`. Images whose preprocessed sizes differ
-    /// (no crop) are batched by size; the rows keep the order of `images`.
+extension FeatureMap {
+    /// A batch of images, each preprocessed with `preprocessing` (torchvision's transforms), as
+    /// the model's input; throws when the preprocessing cannot run, the batch is empty or the
+    /// preprocessed sizes differ (without a crop, batch images by size: see
+    /// ``ResNetModel/outputs(for:preprocessing:batchSize:)``).
+    public init(images: [RGBImage], preprocessing: Preprocessing = .imageNet) throws {
+        if let problem = preprocessing.validationProblem { throw LabelsError(.preprocessing(problem)) }
+        guard let first = images.first else { throw InputError(.emptyBatch) }
+        let (w, h) = preprocessing.outputSize(width: first.width, height: first.height)
+        var data: [Float] = []
+        data.reserveCapacity(images.count * 3 * w * h)
+        for image in images {
+            let size = preprocessing.outputSize(width: image.width, height: image.height)
+            guard size == (w, h) else {
+                throw InputError(.sizeMismatch(shape: [images.count, 3, h, w], count: data.count + 3 * size.0 * size.1))
+            }
+            data += preprocessing.tensor(image)
+        }
+        try self.init(n: images.count, c: 3, h: h, w: w, data: data)
+    }
+}
+
+extension ResNetModel {
+    /// The outputs for images, each preprocessed with `preprocessing`, run in batches of at most
+    /// `batchSize`. Images whose preprocessed sizes differ (no crop) are batched by size; the rows
+    /// keep the order of `images`.
     ///
     /// ```swift
-    /// let model = try LoadedResNet(contentsOf: "resnet50.pth")
-    /// let image = try ImageDecoder().decode(contentsOf: "cat.jpg").rgb
-    /// let logits = try model.logits(for: [image])
-    /// let best = Prediction.top(5, logits: logits, labels: ClassLabels(names: ClassLabels.imageNet, source: .imageNet))
+    /// let model = try ResNetModel(contentsOf: URL(fileURLWithPath: "resnet50.pth"))
+    /// let image = try ImageDecoder().decode(contentsOf: URL(fileURLWithPath: "cat.jpg")).rgb
+    /// let output = try model.outputs(for: [image])
+    /// let best = Prediction.top(5, of: output, row: 0, labels: ClassLabels(names: ClassLabels.imageNet, source: .imageNet))
     /// ```
-    public func logits(for images: [RGBImage], preprocessing: Preprocessing = .imageNet, batchSize: Int = 8) throws -> [Float] {
-        if let problem = preprocessing.validationProblem { throw LabelsError("preprocessing: \(problem)") }
-        let tensors = images.map { image -> (tensor: [Float], w: Int, h: Int) in
+    public func outputs(for images: [RGBImage], preprocessing: Preprocessing = .imageNet, batchSize: Int = 8) throws -> ModelOutput {
+        if let problem = preprocessing.validationProblem { throw LabelsError(.preprocessing(problem)) }
+        let inputs = try images.map { image in
             let (w, h) = preprocessing.outputSize(width: image.width, height: image.height)
-            return (preprocessing.tensor(image), w, h)
+            return try FeatureMap(n: 1, c: 3, h: h, w: w, data: preprocessing.tensor(image))
         }
-        return try logits(forTensors: tensors, batchSize: batchSize)
+        return try outputs(for: inputs, batchSize: batchSize)
     }
 
-    /// Logits for already preprocessed planar `[3, h, w]` tensors, batched by size as in
-    /// ``logits(for:preprocessing:batchSize:)``.
-    public func logits(forTensors tensors: [(tensor: [Float], w: Int, h: Int)], batchSize: Int = 8) throws -> [Float] {
-        let width = model.outputWidth
-        var out = [Float](repeating: 0, count: tensors.count * width)
-        var groups: [String: [Int]] = [:]
-        var order: [String] = []
-        for (i, t) in tensors.enumerated() {
-            let key = "\(t.w)x\(t.h)"
-            if groups[key] == nil { order.append(key) }
-            groups[key, default: []].append(i)
+    /// The outputs for single-image inputs (`[1, 3, h, w]` each), batched by size as in
+    /// ``outputs(for:preprocessing:batchSize:)``; the rows keep the order of `inputs`.
+    public func outputs(for inputs: [FeatureMap], batchSize: Int = 8) throws(InputError) -> ModelOutput {
+        let width = outputWidth
+        var out = [Float](repeating: 0, count: inputs.count * width)
+        var groups: [[Int]: [Int]] = [:]
+        var order: [[Int]] = []
+        for (i, x) in inputs.enumerated() {
+            guard x.n == 1 else { throw InputError(.sizeMismatch(shape: [1, x.c, x.h, x.w], count: x.data.count)) }
+            if groups[x.shape] == nil { order.append(x.shape) }
+            groups[x.shape, default: []].append(i)
         }
-        for key in order {
-            let members = groups[key]!
-            for start in stride(from: 0, to: members.count, by: max(1, batchSize)) {
-                let batch = Array(members[start..<min(start + max(1, batchSize), members.count)])
-                let (w, h) = (tensors[batch[0]].w, tensors[batch[0]].h)
+        let step = max(1, batchSize)
+        for shape in order {
+            let members = groups[shape] ?? []
+            for start in stride(from: 0, to: members.count, by: step) {
+                let batch = Array(members[start..<min(start + step, members.count)])
                 var data: [Float] = []
-                data.reserveCapacity(batch.count * 3 * w * h)
-                for i in batch { data += tensors[i].tensor }
-                let result = try self(FeatureMap(n: batch.count, c: 3, h: h, w: w, data: data))
+                data.reserveCapacity(batch.count * shape[1] * shape[2] * shape[3])
+                for i in batch { data += inputs[i].data }
+                let result = try self(try FeatureMap(n: batch.count, c: shape[1], h: shape[2], w: shape[3], data: data))
                 for (row, i) in batch.enumerated() {
-                    out.replaceSubrange((i * width)..<((i + 1) * width), with: result[(row * width)..<((row + 1) * width)])
+                    out.replaceSubrange((i * width)..<((i + 1) * width), with: result.row(row))
                 }
             }
         }
-        return out
+        return ModelOutput(unchecked: inputs.count, width: width, values: out)
     }
 }
