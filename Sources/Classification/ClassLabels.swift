@@ -248,7 +248,7 @@ extension FeatureMap {
             guard size == (w, h) else {
                 throw InputError(.sizeMismatch(shape: [images.count, 3, h, w], count: data.count + 3 * size.0 * size.1))
             }
-            data += preprocessing.tensor(image)
+            data += try preprocessing.tensor(image)
         }
         try self.init(n: images.count, c: 3, h: h, w: w, data: data)
     }
@@ -269,7 +269,7 @@ extension ResNetModel {
         if let problem = preprocessing.validationProblem { throw LabelsError(.preprocessing(problem)) }
         let inputs = try images.map { image in
             let (w, h) = preprocessing.outputSize(width: image.width, height: image.height)
-            return try FeatureMap(n: 1, c: 3, h: h, w: w, data: preprocessing.tensor(image))
+            return try FeatureMap(n: 1, c: 3, h: h, w: w, data: try preprocessing.tensor(image))
         }
         return try outputs(for: inputs, batchSize: batchSize)
     }

@@ -185,7 +185,7 @@ public struct ImageDecoder: Sendable {
         default: model = .cmyk
         }
         return DecodedImage(format: .jpeg, colorModel: model, bitDepth: 8,
-                            rgb: RGBImage(width: width, height: height, pixels: rgb))
+                            rgb: RGBImage(unchecked: width, height: height, pixels: rgb))
     }
 
     // MARK: - PNG
@@ -240,7 +240,7 @@ public struct ImageDecoder: Sendable {
         default: model = .rgb
         }
         return DecodedImage(format: .png, colorModel: model, bitDepth: Int(image.source_bit_depth),
-                            rgb: RGBImage(width: width, height: height, pixels: rgb))
+                            rgb: RGBImage(unchecked: width, height: height, pixels: rgb))
     }
 
     // MARK: - Files

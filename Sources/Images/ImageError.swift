@@ -18,6 +18,8 @@ public struct ImageError: TorchportError, Equatable {
         case unsupported
         /// The file could not be read from disk.
         case unreadable
+        /// A caller's argument (a size, a crop, padding, a preprocessing) that cannot be applied.
+        case invalidArgument
     }
 
     /// The category of failure.
@@ -51,6 +53,7 @@ public struct ImageError: TorchportError, Equatable {
         case .tooLarge(let w, let h): what = "image too large (\(w)x\(h))"
         case .unsupported: what = "unsupported image"
         case .unreadable: what = "cannot read file"
+        case .invalidArgument: what = "invalid argument"
         }
         return message.isEmpty ? what : "\(what): \(message)"
     }

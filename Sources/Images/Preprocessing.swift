@@ -12,7 +12,7 @@
 ///
 /// ```swift
 /// let image = try ImageDecoder().decode(contentsOf: "cat.jpg").rgb
-/// let input = Preprocessing.imageNet.tensor(image)   // [3, 224, 224], normalised
+/// let input = try Preprocessing.imageNet.tensor(image)   // [3, 224, 224], normalised
 /// ```
 ///
 /// The `IMAGENET1K_V2` weights of some torchvision ResNets were evaluated with `resizeSize: 232`;
@@ -77,31 +77,33 @@ public struct Preprocessing: Sendable, Equatable {
         return resizedSize(width: width, height: height)
     }
 
-    /// The resize and crop steps, on 8-bit samples (what PIL hands to `ToTensor`).
-    public func geometry(_ image: RGBImage) -> RGBImage {
+    /// The resize and crop steps, on 8-bit samples (what PIL hands to `ToTensor`); throws
+    /// ``ImageError/Kind/invalidArgument`` for an empty image or a preprocessing that cannot run
+    /// (``validationProblem``).
+    public func geometry(_ image: RGBImage) throws(ImageError) -> RGBImage {
+        if let problem = validationProblem { throw ImageError(.invalidArgument, "preprocessing: \(problem)") }
         var out = image
         if resizeSize != nil {
             let (w, h) = resizedSize(width: image.width, height: image.height)
             if w != image.width || h != image.height {
-                out = out.resized(width: w, height: h, interpolation: interpolation)
+                out = try out.resized(width: w, height: h, interpolation: interpolation)
             }
         }
-        if let c = cropSize { out = out.centerCropped(width: c, height: c) }
+        if let c = cropSize { out = try out.centerCropped(width: c, height: c) }
         return out
     }
 
     /// Resize and crop, then `ToTensor`: planar `[3, h, w]` floats in [0, 1], not normalised.
-    public func unitPixels(_ image: RGBImage) -> [Float] {
-        geometry(image).planarUnitFloats()
+    public func unitPixels(_ image: RGBImage) throws(ImageError) -> [Float] {
+        try geometry(image).planarUnitFloats()
     }
 
     /// The whole pipeline: planar `[3, h, w]` floats, `(x / 255 - mean) / std` per channel, in
     /// float32 like torchvision's `Normalize`.
     ///
-    /// - Precondition: ``validationProblem`` is nil.
-    public func tensor(_ image: RGBImage) -> [Float] {
-        precondition(validationProblem == nil, validationProblem ?? "")
-        var out = unitPixels(image)
+    /// Throws as ``geometry(_:)`` does.
+    public func tensor(_ image: RGBImage) throws(ImageError) -> [Float] {
+        var out = try unitPixels(image)
         let plane = out.count / 3
         out.withUnsafeMutableBufferPointer { buf in
             for c in 0..<3 {

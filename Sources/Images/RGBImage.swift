@@ -8,19 +8,34 @@ public struct RGBImage: Sendable, Equatable {
     /// `width * height * 3` samples, row-major, interleaved `r g b`.
     public internal(set) var pixels: [UInt8]
 
-    /// Wraps `pixels` (`width * height * 3` interleaved RGB samples, row-major).
-    /// - Precondition: the sizes are non-negative and `pixels.count == width * height * 3`.
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
-                     "RGBImage: \(pixels.count) samples for \(width)x\(height)x3")
+    /// Wraps `pixels` (`width * height * 3` interleaved RGB samples, row-major); throws
+    /// ``ImageError/Kind/invalidArgument`` for a negative size or another sample count.
+    public init(width: Int, height: Int, pixels: [UInt8]) throws(ImageError) {
+        let (count, overflow) = Self.sampleCount(width, height)
+        guard width >= 0, height >= 0, !overflow, pixels.count == count else {
+            throw ImageError(.invalidArgument, "\(pixels.count) samples for \(width)x\(height)x3")
+        }
+        self.init(unchecked: width, height: height, pixels: pixels)
+    }
+
+    /// A `width` x `height` image with every sample set to `value`; throws for a negative size.
+    public init(width: Int, height: Int, filledWith value: UInt8 = 0) throws(ImageError) {
+        let (count, overflow) = Self.sampleCount(width, height)
+        guard width >= 0, height >= 0, !overflow else { throw ImageError(.invalidArgument, "size \(width)x\(height)") }
+        self.init(unchecked: width, height: height, pixels: [UInt8](repeating: value, count: count))
+    }
+
+    /// An image whose sizes the caller computed.
+    init(unchecked width: Int, height: Int, pixels: [UInt8]) {
         self.width = width
         self.height = height
         self.pixels = pixels
     }
 
-    /// A `width` x `height` image with every sample set to `value`.
-    public init(width: Int, height: Int, filledWith value: UInt8 = 0) {
-        self.init(width: width, height: height, pixels: [UInt8](repeating: value, count: width * height * 3))
+    private static func sampleCount(_ width: Int, _ height: Int) -> (Int, Bool) {
+        let (a, o1) = width.multipliedReportingOverflow(by: height)
+        let (b, o2) = a.multipliedReportingOverflow(by: 3)
+        return (b, o1 || o2)
     }
 
     /// The `(r, g, b)` samples of the pixel in column `x`, row `y`.

@@ -27,9 +27,12 @@ extension RGBImage {
     /// downscale factor (so downscaling is antialiased), 22-bit fixed-point weights, the horizontal
     /// pass first, rounding to 8 bits after each pass (`ImagingResample` in Pillow's `Resample.c`).
     ///
-    /// - Precondition: `width` and `height` are positive and this image is not empty.
-    public func resized(width newWidth: Int, height newHeight: Int, interpolation: Interpolation = .bilinear) -> RGBImage {
-        precondition(newWidth > 0 && newHeight > 0 && width > 0 && height > 0, "resize of or to an empty image")
+    /// Throws ``ImageError/Kind/invalidArgument`` unless `width` and `height` are positive and
+    /// this image is not empty.
+    public func resized(width newWidth: Int, height newHeight: Int, interpolation: Interpolation = .bilinear) throws(ImageError) -> RGBImage {
+        guard newWidth > 0, newHeight > 0, width > 0, height > 0 else {
+            throw ImageError(.invalidArgument, "resize of \(width)x\(height) to \(newWidth)x\(newHeight): an empty image")
+        }
         if newWidth == width && newHeight == height { return self }
         if interpolation == .nearest { return nearest(width: newWidth, height: newHeight) }
         let filter = ResampleFilter(interpolation)
@@ -53,29 +56,30 @@ extension RGBImage {
     /// `top = round((height - cropHeight) / 2)` (Python's round half to even), same for `left`.
     /// A crop larger than the image first pads it with zeros on each side, as torchvision does.
     ///
-    /// - Precondition: `width` and `height` are positive.
-    public func centerCropped(width cropWidth: Int, height cropHeight: Int) -> RGBImage {
-        precondition(cropWidth > 0 && cropHeight > 0, "crop to an empty size")
+    /// Throws ``ImageError/Kind/invalidArgument`` unless `width` and `height` are positive.
+    public func centerCropped(width cropWidth: Int, height cropHeight: Int) throws(ImageError) -> RGBImage {
+        guard cropWidth > 0, cropHeight > 0 else { throw ImageError(.invalidArgument, "crop to \(cropWidth)x\(cropHeight)") }
         var image = self
         if cropWidth > width || cropHeight > height {
             let left = cropWidth > width ? (cropWidth - width) / 2 : 0
             let top = cropHeight > height ? (cropHeight - height) / 2 : 0
             let right = cropWidth > width ? (cropWidth - width + 1) / 2 : 0
             let bottom = cropHeight > height ? (cropHeight - height + 1) / 2 : 0
-            image = padded(left: left, top: top, right: right, bottom: bottom)
+            image = try padded(left: left, top: top, right: right, bottom: bottom)
             if image.width == cropWidth && image.height == cropHeight { return image }
         }
         let top = Int((Double(image.height - cropHeight) / 2).rounded(.toNearestOrEven))
         let left = Int((Double(image.width - cropWidth) / 2).rounded(.toNearestOrEven))
-        return image.cropped(x: left, y: top, width: cropWidth, height: cropHeight)
+        return try image.cropped(x: left, y: top, width: cropWidth, height: cropHeight)
     }
 
     /// The `width` x `height` region whose top-left pixel is (`x`, `y`).
     ///
-    /// - Precondition: the region lies inside the image.
-    public func cropped(x: Int, y: Int, width cropWidth: Int, height cropHeight: Int) -> RGBImage {
-        precondition(x >= 0 && y >= 0 && cropWidth >= 0 && cropHeight >= 0
-                     && x + cropWidth <= width && y + cropHeight <= height, "crop outside the image")
+    /// Throws ``ImageError/Kind/invalidArgument`` unless the region lies inside the image.
+    public func cropped(x: Int, y: Int, width cropWidth: Int, height cropHeight: Int) throws(ImageError) -> RGBImage {
+        guard x >= 0, y >= 0, cropWidth >= 0, cropHeight >= 0, cropWidth <= width - x, cropHeight <= height - y else {
+            throw ImageError(.invalidArgument, "crop \(cropWidth)x\(cropHeight) at (\(x), \(y)) outside the \(width)x\(height) image")
+        }
         var out = [UInt8](repeating: 0, count: cropWidth * cropHeight * 3)
         pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
@@ -86,13 +90,16 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: cropWidth, height: cropHeight, pixels: out)
+        return RGBImage(unchecked: cropWidth, height: cropHeight, pixels: out)
     }
 
     /// This image with zero (black) borders of the given widths.
-    public func padded(left: Int, top: Int, right: Int, bottom: Int) -> RGBImage {
-        precondition(left >= 0 && top >= 0 && right >= 0 && bottom >= 0, "negative padding")
-        var out = RGBImage(width: width + left + right, height: height + top + bottom)
+    /// Throws ``ImageError/Kind/invalidArgument`` for negative padding.
+    public func padded(left: Int, top: Int, right: Int, bottom: Int) throws(ImageError) -> RGBImage {
+        guard left >= 0, top >= 0, right >= 0, bottom >= 0 else {
+            throw ImageError(.invalidArgument, "negative padding (\(left), \(top), \(right), \(bottom))")
+        }
+        var out = try RGBImage(width: width + left + right, height: height + top + bottom)
         let outWidth = out.width
         pixels.withUnsafeBufferPointer { src in
             out.pixels.withUnsafeMutableBufferPointer { dst in
@@ -138,7 +145,7 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: outWidth, height: rows.count, pixels: out)
+        return RGBImage(unchecked: outWidth, height: rows.count, pixels: out)
     }
 
     private func resampleVertical(outHeight: Int, coefficients c: Coefficients) -> RGBImage {
@@ -167,7 +174,7 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: width, height: outHeight, pixels: out)
+        return RGBImage(unchecked: width, height: outHeight, pixels: out)
     }
 
     /// PIL's NEAREST resize: each output pixel takes the source pixel at `floor((x + 0.5) * scale)`.
@@ -186,7 +193,7 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: newWidth, height: newHeight, pixels: out)
+        return RGBImage(unchecked: newWidth, height: newHeight, pixels: out)
     }
 }
 

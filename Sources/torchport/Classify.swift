@@ -119,7 +119,7 @@ struct Classify: ParsableCommand {
                     do {
                         let image = try decoder.decode(contentsOf: chunk[i])
                         let (w, h) = preprocessing.outputSize(width: image.width, height: image.height)
-                        slots[i] = .ready(summary: image.summary, tensor: preprocessing.tensor(image.rgb), w: w, h: h)
+                        slots[i] = .ready(summary: image.summary, tensor: try preprocessing.tensor(image.rgb), w: w, h: h)
                     } catch {
                         slots[i] = .failed(String(describing: error))
                     }

@@ -27,13 +27,13 @@ struct FixtureDecodingTests {
     func geometryLikeTorchvision(_ name: String) throws {
         let entry = try #require(Fixtures.manifest.images.first { $0.file == name })
         let image = try ImageDecoder().decode(contentsOf: Fixtures.path(name)).rgb
-        let out = Preprocessing.imageNet.geometry(image)
+        let out = try Preprocessing.imageNet.geometry(image)
         #expect(out.width == 224 && out.height == 224)
         #expect(fnv1a64(out.pixels) == entry.geometry_fnv1a64, "\(name): resize+crop differs from torchvision's")
     }
 
     @Test("Every fixture image records a licence")
-    func licences() {
+    func licences() throws {
         for entry in Fixtures.manifest.images { #expect(!entry.licence.isEmpty, "\(entry.file)") }
     }
 }
@@ -63,7 +63,7 @@ struct DecoderEdgeCaseTests {
     }
 
     @Test("Missing files and directories are unreadable; errors name the file")
-    func unreadable() {
+    func unreadable() throws {
         let missing = caught { _ = try decoder.decode(contentsOf: "/nonexistent/cat.jpg") }
         #expect(missing?.kind == .unreadable)
         #expect(missing?.description.contains("/nonexistent/cat.jpg") == true)
@@ -72,7 +72,7 @@ struct DecoderEdgeCaseTests {
     }
 
     @Test("Unknown signatures: text, GIF, a lone JPEG SOI")
-    func unrecognized() {
+    func unrecognized() throws {
         #expect(kind(of: Array("hello, world".utf8)) == .unrecognizedFormat)
         #expect(kind(of: Array("GIF89a\u{1}\u{0}\u{1}\u{0}".utf8)) == .unrecognizedFormat)
         #expect(kind(of: [0xFF, 0xD8]) == .unrecognizedFormat)

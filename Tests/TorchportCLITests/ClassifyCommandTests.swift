@@ -51,7 +51,7 @@ struct TorchvisionParityTests {
     func parity(_ name: String) throws {
         let golden = try ImageFixtures.golden(name)
         let image = try ImageDecoder().decode(contentsOf: ImageFixtures.path(name)).rgb
-        let ours = Preprocessing.imageNet.unitPixels(image)
+        let ours = try Preprocessing.imageNet.unitPixels(image)
         let pixels = try #require(golden.tensor(named: "pixels"))
         #expect(pixels.shape == [1, 3, 224, 224])
         let want = pixels.floats().map { $0 / 255 }
@@ -79,7 +79,7 @@ struct TorchvisionParityTests {
             let golden = try ImageFixtures.golden(entry.file)
             let want = try #require(golden.tensor(named: "input")).floats()
             let image = try ImageDecoder().decode(contentsOf: ImageFixtures.path(entry.file)).rgb
-            let ours = Preprocessing.imageNet.tensor(image)
+            let ours = try Preprocessing.imageNet.tensor(image)
             let maxDiff = zip(ours, want).map { abs($0 - $1) }.max() ?? .infinity
             #expect(maxDiff <= 1e-6, "\(entry.file): max |d| \(maxDiff)")
         }

@@ -6,11 +6,11 @@ import TorchportCore
 ///
 /// These exist for `torchport-fuzz` (libFuzzer) and `FuzzRegressionTests`; they are not part of the
 /// reading API (use ``Checkpoint`` and ``Unpickler``).
-public enum FuzzEntryPoints {
+package enum FuzzEntryPoints {
     /// The limits the fuzz targets read with: the defaults, except for the few that allow a small
     /// input to allocate a lot legitimately (a 4 GiB declared entry, a 4-billion-element tensor),
     /// which are lowered so a fuzzer's memory cap is not reached by design.
-    public static var limits: ReaderLimits {
+    package static var limits: ReaderLimits {
         var l = ReaderLimits()
         l.maxInflatedEntryBytes = 64 << 20
         l.maxElements = 1 << 24
@@ -21,7 +21,7 @@ public enum FuzzEntryPoints {
         return l
     }
 
-    public static var options: ReaderOptions { ReaderOptions(limits: limits) }
+    package static var options: ReaderOptions { ReaderOptions(limits: limits) }
 
     /// Folds bytes into a value the optimiser cannot drop, reading each one.
     @inline(never)
@@ -34,7 +34,7 @@ public enum FuzzEntryPoints {
     /// The zip container: parses the central directory, then reads (or inflates) every entry.
     /// Returns the number of entries read.
     @discardableResult
-    public static func zip(_ bytes: [UInt8]) throws -> Int {
+    package static func zip(_ bytes: [UInt8]) throws -> Int {
         let file = FileBytes.owned(bytes)
         let archive = try ZipArchive(file: file, fileName: nil, limits: limits)
         var sink: UInt8 = 0
@@ -53,7 +53,7 @@ public enum FuzzEntryPoints {
 
     /// The restricted unpickler alone, as a single pickle (bytes after STOP refused). With
     /// `allowUnknownGlobals` it goes past unknown globals, which reaches more of the opcode logic.
-    public static func unpickler(_ bytes: [UInt8], allowUnknownGlobals: Bool = false) throws -> PickleValue {
+    package static func unpickler(_ bytes: [UInt8], allowUnknownGlobals: Bool = false) throws -> PickleValue {
         var options = options
         options.allowUnknownGlobals = allowUnknownGlobals
         return try bytes.withUnsafeBytes { buf in
@@ -64,7 +64,7 @@ public enum FuzzEntryPoints {
 
     /// The legacy (pre-1.6) stream reader: inputs that look like a zip are skipped (returns nil),
     /// everything else goes through ``Checkpoint`` (which reads it as a legacy stream).
-    public static func legacy(_ bytes: [UInt8]) throws -> Int? {
+    package static func legacy(_ bytes: [UInt8]) throws -> Int? {
         let looksLikeZip = bytes.withUnsafeBytes { ZipArchive.looksLikeZip($0) }
         if looksLikeZip { return nil }
         let c = try Checkpoint(bytes: bytes, name: "fuzz", options: options)
@@ -73,13 +73,13 @@ public enum FuzzEntryPoints {
 
     /// The whole inspect path: ``Checkpoint`` on any bytes, then every tensor materialised (those
     /// up to `maxTensorBytes`; larger ones only have their first and last element read).
-    public static func inspect(_ bytes: [UInt8], maxTensorBytes: Int = 1 << 20) throws -> Int {
+    package static func inspect(_ bytes: [UInt8], maxTensorBytes: Int = 1 << 20) throws -> Int {
         let c = try Checkpoint(bytes: bytes, name: "fuzz", options: options)
         return materialise(c, maxTensorBytes: maxTensorBytes)
     }
 
     /// The static scanner behind `torchport scan`, on any bytes.
-    public static func scan(_ bytes: [UInt8]) -> PickleScanReport {
+    package static func scan(_ bytes: [UInt8]) -> PickleScanReport {
         PickleScanner.scan(bytes: bytes, name: "fuzz", limits: limits)
     }
 
