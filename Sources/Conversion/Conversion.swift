@@ -9,8 +9,6 @@ import SafeTensors
 import TorchCheckpoint
 import TorchportCore
 
-/// Torchport's version, written as `converter_version` into every converted file.
-public let torchportVersion = "0.1.0"
 
 // MARK: - Options and results
 

@@ -141,8 +141,9 @@ final class Slots<T: Sendable>: @unchecked Sendable {
     }
 }
 
-/// A progress line on stderr, rewritten in place (`\r`); silent unless enabled, and for a single
-/// item. By default `[k/n] name`, naming the item just finished. Safe to use from several threads.
+/// The one progress display: a line on stderr, rewritten in place (`\r`), silent unless
+/// enabled. Counted (`[k/n] name` as items finish, for many files) or free text (``show(_:force:)``,
+/// at most ten updates a second, for one long conversion). Safe to use from several threads.
 final class ProgressMeter: @unchecked Sendable {
     let total: Int
     let enabled: Bool
@@ -150,7 +151,9 @@ final class ProgressMeter: @unchecked Sendable {
     private let lock = NSLock()
     private var done = 0
     private var shown = false
+    private var last: UInt64 = 0
 
+    /// A counted display of `total` items (enabled for two or more).
     init(total: Int, enabled: Bool,
          line: @escaping @Sendable (_ done: Int, _ total: Int, _ name: String?) -> String = { done, total, name in
              "[\(done)/\(total)]" + (name.map { " " + $0 } ?? "")
@@ -160,12 +163,44 @@ final class ProgressMeter: @unchecked Sendable {
         self.line = line
     }
 
+    /// A free-text display (``show(_:force:)``, ``conversion``).
+    init(textEnabled enabled: Bool) {
+        total = 1
+        self.enabled = enabled
+        line = { _, _, _ in "" }
+    }
+
     func advance(by n: Int = 1, name: String? = nil) {
         lock.lock()
         defer { lock.unlock() }
         done += n
         guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(line(done, total, name))".utf8))
+        write(line(done, total, name))
+    }
+
+    /// Shows `text`; unless `force`, only when a tenth of a second has passed since the last update.
+    func show(_ text: String, force: Bool = true) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard enabled else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard force || now - last > 100_000_000 else { return }
+        last = now
+        write(text)
+    }
+
+    /// A conversion's progress, as `converting: writing: 12/320 tensors, 40.1/102.3 MB`.
+    var conversion: (@Sendable (ConversionProgress) -> Void)? {
+        guard enabled else { return nil }
+        return { [self] p in
+            let mb = { (n: Int) in String(format: "%.1f", Double(n) / 1e6) }
+            show("converting: \(p.stage.rawValue): \(p.tensors)/\(p.totalTensors) tensors, \(mb(p.bytes))/\(mb(p.totalBytes)) MB",
+                 force: p.tensors == p.totalTensors || p.tensors == 0)
+        }
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
         shown = true
     }
 
@@ -179,18 +214,6 @@ final class ProgressMeter: @unchecked Sendable {
     }
 
     func finish() { clear() }
-}
-
-/// Prints `value` as JSON on stdout, as `printJSON` does, writing non-finite numbers as strings
-/// (a verification report can hold them).
-func printBatchJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.keyEncodingStrategy = .convertToSnakeCase
-    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
-                                                                   nan: "nan")
-    FileHandle.standardOutput.write(try encoder.encode(value))
-    FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
 extension VerificationReport {

@@ -5,6 +5,9 @@ import Torchport
 import TorchportCore
 
 struct Convert: ParsableCommand {
+    /// Smaller inputs convert in a blink: no progress display.
+    static let progressMinimumBytes = 16 << 20
+
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint to a .safetensors file under canonical torchvision names, checked against the source.",
         discussion: """
@@ -110,13 +113,13 @@ struct Convert: ParsableCommand {
 
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
                                         reader: reader.options, durable: sync)
-        let display = ProgressLine(enabled: isatty(STDERR_FILENO) == 1 && inputSize() >= ProgressLine.minimumBytes)
+        let display = ProgressMeter(textEnabled: isatty(STDERR_FILENO) == 1 && inputSize() >= Self.progressMinimumBytes)
         var verification: VerificationReport?
         let summary: ConversionSummary
         do {
-            summary = try convertCheckpoint(from: input, to: output, options: options, progress: display.report) { written in
+            summary = try convertCheckpoint(from: input, to: output, options: options, progress: display.conversion) { written in
                 guard let golden else { return }
-                display.show("verifying against \(golden)")
+                display.show("converting: verifying against \(golden)")
                 let report = try verifyModel(written, golden: golden, criterion: Criterion(atol: atol, rtol: rtol),
                                              arch: arch, reader: reader)
                 verification = report
@@ -275,7 +278,7 @@ extension Convert {
                     items.append(ConvertJSON(failedInput: files[i], output: outputs[i], error: message, verification: nil))
                 }
             }
-            try printBatchJSON(ManyJSON(results: items, total: total, converted: converted, failedCheck: failedCheck,
+            try printJSON(ManyJSON(results: items, total: total, converted: converted, failedCheck: failedCheck,
                                         unusable: unusable))
         } else {
             print("converted \(converted) of \(total) into \(output)")
@@ -393,47 +396,6 @@ struct ConvertJSON: Encodable {
         self.output = output ?? ""
         self.error = error
         self.verification = verification
-    }
-}
-
-/// A one-line progress display on stderr (`\r` updates), at most ten updates a second.
-private final class ProgressLine: @unchecked Sendable {
-    /// Smaller inputs convert in a blink: no display.
-    static let minimumBytes = 16 << 20
-
-    private let enabled: Bool
-    private let lock = NSLock()
-    private var last: UInt64 = 0
-    private var shown = false
-
-    init(enabled: Bool) { self.enabled = enabled }
-
-    var report: (@Sendable (ConversionProgress) -> Void)? {
-        guard enabled else { return nil }
-        return { [self] p in
-            let final = p.tensors == p.totalTensors
-            let mb = { (n: Int) in String(format: "%.1f", Double(n) / 1e6) }
-            show("\(p.stage.rawValue): \(p.tensors)/\(p.totalTensors) tensors, \(mb(p.bytes))/\(mb(p.totalBytes)) MB",
-                 force: final || p.tensors == 0)
-        }
-    }
-
-    func show(_ line: String, force: Bool = true) {
-        guard enabled else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard force || now - last > 100_000_000 else { return }
-        last = now
-        shown = true
-        FileHandle.standardError.write(Data("\r\u{1B}[Kconverting: \(line)".utf8))
-    }
-
-    func clear() {
-        lock.lock()
-        defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        shown = false
     }
 }
 

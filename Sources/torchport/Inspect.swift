@@ -240,9 +240,11 @@ struct InspectReport: Encodable {
     }
 }
 
-/// Prints `value` as JSON (snake-case keys) on stdout: pretty-printed, or on one line.
+/// The one JSON printer of the CLI: `value` on stdout with snake-case keys and sorted keys,
+/// pretty-printed or on one line; non-finite numbers (a verification report can hold them) as
+/// the strings `"nan"`, `"inf"`, `"-inf"`, as ``VerificationReport/jsonEncoder`` writes them.
 func printJSON<T: Encodable>(_ value: T, oneLine: Bool = false) throws {
-    let encoder = JSONEncoder()
+    let encoder = VerificationReport.jsonEncoder
     encoder.outputFormatting = oneLine ? [.sortedKeys, .withoutEscapingSlashes] : [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.keyEncodingStrategy = .convertToSnakeCase
     let data = try encoder.encode(value)

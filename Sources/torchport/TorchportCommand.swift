@@ -8,7 +8,7 @@ struct TorchportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "torchport",
         abstract: "Read, bind, convert and verify PyTorch ResNet checkpoints without Python.",
-        version: "0.1.0",
+        version: torchportVersion,
         subcommands: [Inspect.self, Verify.self, Convert.self, Bench.self, Scan.self, Classify.self])
 
     static func main() {

@@ -172,7 +172,7 @@ extension Verify {
                     items.append(.init(model: files[i], golden: goldens[i], passed: false, error: message, report: nil))
                 }
             }
-            try printBatchJSON(ManyJSON(results: items, total: total, passed: passed, mismatched: mismatched,
+            try printJSON(ManyJSON(results: items, total: total, passed: passed, mismatched: mismatched,
                                         unusable: unusable))
         } else {
             print("\(passed) of \(total) passed" + (mismatched > 0 ? ", \(mismatched) numerical mismatch" : "")

@@ -26,8 +26,8 @@ fail() { echo "consumer check: FAILED: $*" >&2; exit 1; }
 if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
     echo "consumer check: note: uncommitted changes in $repo are not part of this check (it clones HEAD)"
 fi
-version="$(sed -n 's/^public let torchportVersion = "\(.*\)"$/\1/p' "$repo/Sources/Conversion/Conversion.swift")"
-[ -n "$version" ] || fail "no torchportVersion in Sources/Conversion/Conversion.swift"
+version="$(sed -n 's/^public let torchportVersion = "\(.*\)"$/\1/p' "$repo/Sources/TorchportCore/Version.swift")"
+[ -n "$version" ] || fail "no torchportVersion in Sources/TorchportCore/Version.swift"
 
 git clone --quiet "$repo" "$work/Torchport"
 git -C "$work/Torchport" tag "$version"
