@@ -6,7 +6,7 @@ DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch
 PY := $(VENV)/bin/python
 
-.PHONY: deps build run test ci consumer verify-red-team check-kernels check-arm64 fixtures venv bench-load bench parity clean fuzz
+.PHONY: deps build run test ci docs consumer verify-red-team check-kernels check-arm64 fixtures venv bench-load bench parity clean fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -32,7 +32,17 @@ test: deps
 	$(SWIFT) test --skip-build
 
 # What CI runs (.ci/run): the tests, then the checks that look at Torchport from outside.
-ci: test check-kernels check-arm64 consumer
+ci: test docs check-kernels check-arm64 consumer
+
+# The documentation: every public symbol of the library modules has a doc comment
+# (scripts/doc_coverage.py, on the symbol graphs), and the DocC catalog builds, all library
+# modules combined, with warnings as errors (swift-docc-plugin); the site is in .build/docs.
+DOC_TARGETS := TorchportCore TorchCheckpoint SafeTensors StateDict Conversion ResNet Verification Images Classification Torchport
+docs: deps
+	$(SWIFT) package dump-symbol-graph --minimum-access-level public >/dev/null
+	python3 scripts/doc_coverage.py
+	$(SWIFT) package --allow-writing-to-directory .build/docs generate-documentation --enable-experimental-combined-documentation \
+		$(foreach t,$(DOC_TARGETS),--target $(t)) --output-path .build/docs --warnings-as-errors
 
 # Torchport as a dependency of another package, by file:// URL and version, built in release;
 # the README's example and the reader-only product run, and ldd shows what each links.

@@ -23,6 +23,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `make docs`: the DocC catalog, built with the ecosystem's plugin (no code of ours links it).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: - Public API
@@ -45,7 +47,8 @@ let package = Package(
         // Class names (files, checkpoints, ImageNet's) and images in, predictions out.
         .target(name: "Classification", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "ResNet", "Images"]),
         .target(name: "Torchport",
-                dependencies: ["TorchportReader", "ResNet", "Verification", "Images", "Classification"]),
+                dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "StateDict", "Conversion", "TorchportReader",
+                               "ResNet", "Verification", "Images", "Classification"]),
         .executableTarget(
             name: "torchport",
             dependencies: [

@@ -222,8 +222,8 @@ public struct Prediction: Sendable, Equatable, Codable {
         return top(k, of: ModelOutput(unchecked: 1, width: row.count, values: row), row: 0, labels: labels)
     }
 
-    /// The `k` most probable classes of row `row` of `output` (``ModelOutput/topK(_:)`` and
-    /// ``ModelOutput/softmax()``); empty when `row` is not a row of it.
+    /// The `k` most probable classes of row `row` of `output` (`ModelOutput/topK(_:)` and
+    /// `ModelOutput/softmax()`); empty when `row` is not a row of it.
     public static func top(_ k: Int, of output: ModelOutput, row: Int, labels: ClassLabels) -> [Prediction] {
         guard (0..<output.batch).contains(row), output.width > 0, k > 0 else { return [] }
         let one = ModelOutput(unchecked: 1, width: output.width, values: Array(output.row(row)))
@@ -236,7 +236,7 @@ extension FeatureMap {
     /// A batch of images, each preprocessed with `preprocessing` (torchvision's transforms), as
     /// the model's input; throws when the preprocessing cannot run, the batch is empty or the
     /// preprocessed sizes differ (without a crop, batch images by size: see
-    /// ``ResNetModel/outputs(for:preprocessing:batchSize:)``).
+    /// `ResNetModel/outputs(for:preprocessing:batchSize:)`).
     public init(images: [RGBImage], preprocessing: Preprocessing = .imageNet) throws {
         if let problem = preprocessing.validationProblem { throw LabelsError(.preprocessing(problem)) }
         guard let first = images.first else { throw InputError(.emptyBatch) }

@@ -12,7 +12,7 @@ import TorchportCore
 
 // MARK: - Options and results
 
-/// How ``convertCheckpoint(from:to:options:progress:validate:)`` converts.
+/// How ``convertCheckpoint(from:to:options:progress:validate:)-(String,String,_,_,_)`` converts.
 public struct ConversionOptions: Sendable {
     /// The dtype the floating-point weights are written in.
     public enum TargetDType: String, Sendable, CaseIterable, Codable {
@@ -190,7 +190,7 @@ public struct ConversionError: TorchportError {
 
 // MARK: - Conversion
 
-/// Converts a checkpoint (any file ``readTensors(_:options:)`` reads: zip, legacy, TorchScript, or
+/// Converts a checkpoint (any file ``readTensors(_:options:)-(String,_)`` reads: zip, legacy, TorchScript, or
 /// a `.safetensors`) to a `.safetensors` file holding the ResNet's state dict under canonical
 /// torchvision names, with Torchport's metadata (docs/safetensors.md).
 ///

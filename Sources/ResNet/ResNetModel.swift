@@ -39,9 +39,9 @@ public struct ResNetModel: Sendable {
     package var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
 
     /// Binds a mapped state dict strictly: every expected key present with its shape, nothing
-    /// unexpected. All problems are reported together in one ``BindingError``. `engine` nil picks
+    /// unexpected. All problems are reported together in one `BindingError`. `engine` nil picks
     /// ``InferenceEngine/best``; an engine this CPU cannot run is refused
-    /// (``BindingError/engineUnavailable(_:)``). With the packed engine, a model whose convolutions
+    /// (`BindingError.Kind.engineUnavailable`). With the packed engine, a model whose convolutions
     /// its kernels cannot run (group widths that do not tile its blocks) runs on the reference
     /// engine; ``engine`` says which one runs. `source` names the file, for errors and reports.
     public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,

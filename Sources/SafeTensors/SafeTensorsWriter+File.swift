@@ -39,7 +39,7 @@ extension SafeTensorsWriter {
     }
 
     /// Writes `path.partial-XXXXXXXXXXXXXXXX` in the same folder, fsyncs it, renames it over
-    /// `path` and fsyncs the folder (``StagingFile``, the one atomic-write implementation): readers
+    /// `path` and fsyncs the folder (the one atomic-write implementation, shared with `convert`): readers
     /// see the old file or the complete new one, never a partial one. The staging file is removed
     /// on any error.
     public static func writeAtomically(_ entries: [Entry], metadata: [String: String]? = nil,

@@ -4,7 +4,12 @@ import TorchportCore
 public struct ResNetArchitecture: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The residual block type: `basic` (two 3x3 convolutions; ResNet-18/34) or `bottleneck`
     /// (1x1, 3x3, 1x1 with 4x expansion; ResNet-50 and deeper, ResNeXt, Wide ResNet).
-    public enum BlockKind: String, Sendable, Codable { case basic, bottleneck }
+    public enum BlockKind: String, Sendable, Codable {
+        /// Two 3x3 convolutions (torchvision's `BasicBlock`).
+        case basic
+        /// 1x1, 3x3 (grouped for ResNeXt), 1x1 with 4x expansion (torchvision's `Bottleneck`).
+        case bottleneck
+    }
 
     /// The residual block type of every stage.
     public var block: BlockKind

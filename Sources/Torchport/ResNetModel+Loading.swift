@@ -9,7 +9,7 @@ extension ResNetModel {
     /// Loads a model in one line: reads the file (`.pth`/`.pt` of any `torch.save` or
     /// `torch.jit.save` format, or a `.safetensors`, recognised by content), maps its names to
     /// torchvision's (the caller's `rules`, then `sanitize`, then the built-in mapping, all
-    /// recorded in ``mapping``), and binds strictly, recognising the architecture from the shapes
+    /// recorded in `mapping`), and binds strictly, recognising the architecture from the shapes
     /// unless one is given, for `engine` (nil: the fastest this CPU runs).
     ///
     /// ```swift
@@ -17,7 +17,7 @@ extension ResNetModel {
     /// let custom = try ResNetModel(contentsOf: url, rules: [.stripPrefix("encoder.")])
     /// ```
     ///
-    /// Throws the reader's error (``CheckpointError``, ``SafeTensorsError``) or a ``BindingError``
+    /// Throws the reader's error (`CheckpointError`, `SafeTensorsError`) or a `BindingError`
     /// naming the file.
     public init(contentsOf url: URL, architecture: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,
                 rules: [MappingRule] = [], sanitize: MappingSanitizer? = nil, options: ReaderOptions = .init()) throws {

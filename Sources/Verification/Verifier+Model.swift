@@ -13,7 +13,7 @@ extension Verifier {
     /// print(report.text)      // exit(report.exitCode): 0 pass, 1 mismatch
     /// ```
     ///
-    /// Throws ``InputError`` when the golden's input does not fit the model, ``VerificationError``
+    /// Throws `InputError` when the golden's input does not fit the model, ``VerificationError``
     /// when the golden lacks the output or its shape differs.
     public static func verify(_ model: ResNetModel, against golden: Golden,
                               criterion: Criterion = .default) throws -> VerificationReport {

@@ -32,7 +32,9 @@ public enum GlobalRisk: String, Sendable, Codable {
 
 /// One global reference found in a pickle.
 public struct ScannedGlobal: Sendable, Codable, Equatable {
+    /// The module part (`torch._utils`, `os`).
     public let module: String
+    /// The name inside the module (`_rebuild_tensor_v2`, `system`).
     public let name: String
     /// The opcode that named it: GLOBAL, STACK_GLOBAL, INST, EXT1, EXT2 or EXT4.
     public let opcode: String
@@ -40,11 +42,14 @@ public struct ScannedGlobal: Sendable, Codable, Equatable {
     public let entry: String
     /// Byte offset of the opcode inside `entry` (inside the file for legacy streams).
     public let offset: Int
+    /// What Torchport's reader makes of it (interpreted, inert, refused).
     public let classification: GlobalClassification
+    /// What unpickling it in Python could do.
     public let risk: GlobalRisk
     /// True when found after the pickle's STOP (bytes torch.load would not unpickle).
     public let afterStop: Bool
 
+    /// `module.name`.
     public var qualifiedName: String { "\(module).\(name)" }
     /// True when unpickling this in Python could run code.
     public var dangerous: Bool { risk != .none }
@@ -53,6 +58,7 @@ public struct ScannedGlobal: Sendable, Codable, Equatable {
 /// A way the file would run code or change the program under `torch.load(weights_only=False)`
 /// that is not a global reference.
 public struct ScanRisk: Sendable, Codable, Equatable {
+    /// The kinds of risk besides globals.
     public enum Kind: String, Sendable, Codable {
         /// A TorchScript archive (its root folder holds `constants.pkl`): torch.load hands it to
         /// `torch.jit.load`, which compiles its `code/` entries and runs them (scripted
@@ -63,6 +69,7 @@ public struct ScanRisk: Sendable, Codable, Equatable {
         /// legacy loader writes `<__name__>.patch` files).
         case classAttributeWrite = "class-attribute-write"
     }
+    /// What kind of risk.
     public let kind: Kind
     /// What would happen, in words.
     public let detail: String
@@ -74,8 +81,11 @@ public struct ScanRisk: Sendable, Codable, Equatable {
 
 /// One pickle that was disassembled.
 public struct ScannedPickle: Sendable, Codable, Equatable {
+    /// The archive entry or stream section (`data.pkl`, `pickle:main`).
     public let entry: String
+    /// The pickle protocol its PROTO opcode declares (0 or 1 without one).
     public let protocolVersion: Int
+    /// Opcodes decoded.
     public let opcodes: Int
     /// Where the pickle stopped being decodable, when it did (the error names the offset).
     public let error: String?
@@ -83,6 +93,7 @@ public struct ScannedPickle: Sendable, Codable, Equatable {
 
 /// What `PickleScanner` found in one file.
 public struct PickleScanReport: Sendable, Codable {
+    /// The scan's conclusion (`torchport scan` exits 0 for safe, 1 otherwise).
     public enum Verdict: String, Sendable, Codable {
         /// Every global is interpreted or inert: nothing in the file would run code.
         case safe
@@ -98,11 +109,15 @@ public struct PickleScanReport: Sendable, Codable {
         case unreadable
     }
 
+    /// The file, as the caller named it.
     public let file: String
     /// `zip`, `torchscript`, `legacy`, `pickle`, `safetensors`, or `unknown`.
     public let format: String
+    /// The conclusion.
     public let verdict: Verdict
+    /// Every pickle disassembled, in file order.
     public let pickles: [ScannedPickle]
+    /// Every global reference found, in file order.
     public let globals: [ScannedGlobal]
     /// TorchScript `code/` entries: source torch.jit.load would compile; Torchport never runs them.
     public let torchScriptCode: [String]
@@ -110,10 +125,12 @@ public struct PickleScanReport: Sendable, Codable {
     public let risks: [ScanRisk]
     /// Where torch.load and Torchport could read different bytes.
     public let ambiguities: [String]
+    /// What else the scan noticed, in words.
     public let notes: [String]
     /// Why the file is unreadable, when it is.
     public let error: String?
 
+    /// The globals that could run code.
     public var dangerousGlobals: [ScannedGlobal] { globals.filter(\.dangerous) }
 }
 
@@ -145,6 +162,7 @@ public enum PickleScanner {
         }
     }
 
+    /// Scans bytes held in memory (`name` is used in the report).
     public static func scan(bytes: [UInt8], name: String, limits: ReaderLimits = ReaderLimits()) -> PickleScanReport {
         scan(bytes: FileBytes.owned(bytes), name: name, limits: limits)
     }

@@ -18,7 +18,7 @@ public enum WeightsFormat: String, Sendable, Codable, CaseIterable {
     case safetensors
 
     /// The one detector of a file's format by content (never by extension): whether its first
-    /// bytes follow ``SafeTensorsSignature``; if not, the checkpoint reader
+    /// bytes start a safetensors file (an 8-byte header length that fits the file, then `{`); if not, the checkpoint reader
     /// tells zip, TorchScript and legacy apart (it needs the zip directory to). Never blocks: what
     /// is not a regular file (a FIFO, a device) is not a safetensors file.
     public static func isSafeTensors(path: String) -> Bool {
