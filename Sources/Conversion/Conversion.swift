@@ -132,7 +132,7 @@ public struct ConversionError: TorchportError {
         case checkFailed(tensor: String?, reason: String)
         /// A tensor of the state dict cannot be converted (e.g. an integer tensor where a ResNet
         /// has floating-point weights).
-        case unsupportedTensor(name: String, dtype: String)
+        case unsupportedTensor(name: String, dtype: DType)
         /// Views with zero or overlapping strides would write `bytes` more than their storages
         /// hold, above ``ConversionOptions/maxExpansionBytes`` (`limit`). Nothing was written.
         case expandsTooMuch(bytes: Int, limit: Int)
@@ -173,7 +173,7 @@ public struct ConversionError: TorchportError {
         case .inputChanged: "input changed while it was being converted; nothing written"
         case .checkFailed(let tensor, let reason):
             "written file failed its check" + (tensor.map { " at tensor '\($0)'" } ?? "") + ": \(reason)"
-        case .unsupportedTensor(let name, let dtype): "tensor '\(name)' has dtype \(dtype); a ResNet's weights are floating point"
+        case .unsupportedTensor(let name, let dtype): "tensor '\(name)' has dtype \(dtype.rawValue); a ResNet's weights are floating point"
         case .expandsTooMuch(let bytes, let limit):
             "its tensors are views that would expand to \(bytes) bytes beyond their storages, over the "
                 + "\(limit)-byte budget (ConversionOptions.maxExpansionBytes); nothing written"
@@ -337,7 +337,7 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     let mapping = try NameMapping.map(tensors)
     let architecture = try mapping.checkBinding(architecture: options.architecture)
     for (name, t) in mapping.stateDict where !t.dtype.isFloatingPoint {
-        throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype.rawValue), file: input)
+        throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype), file: input)
     }
 
     // Views that claim more elements than their storages hold (zero strides) are written in full:

@@ -15,8 +15,8 @@ public final class Checkpoint: @unchecked Sendable {
     public let format: WeightsFormat
     /// The zip's top folder (`archive`, or the saved file's base name); nil for legacy streams.
     public let prefix: String?
-    /// `little` or `big`: how the storages were written. Big-endian data is swapped on load.
-    public let byteOrder: String
+    /// How the storages were written. Big-endian data is swapped on load.
+    public let byteOrder: ByteOrder
     /// The pickle's protocol number.
     public let pickleProtocol: Int
     /// The parsed pickle: every object, storage and tensor it builds, referenced by index.
@@ -71,7 +71,7 @@ public final class Checkpoint: @unchecked Sendable {
         }
         format = parsed.format
         prefix = parsed.prefix
-        byteOrder = parsed.bigEndian ? "big" : "little"
+        byteOrder = parsed.bigEndian ? .big : .little
         pickleProtocol = parsed.protocolVersion
         graph = parsed.graph
         root = parsed.root
@@ -183,11 +183,11 @@ public final class Checkpoint: @unchecked Sendable {
             return v
         }
         let magic: PickleValue
-        do { magic = try nextPickle("magic") } catch let e as CheckpointError where e.code != "limitExceeded" {
-            // A refused global is a pickle's own error (the file is a pickle, and is refused for it);
-            // anything else at this point means the bytes are no pickle stream.
+        do { magic = try nextPickle("magic") } catch let e as CheckpointError {
+            // A refused global is a pickle's own error (the file is a pickle, and is refused for it),
+            // as is a limit; anything else at this point means the bytes are no pickle stream.
             switch e.kind {
-            case .disallowedGlobal, .invalidGlobal, .extensionRegistry: throw e
+            case .disallowedGlobal, .invalidGlobal, .extensionRegistry, .limitExceeded: throw e
             default: throw CheckpointError(.unrecognizedFormat("not a pickle stream: \(e.description)"), entry: "pickle:magic", offset: e.offset)
             }
         }

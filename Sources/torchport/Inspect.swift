@@ -96,7 +96,7 @@ struct InspectReport: Encodable {
         file = c.file ?? "-"
         format = c.format.rawValue
         prefix = c.prefix
-        byteOrder = c.byteOrder
+        byteOrder = c.byteOrder.rawValue
         pickleProtocol = c.pickleProtocol
         root = c.graph.summary(c.root)
         metadata = nil

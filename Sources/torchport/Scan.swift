@@ -62,7 +62,7 @@ struct Scan: ParsableCommand {
     /// Names, entries and messages come from the file: control characters and other invisible
     /// ones are escaped, so a name cannot redraw the verdict line on a terminal.
     private func text(_ r: PickleScanReport) -> String {
-        var lines = ["\(r.file.terminalSafe): \(r.verdict.rawValue.uppercased()) (\(r.format))"]
+        var lines = ["\(r.file.terminalSafe): \(r.verdict.rawValue.uppercased()) (\(r.format.rawValue))"]
         for risk in r.risks {
             lines.append("  \(risk.kind.rawValue): \(risk.detail)  [\(risk.entry)\(risk.offset.map { " @\($0)" } ?? "")]".terminalSafe)
         }
@@ -145,7 +145,7 @@ private struct ScanFileJSON: Encodable {
 
     init(_ r: PickleScanReport) {
         file = r.file
-        format = r.format
+        format = r.format.rawValue
         verdict = r.verdict.rawValue
         error = r.error
         globals = Self.group(r.globals)

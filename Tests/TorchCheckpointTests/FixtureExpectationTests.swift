@@ -43,7 +43,7 @@ struct FixtureExpectationTests {
 
         #expect(checkpoint.format.rawValue == expected.format)
         #expect(checkpoint.prefix == expected.prefix)
-        #expect(checkpoint.byteOrder == expected.byteorder)
+        #expect(checkpoint.byteOrder.rawValue == expected.byteorder)
         // Order is the pickle's traversal order; TorchScript expectations come from torch's own
         // parameter/buffer listing, whose order differs, so there names are compared as a set.
         if expected.format == "torchscript" {

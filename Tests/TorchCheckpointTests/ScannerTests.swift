@@ -30,9 +30,9 @@ struct ScannerTests {
           arguments: goodFiles)
     func fixturesAreSafe(_ path: String) {
         let r = PickleScanner.scan(path: path)
-        let want: PickleScanReport.Verdict = r.format == "torchscript" ? .dangerous : .safe
+        let want: PickleScanReport.Verdict = r.format == .torchScript ? .dangerous : .safe
         #expect(r.verdict == want, "\(r.globals.filter(\.dangerous).map(\.qualifiedName)) \(r.error ?? "")")
-        #expect(r.risks.map(\.kind) == (r.format == "torchscript" ? [.torchScriptCode] : []))
+        #expect(r.risks.map(\.kind) == (r.format == .torchScript ? [.torchScriptCode] : []))
         #expect(!r.globals.isEmpty || path.hasSuffix(".pkl"))
         #expect(r.globals.allSatisfy { $0.classification != .refused })
     }
@@ -78,7 +78,12 @@ struct ScannerTests {
                 #expect(report.dangerousGlobals.contains { $0.module == module && $0.name == name },
                         "\(c.name): \(module).\(name) not among \(report.dangerousGlobals.map(\.qualifiedName))")
             }
-            if e.code == "extensionRegistry" || (c.class == 1 && e.code == "invalidGlobal") {
+            let refusedAsCode: Bool = switch e.kind {
+            case .extensionRegistry: true
+            case .invalidGlobal: c.class == 1
+            default: false
+            }
+            if refusedAsCode {
                 #expect(report.verdict == .dangerous, "\(c.name): \(e.code); scan says \(report.verdict)")
             }
         }
@@ -149,7 +154,7 @@ struct ScannerTests {
     @Test("TorchScript archives: dangerous (torch.load hands them to torch.jit.load), code/ listed, globals inert")
     func torchScript() {
         let r = PickleScanner.scan(path: FixturePaths.checkpoint("torchscript-tiny.pt"))
-        #expect(r.format == "torchscript")
+        #expect(r.format == .torchScript)
         #expect(r.verdict == .dangerous)
         #expect(r.dangerousGlobals.isEmpty)
         #expect(r.risks.count == 1 && r.risks.first?.kind == .torchScriptCode && r.risks.first?.entry.hasSuffix("/constants.pkl") == true)
@@ -161,7 +166,7 @@ struct ScannerTests {
     @Test("Legacy streams: every section is scanned, and findings name it")
     func legacy() {
         let good = PickleScanner.scan(path: FixturePaths.checkpoint("protocol1-legacy.pth"))
-        #expect(good.format == "legacy" && good.verdict == .safe)
+        #expect(good.format == .legacy && good.verdict == .safe)
         #expect(good.pickles.map(\.entry) == ["pickle:magic", "pickle:protocol", "pickle:sys_info", "pickle:main", "pickle:keys"])
         let evil = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/legacy-evil-key-list.pth").path)
         #expect(evil.verdict == .dangerous)
@@ -192,7 +197,7 @@ struct ScannerTests {
             #expect(r.verdict == .unreadable, "\(name): \(r.verdict)")
         }
         let st = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/unrecognized-safetensors.pth").path)
-        #expect(st.format == "safetensors" && st.verdict == .safe)
+        #expect(st.format == .safetensors && st.verdict == .safe)
         let missing = PickleScanner.scan(path: "/nonexistent/file.pth")
         #expect(missing.verdict == .unreadable)
     }
@@ -241,7 +246,7 @@ struct ScannerTests {
         #expect(bytes[257..<262].elementsEqual("ustar".utf8) == false)
         #expect(bytes.withUnsafeBytes { TarHeader.pythonAccepts($0) })
         let r = PickleScanner.scan(bytes: bytes, name: "v7")
-        #expect(r.format == "tar" && r.verdict == .dangerous)
+        #expect(r.format == .tar && r.verdict == .dangerous)
         #expect(r.dangerousGlobals.contains { $0.qualifiedName == "os.system" && $0.entry == "tar:storages" })
         bytes[300] ^= 1
         #expect(bytes.withUnsafeBytes { TarHeader.pythonAccepts($0) } == false)
@@ -259,7 +264,7 @@ struct ScannerTests {
     @Test("A frame past the magic pickle's STOP: both places the next pickle may start are scanned")
     func framesAcrossStop() {
         let r = PickleScanner.scan(path: HostileCorpus.directory.appendingPathComponent("cases/redteam-legacy-big-frame.pth").path)
-        #expect(r.format == "legacy" && r.verdict == .dangerous)
+        #expect(r.format == .legacy && r.verdict == .dangerous)
         #expect(r.dangerousGlobals.allSatisfy { $0.entry.hasPrefix("pickle:main (at ") })
         #expect(r.pickles.filter { $0.entry.hasPrefix("pickle:main") }.count == 2)
         #expect(!r.ambiguities.isEmpty)

@@ -69,7 +69,7 @@ extension FileScan {
     /// the pickles of `storages` and `tensors`, whose sizes depend on values only running the
     /// pickles gives: the scan stops there, and the file is not called safe.
     mutating func scanTar(_ buf: UnsafeRawBufferPointer, limits: ReaderLimits) {
-        format = "tar"
+        format = .tar
         var members: [String: Range<Int>] = [:]
         var offset = 0, count = 0
         var longName: String?

@@ -93,6 +93,24 @@ public struct ScannedPickle: Sendable, Codable, Equatable {
 
 /// What `PickleScanner` found in one file.
 public struct PickleScanReport: Sendable, Codable {
+    /// What a file was scanned as, following torch.load's own dispatch.
+    public enum Format: String, Sendable, Codable {
+        /// A zip checkpoint (`torch.save` since 1.6).
+        case zip
+        /// A TorchScript archive (`torch.jit.save`).
+        case torchScript = "torchscript"
+        /// A legacy stream (the magic number, then pickles and raw storages).
+        case legacy
+        /// A bare pickle stream.
+        case pickle
+        /// The pre-0.4 tar format.
+        case tar
+        /// A safetensors file (no pickle: nothing to run).
+        case safetensors
+        /// Not readable far enough to tell.
+        case unknown
+    }
+
     /// The scan's conclusion (`torchport scan` exits 0 for safe, 1 otherwise).
     public enum Verdict: String, Sendable, Codable {
         /// Every global is interpreted or inert: nothing in the file would run code.
@@ -111,8 +129,8 @@ public struct PickleScanReport: Sendable, Codable {
 
     /// The file, as the caller named it.
     public let file: String
-    /// `zip`, `torchscript`, `legacy`, `pickle`, `safetensors`, or `unknown`.
-    public let format: String
+    /// What the file was scanned as.
+    public let format: Format
     /// The conclusion.
     public let verdict: Verdict
     /// Every pickle disassembled, in file order.
@@ -157,7 +175,7 @@ public enum PickleScanner {
             let bytes = try FileBytes.map(path: path)
             return scan(bytes: bytes, name: path, limits: limits)
         } catch {
-            return PickleScanReport(file: path, format: "unknown", verdict: .unreadable, pickles: [], globals: [],
+            return PickleScanReport(file: path, format: .unknown, verdict: .unreadable, pickles: [], globals: [],
                                     torchScriptCode: [], risks: [], ambiguities: [], notes: [], error: "\(error)")
         }
     }
@@ -183,11 +201,11 @@ public enum PickleScanner {
             // Scanned from byte 0 too: where Python's tarfile would still refuse the archive later,
             // torch.load unpickles the file itself.
             state.scanStream(buf, limits: limits, lenient: true)
-            state.format = "tar"
+            state.format = .tar
         } else if SafeTensorsSignature.matches(buf, fileSize: buf.count) {
             // torch.load has no safetensors reader: it would unpickle these bytes from byte 0.
             state.scanStream(buf, limits: limits, lenient: true)
-            state.format = "safetensors"
+            state.format = .safetensors
             state.notes.append("a safetensors file (JSON header, raw tensor data); torch.load would try to unpickle it "
                                + "from byte 0, and that was scanned too")
         } else {
@@ -248,7 +266,7 @@ public enum PickleScanner {
 /// The scan of one file, being built.
 struct FileScan {
     let name: String
-    var format = "unknown"
+    var format = PickleScanReport.Format.unknown
     var pickles: [ScannedPickle] = []
     var globals: [ScannedGlobal] = []
     var code: [String] = []
@@ -273,7 +291,7 @@ struct FileScan {
     }
 
     mutating func scanZip(_ file: FileBytes, limits: ReaderLimits) {
-        format = "zip"
+        format = .zip
         let zip: ZipArchive
         do {
             zip = try ZipArchive(file: file, fileName: name, limits: limits, allowCaseTwins: true)
@@ -301,7 +319,7 @@ struct FileScan {
         // folder, the folder of its first entry.
         let root = zip.entries.first.map { String($0.name.prefix { $0 != "/" }) } ?? ""
         torchScript = zip.entry(named: root + "/constants.pkl") != nil
-        if torchScript || !code.isEmpty { format = "torchscript" }
+        if torchScript || !code.isEmpty { format = .torchScript }
         if torchScript {
             risks.append(ScanRisk(kind: .torchScriptCode,
                                   detail: "a TorchScript archive: torch.load hands it to torch.jit.load, which compiles and runs "
@@ -371,7 +389,7 @@ struct FileScan {
     /// `lenient`: bytes that are not meant as a pickle (a safetensors file torch.load would still
     /// try to unpickle): a decoding failure is a note, not a reason to call the file unreadable.
     mutating func scanStream(_ buf: UnsafeRawBufferPointer, limits: ReaderLimits, lenient: Bool = false) {
-        format = "pickle"
+        format = .pickle
         var pos = 0
         guard let first = scanPickle(buf, from: &pos, entry: "pickle:0", baseOffset: 0, limits: limits, afterStop: false,
                                      errorsAreFatal: !lenient) else { return }
@@ -391,7 +409,7 @@ struct FileScan {
             return
         }
         if magic == true {
-            format = "legacy"
+            format = .legacy
             if let m = pickles.first {  // named as the reader names it (it holds no global: it is the magic)
                 pickles[0] = ScannedPickle(entry: "pickle:magic", protocolVersion: m.protocolVersion, opcodes: m.opcodes, error: m.error)
             }

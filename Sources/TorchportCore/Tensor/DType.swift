@@ -48,3 +48,12 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         "cdouble": .complex128,
     ]
 }
+
+/// The byte order of a checkpoint's storages (`byteorder` in a zip checkpoint, `little_endian` in a
+/// legacy stream's system info).
+public enum ByteOrder: String, Sendable, Codable, CaseIterable {
+    /// Least significant byte first (every x86 and ARM machine torch runs on).
+    case little
+    /// Most significant byte first (s390x); swapped to little-endian on load.
+    case big
+}
