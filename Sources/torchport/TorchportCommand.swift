@@ -9,7 +9,7 @@ struct TorchportCommand: ParsableCommand {
         commandName: "torchport",
         abstract: "Read, bind, convert and verify PyTorch ResNet checkpoints without Python.",
         version: torchportVersion,
-        subcommands: [Inspect.self, Verify.self, Convert.self, Bench.self, Scan.self, Classify.self])
+        subcommands: [Inspect.self, Verify.self, Convert.self, Diff.self, Bench.self, Scan.self, Classify.self])
 
     static func main() {
         ConversionCleanup.installInputFaultHandler()

@@ -142,26 +142,32 @@ public struct TensorRecord: Sendable {
         return out
     }
 
-    /// Values widened to `Float` in logical order (float, integer and bool dtypes).
-    public func floats() -> [Float] {
+    /// Values widened to `Float` in logical order (float, integer and bool dtypes; the real part
+    /// of complex ones).
+    public func floats() -> [Float] { widened(Float.self) }
+
+    /// Values as `Double` in logical order: exact for every dtype but 64-bit integers beyond 2^53.
+    public func doubles() -> [Double] { widened(Double.self) }
+
+    private func widened<T: BinaryFloatingPoint>(_: T.Type) -> [T] {
         withContiguousBytes { b in
-            [Float](unsafeUninitializedCapacity: numel) { out, initialized in
+            [T](unsafeUninitializedCapacity: numel) { out, initialized in
                 // One loop per dtype: the switch stays outside (little-endian host, like every read here).
-                func fill(_ value: (Int) -> Float) {
+                func fill(_ value: (Int) -> T) {
                     for i in 0..<numel { out[i] = value(i) }
                 }
                 switch dtype {
-                case .float32: UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<(numel * 4)]))
-                case .float64: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
-                case .float16: fill { FloatCast.float(halfBits: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
-                case .bfloat16: fill { FloatCast.float(bfloat16Bits: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
-                case .int64: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
-                case .int32: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
-                case .int16: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 2, as: Int16.self)) }
-                case .int8: fill { Float(Int8(bitPattern: b[$0])) }
-                case .uint8, .bool: fill { Float(b[$0]) }
-                case .complex64: fill { b.loadUnaligned(fromByteOffset: $0 * 8, as: Float.self) }
-                case .complex128: fill { Float(b.loadUnaligned(fromByteOffset: $0 * 16, as: Double.self)) }
+                case .float32: fill { T(b.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self)) }
+                case .float64: fill { T(b.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
+                case .float16: fill { T(FloatCast.float(halfBits: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+                case .bfloat16: fill { T(FloatCast.float(bfloat16Bits: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+                case .int64: fill { T(b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+                case .int32: fill { T(b.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+                case .int16: fill { T(b.loadUnaligned(fromByteOffset: $0 * 2, as: Int16.self)) }
+                case .int8: fill { T(Int8(bitPattern: b[$0])) }
+                case .uint8, .bool: fill { T(b[$0]) }
+                case .complex64: fill { T(b.loadUnaligned(fromByteOffset: $0 * 8, as: Float.self)) }
+                case .complex128: fill { T(b.loadUnaligned(fromByteOffset: $0 * 16, as: Double.self)) }
                 }
                 initialized = numel
             }
