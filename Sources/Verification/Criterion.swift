@@ -35,6 +35,50 @@ public struct Criterion: Sendable, Codable, Equatable, Hashable {
     public var atol: Double
     /// Tolerance as a fraction of the sample's logit scale `max|ref|`.
     public var rtol: Double
+    /// Which statistic of a sample's `|d_j|` is held to the tolerance (Polygraphy's
+    /// `--check-error-stat`): the maximum by default.
+    public var errorStat: ErrorStatistic = .max
+
+    /// A statistic of the absolute errors `|d_j|` of one sample.
+    public enum ErrorStatistic: Sendable, Codable, Equatable, Hashable, CustomStringConvertible {
+        /// The largest error: every element within tolerance.
+        case max
+        /// The mean error.
+        case mean
+        /// The median error (the mean of the two middle ones for an even count).
+        case median
+        /// The `q` quantile (0...1, linear between order statistics, as `numpy.quantile`).
+        case quantile(Double)
+
+        /// `max`, `mean`, `median`, `quantile 0.99`.
+        public var description: String {
+            switch self {
+            case .max: "max"
+            case .mean: "mean"
+            case .median: "median"
+            case .quantile(let q): "quantile \(Criterion.number(q))"
+            }
+        }
+
+        /// The statistic of `errors` (NaN when one is NaN; 0 for none).
+        public func of(_ errors: [Double]) -> Double {
+            guard !errors.isEmpty else { return 0 }
+            if errors.contains(where: \.isNaN) { return .nan }
+            switch self {
+            case .max: return errors.max() ?? 0
+            case .mean: return errors.reduce(0, +) / Double(errors.count)
+            case .median: return Self.quantile(errors.sorted(), 0.5)
+            case .quantile(let q): return Self.quantile(errors.sorted(), Swift.min(1, Swift.max(0, q)))
+            }
+        }
+
+        private static func quantile(_ sorted: [Double], _ q: Double) -> Double {
+            let position = q * Double(sorted.count - 1)
+            let low = Int(position.rounded(.down)), high = Int(position.rounded(.up))
+            let weight = position - Double(low)
+            return sorted[low] + (sorted[high] - sorted[low]) * weight
+        }
+    }
 
     /// The default ``atol``, 0.
     public static let defaultAbsoluteTolerance: Double = 0
@@ -42,9 +86,22 @@ public struct Criterion: Sendable, Codable, Equatable, Hashable {
     public static let defaultRelativeTolerance: Double = 1e-5
 
     /// Creates a criterion; the defaults are ``defaultAbsoluteTolerance`` and ``defaultRelativeTolerance``.
-    public init(atol: Double = Criterion.defaultAbsoluteTolerance, rtol: Double = Criterion.defaultRelativeTolerance) {
+    public init(atol: Double = Criterion.defaultAbsoluteTolerance, rtol: Double = Criterion.defaultRelativeTolerance,
+                errorStat: ErrorStatistic = .max) {
         self.atol = atol
         self.rtol = rtol
+        self.errorStat = errorStat
+    }
+
+    /// The tolerances `torch.testing.assert_close` uses for weights stored in `dtype`, in this
+    /// criterion's form (`atol + rtol * max|ref|` per sample): float16 `rtol 1e-3, atol 1e-5`,
+    /// bfloat16 `rtol 1.6e-2, atol 1e-5`; nil for other dtypes (the default criterion applies).
+    public static func assertCloseDefaults(for dtype: DType) -> Criterion? {
+        switch dtype {
+        case .float16: Criterion(atol: 1e-5, rtol: 1e-3)
+        case .bfloat16: Criterion(atol: 1e-5, rtol: 1.6e-2)
+        default: nil
+        }
     }
 
     /// `atol = 0`, `rtol = 1e-5`.
@@ -61,12 +118,16 @@ public struct Criterion: Sendable, Codable, Equatable, Hashable {
         for (name, value) in [("atol", atol), ("rtol", rtol)] where !(value.isFinite && value >= 0) {
             return "\(name) must be a finite number >= 0, got \(value)"
         }
+        if case .quantile(let q) = errorStat, !(q >= 0 && q <= 1) {
+            return "the error quantile must be between 0 and 1, got \(q)"
+        }
         return nil
     }
 
     /// The formula with the numbers filled in, as reports state it.
     public var formula: String {
-        "max|d| <= \(Self.number(atol)) + \(Self.number(rtol)) * max|ref| per sample, "
+        let stat = errorStat == .max ? "max|d|" : "\(errorStat)(|d|)"
+        return "\(stat) <= \(Self.number(atol)) + \(Self.number(rtol)) * max|ref| per sample, "
             + "and top-1 identical unless the reference's top-2 gap is within that tolerance"
     }
 

@@ -36,9 +36,18 @@ public struct SampleMetrics: Sendable, Codable, Equatable {
     public var top1: Top1Agreement
     /// Whether the sets of the `k = min(5, C)` largest logits are equal (order within them ignored).
     public var top5: Bool
-    /// `atol + rtol * scale`, the bound `maxAbsError` is held to.
+    /// `atol + rtol * scale`, the bound the error statistic is held to.
     public var tolerance: Double
-    /// `maxAbsError <= tolerance` and the top-1 is not a ``Top1Agreement/mismatch``.
+    /// The criterion's statistic of the sample's `|d_j|` (``Criterion/errorStat``; `maxAbsError` for `max`).
+    public var errorStatistic: Double
+    /// Elements with `|d_j| > tolerance`.
+    public var elementsOutOfTolerance: Int
+    /// The smallest `atol` that would have passed this sample at the criterion's `rtol` (infinite
+    /// for a NaN): covering the error statistic, and a flipped top-1's reference top-2 gap.
+    public var smallestPassingAtol: Double
+    /// The smallest `rtol` that would have passed this sample at the criterion's `atol`.
+    public var smallestPassingRtol: Double
+    /// The error statistic within tolerance, and the top-1 not a ``Top1Agreement/mismatch``.
     public var passed: Bool
 
     enum CodingKeys: String, CodingKey {
@@ -53,6 +62,10 @@ public struct SampleMetrics: Sendable, Codable, Equatable {
         case top1
         case top5
         case tolerance
+        case errorStatistic = "error_statistic"
+        case elementsOutOfTolerance = "elements_out_of_tolerance"
+        case smallestPassingAtol = "smallest_passing_atol"
+        case smallestPassingRtol = "smallest_passing_rtol"
         case passed
     }
 
@@ -61,9 +74,12 @@ public struct SampleMetrics: Sendable, Codable, Equatable {
         precondition(computed.count == reference.count && !reference.isEmpty)
         var maxAbs = 0.0, scale = 0.0, dot = 0.0, normC = 0.0, normR = 0.0
         var sawNaN = false
+        var errors: [Double] = []
+        errors.reserveCapacity(computed.count)
         for (c, r) in zip(computed, reference) {
             let c = Double(c), r = Double(r)
             let d = abs(c - r)
+            errors.append(d)
             if d.isNaN { sawNaN = true } else if d > maxAbs { maxAbs = d }
             scale = max(scale, abs(r))
             dot += c * r
@@ -99,7 +115,16 @@ public struct SampleMetrics: Sendable, Codable, Equatable {
             top1 = .mismatch
         }
         top5 = Set(topR) == Set(topC)
-        passed = maxAbs <= tolerance && top1 != .mismatch
+        errorStatistic = criterion.errorStat == .max ? maxAbsError : criterion.errorStat.of(errors)
+        let bound = tolerance
+        elementsOutOfTolerance = errors.filter { !($0 <= bound) }.count
+        // What a tolerance must cover: the statistic, and the reference's top-2 gap when the
+        // predicted class differs (a wider tolerance turns that flip into a tie).
+        let needed = Swift.max(errorStatistic, top1Reference == top1Computed ? 0 : top2Gap)
+        smallestPassingAtol = needed.isNaN ? .infinity : Swift.max(0, needed - criterion.rtol * scale)
+        smallestPassingRtol = needed.isNaN ? .infinity
+            : (needed <= criterion.atol ? 0 : (scale > 0 ? (needed - criterion.atol) / scale : .infinity))
+        passed = errorStatistic <= tolerance && top1 != .mismatch
     }
 
     /// Indices of the `k` largest values, largest first; NaN counts as largest (as `torch.argmax`

@@ -28,18 +28,26 @@ extension VerificationReport {
         }
         let verdict = passed ? "PASS" : "FAIL"
         var summary = "\(verdict): \(samples - failedSamples.count) of \(samples) samples within tolerance"
+            + (decidedBy == .float64Reference ? " (passed by the float64 rule)" : "")
         summary += "; max|d| \(Self.scientific(maxAbsError)), rel \(Self.scientific(maxRelError))"
         summary += ", min cosine \(Self.fixed(minCosine))"
         summary += ", top-1 \(top1Agreement)/\(samples)" + (top1Ties > 0 ? " (+\(top1Ties) tie)" : "")
         summary += ", \(topHeader) \(top5Agreement)/\(samples)"
         lines.append(summary)
+        let percent = elements > 0 ? 100 * Double(elementsOutOfTolerance) / Double(elements) : 0
+        lines.append("tolerance: \(elementsOutOfTolerance) of \(elements) elements (\(String(format: "%.1f", percent))%) "
+                     + "out; would pass with atol >= \(Self.scientific(smallestPassingAtol)) (at rtol \(Criterion.number(rtol))) "
+                     + "or rtol >= \(Self.scientific(smallestPassingRtol)) (at atol \(Criterion.number(atol)))")
         if let f = float64Reference {
+            let ratio = f.pytorchMaxRelError > 0 ? f.computedMaxRelError / f.pytorchMaxRelError : .infinity
             lines.append("vs float64: PyTorch float32 rel \(Self.scientific(f.pytorchMaxRelError)), "
-                         + "computed rel \(Self.scientific(f.computedMaxRelError))")
+                         + "computed rel \(Self.scientific(f.computedMaxRelError)) (\(String(format: "%.2f", ratio))x; "
+                         + "within \(Criterion.number(Self.float64Factor))x passes)")
         }
         for note in notes { lines.append("note: \(note)") }
         if let engine { lines.append("engine: \(engine)") }
-        lines.append("criterion: \(criterion)")
+        lines.append("criterion: \(criterion)" + (toleranceSource == "default" ? "" : " (tolerances: \(toleranceSource))")
+                     + "; decided by: \(decidedBy == .criterion ? "the criterion" : "the float64 rule")")
         return lines.joined(separator: "\n")
     }
 

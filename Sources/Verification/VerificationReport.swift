@@ -49,6 +49,41 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var float64Reference: Float64Reference?
     /// What a failure may mean, when something in the report says (``interpret(weightDType:)``).
     public var notes: [String] = []
+    /// The statistic of `|d|` held to the tolerance (`max`, `mean`, `median`, `quantile 0.99`).
+    public var errorStat: String
+    /// The smallest `atol` that would have passed every sample at this `rtol`.
+    public var smallestPassingAtol: Double
+    /// The smallest `rtol` that would have passed every sample at this `atol`.
+    public var smallestPassingRtol: Double
+    /// Elements out of tolerance, over all samples.
+    public var elementsOutOfTolerance: Int
+    /// Elements compared, over all samples.
+    public var elements: Int
+    /// Where the tolerances came from: `default`, `given`, or the stored dtype's
+    /// `torch.testing.assert_close` defaults (`float16 weights`, `bfloat16 weights`).
+    public var toleranceSource: String = "default"
+    /// Which rule decided the verdict.
+    public var decidedBy: Rule = .criterion
+
+    /// The rule that decided a verdict.
+    public enum Rule: String, Sendable, Codable, Equatable {
+        /// The criterion (``criterion``) alone.
+        case criterion
+        /// The criterion failed, but the computed output is within ``VerificationReport/float64Factor``
+        /// times PyTorch's own float32 distance from the float64 run: float32 rounding, a pass.
+        case float64Reference = "float64-reference"
+    }
+
+    /// `k` of the float64 rule: a computed output whose error relative to the golden's float64
+    /// run is at most `k` times PyTorch's own float32 error passes, whatever the criterion says.
+    ///
+    /// Why 4: two float32 implementations of one network each sit a few float32 roundings from the
+    /// exact result; summing in another order, or through Winograd's transforms (whose constants
+    /// amplify rounding), moves that distance by a small factor: the packed engine measures 2.2x
+    /// PyTorch's own on tiny-half (Winograd layers), the reference engine 1.0x. A factor of 4
+    /// covers that with a margin while staying two orders of magnitude below what real porting
+    /// mistakes do (1e-4 to 1 of the logit scale against PyTorch's ~3e-7: docs/verification.md).
+    public static let float64Factor = 4.0
 
     enum CodingKeys: String, CodingKey {
         case passed, engine, criterion, atol, rtol, output, samples, classes, notes
@@ -58,26 +93,27 @@ public struct VerificationReport: Sendable, Codable, Equatable {
         case top1Agreement = "top1_agreement"
         case top1Ties = "top1_ties"
         case top5Agreement = "top5_agreement"
+        case errorStat = "error_stat"
+        case smallestPassingAtol = "smallest_passing_atol"
+        case smallestPassingRtol = "smallest_passing_rtol"
+        case elementsOutOfTolerance = "elements_out_of_tolerance"
+        case elements
+        case toleranceSource = "tolerance_source"
+        case decidedBy = "decided_by"
         case topK = "top_k"
         case failedSamples = "failed_samples"
         case perSample = "per_sample"
         case float64Reference = "reference_f64"
     }
 
-    /// Adds ``notes`` that interpret a failure: Torchport no further from the float64 run than
-    /// PyTorch's own float32 output is (float32 rounding, not a porting error), or else weights
-    /// stored in half precision (`weightDType` `float16` or `bfloat16`), whose rounding alone
-    /// moves outputs by about 1e-3 of their scale. Each note names a tolerance to try.
+    /// Adds ``notes`` that interpret a failure: weights stored in half precision (`weightDType`
+    /// `float16` or `bfloat16`), whose rounding alone moves outputs by about 1e-3 of their scale,
+    /// when the golden came from other weights. (A failure that is float32 rounding, measured
+    /// against the golden's float64 run, is no failure: ``Rule/float64Reference``.)
     public mutating func interpret(weightDType: DType?) {
         notes = []
         guard !passed else { return }
-        if let f = float64Reference, f.pytorchMaxRelError > 0, f.computedMaxRelError <= 2 * f.pytorchMaxRelError {
-            let suggestion = String(format: "%.0e", max(f.pytorchMaxRelError, f.computedMaxRelError) * 4)
-            notes.append("PyTorch's own float32 output is \(Self.scientific(f.pytorchMaxRelError)) from its float64 run and "
-                         + "Torchport's is \(Self.scientific(f.computedMaxRelError)): the difference is float32 rounding, not a "
-                         + "porting error; a tolerance of --rtol \(suggestion) reflects it")
-        }
-        if notes.isEmpty, let d = weightDType, d == .float16 || d == .bfloat16 {
+        if let d = weightDType, d == .float16 || d == .bfloat16 {
             notes.append("the checkpoint's weights are \(d.rawValue): their rounding alone moves outputs by about 1e-3 of their scale; "
                          + "compare against a golden of the same weights, or try --rtol 1e-2")
         }
@@ -104,8 +140,18 @@ public struct VerificationReport: Sendable, Codable, Equatable {
         top5Agreement = perSample.filter(\.top5).count
         topK = min(5, classes)
         failedSamples = perSample.filter { !$0.passed }.map(\.sample)
+        errorStat = criterion.errorStat.description
+        smallestPassingAtol = Self.maximum(perSample.map(\.smallestPassingAtol))
+        smallestPassingRtol = Self.maximum(perSample.map(\.smallestPassingRtol))
+        elementsOutOfTolerance = perSample.reduce(0) { $0 + $1.elementsOutOfTolerance }
+        elements = perSample.count * classes
         passed = !perSample.isEmpty && failedSamples.isEmpty
         self.float64Reference = float64Reference
+        if !passed, !perSample.isEmpty, let f = float64Reference, f.pytorchMaxRelError > 0,
+           f.computedMaxRelError <= Self.float64Factor * f.pytorchMaxRelError {
+            passed = true
+            decidedBy = .float64Reference
+        }
     }
 
     /// The maximum, NaN if any value is NaN (`Swift.max` would drop it).

@@ -93,3 +93,43 @@ func requireAtLeast(_ options: [(name: String, value: Int, least: Int)]) throws 
         throw ValidationError("\(o.name) must be at least \(o.least), got \(o.value)")
     }
 }
+
+/// `--check-error-stat` choices (Polygraphy's names).
+enum ErrorStatChoice: String, ExpressibleByArgument, CaseIterable {
+    case max, mean, median, quantile
+}
+
+/// The tolerance options of the commands that verify against a golden.
+struct ToleranceFlags: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Absolute tolerance added to the criterion (default 0).")
+    var atol: Double?
+    @Option(parsing: .unconditional, help: """
+        Tolerance relative to the logit scale max|ref| of each sample (default 1e-5; for weights \
+        stored in float16 or bfloat16, torch.testing.assert_close's tolerances for that dtype).
+        """)
+    var rtol: Double?
+    @Option(help: "Which statistic of each sample's |d| is held to the tolerance: max, mean, median or quantile.")
+    var checkErrorStat: ErrorStatChoice = .max
+    @Option(help: "With --check-error-stat quantile: the quantile, between 0 and 1 (default 0.99).")
+    var errorQuantile: Double?
+
+    /// The criterion asked for; nil when no option was given (the stored dtype then chooses).
+    var criterion: Criterion? {
+        guard atol != nil || rtol != nil || checkErrorStat != .max else { return nil }
+        let stat: Criterion.ErrorStatistic = switch checkErrorStat {
+        case .max: .max
+        case .mean: .mean
+        case .median: .median
+        case .quantile: .quantile(errorQuantile ?? 0.99)
+        }
+        return Criterion(atol: atol ?? Criterion.defaultAbsoluteTolerance, rtol: rtol ?? Criterion.defaultRelativeTolerance,
+                         errorStat: stat)
+    }
+
+    func validate() throws {
+        if let problem = (criterion ?? .default).validationProblem { throw ValidationError(problem) }
+        if errorQuantile != nil && checkErrorStat != .quantile {
+            throw ValidationError("--error-quantile needs --check-error-stat quantile")
+        }
+    }
+}

@@ -66,9 +66,8 @@ struct Convert: ParsableCommand {
             completion: .file())
     var golden: String?
 
-    @Option(parsing: .unconditional, help: "With --golden: absolute tolerance.") var atol = Criterion.defaultAbsoluteTolerance
-    @Option(parsing: .unconditional, help: "With --golden: tolerance relative to each sample's logit scale (try 1e-2 with --dtype float16).")
-    var rtol = Criterion.defaultRelativeTolerance
+    /// With --golden: the criterion (try --rtol 1e-2 with --dtype float16).
+    @OptionGroup var tolerance: ToleranceFlags
     @Option(help: "With --golden: threads for inference.") var threads = 2
 
     @Flag(help: "fsync the written file and its folder before it takes the output's name (survives a power loss).")
@@ -92,7 +91,6 @@ struct Convert: ParsableCommand {
     }
 
     func validate() throws {
-        if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
         try requireAtLeast([("--jobs", jobs, 1), ("--threads", threads, 1)])
         if many {
@@ -120,7 +118,7 @@ struct Convert: ParsableCommand {
             summary = try convertCheckpoint(from: input, to: output, options: options, progress: display.conversion) { written in
                 guard let golden else { return }
                 display.show("converting: verifying against \(golden)")
-                let report = try verifyModel(written, golden: golden, criterion: Criterion(atol: atol, rtol: rtol),
+                let report = try verifyModel(written, golden: golden, criterion: tolerance.criterion,
                                              arch: arch, reader: reader)
                 verification = report
                 if !report.passed { throw GoldenMismatch(report: report) }
@@ -235,7 +233,7 @@ extension Convert {
 
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
                                         reader: reader.options, durable: sync)
-        let criterion = Criterion(atol: atol, rtol: rtol)
+        let criterion = tolerance.criterion
         let (golden, arch, reader) = (self.golden, self.arch, self.reader)
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
 
@@ -292,7 +290,7 @@ extension Convert {
 
     /// One conversion of many, as safe as a single one; every error becomes an outcome.
     static func convertOne(_ input: String, to output: String, clash: String?, golden: String?, goldenFile: String?,
-                           options: ConversionOptions, criterion: Criterion, arch: ArchChoice?,
+                           options: ConversionOptions, criterion: Criterion?, arch: ArchChoice?,
                            reader: ReaderFlags) -> Outcome {
         if let clash { return .unusable(clash) }
         if let golden, goldenFile == nil {

@@ -37,8 +37,7 @@ struct Verify: ParsableCommand {
             completion: .file())
     var golden: String
 
-    @Option(parsing: .unconditional, help: "Absolute tolerance added to the criterion.") var atol = Criterion.defaultAbsoluteTolerance
-    @Option(parsing: .unconditional, help: "Tolerance relative to the logit scale max|ref| of each sample.") var rtol = Criterion.defaultRelativeTolerance
+    @OptionGroup var tolerance: ToleranceFlags
     @Option(help: "Write the computed outputs to this .safetensors file (tensor `logits`, N x C).", completion: .file())
     var saveLogits: String?
     @Flag(help: "Replace an existing --save-logits file.") var force = false
@@ -56,7 +55,6 @@ struct Verify: ParsableCommand {
     var model: String { models[0] }
 
     func validate() throws {
-        if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !models.isEmpty else { throw ValidationError("give at least one model") }
         try requireAtLeast([("--jobs", jobs, 1), ("--threads", threads, 1)])
         if many {
@@ -72,7 +70,7 @@ struct Verify: ParsableCommand {
         setInferenceThreads(threads)
         if many { return try runMany() }
         let report: VerificationReport = try withExitCode2(json: json, verbose: reader.verbose, file: model) {
-            try verifyModel(model, golden: golden, criterion: Criterion(atol: atol, rtol: rtol), arch: arch,
+            try verifyModel(model, golden: golden, criterion: tolerance.criterion, arch: arch,
                             reader: reader, engine: engineFlags.engine, saveLogits: saveLogits)
         }
         if json {
@@ -111,7 +109,7 @@ extension Verify {
                                     skip: isGoldenName)
         let files = expanded.files
         let total = files.count + expanded.failures.count
-        let criterion = Criterion(atol: atol, rtol: rtol)
+        let criterion = tolerance.criterion
         let (golden, arch, reader) = (self.golden, self.arch, self.reader)
         // A directory: each model's own golden; a file: the one golden every model is compared with.
         let goldens = isDirectory(golden) ? files.map { goldenFile(for: $0, in: golden) } : files.map { _ in golden }
@@ -188,7 +186,7 @@ extension Verify {
 
 /// Loads and binds `model`, runs the golden's input through it and compares the outputs with the
 /// golden's (shared by `verify` and `convert --golden`). Throws when a file cannot be used.
-func verifyModel(_ model: String, golden: String, criterion: Criterion, arch: ArchChoice?, reader: ReaderFlags,
+func verifyModel(_ model: String, golden: String, criterion: Criterion?, arch: ArchChoice?, reader: ReaderFlags,
                  engine: InferenceEngine? = nil, saveLogits: String? = nil) throws -> VerificationReport {
     let loaded = try loadModel(model, arch: arch, reader: reader, engine: engine)
     let g = try Golden.load(path: golden)

@@ -165,3 +165,60 @@ struct TopKTests {
         #expect(SampleMetrics.topIndices(slice, 2) == [2, 1])   // indices relative to the row
     }
 }
+
+@Suite("The tolerance report")
+struct ToleranceReportTests {
+    @Test("Error statistics: max, mean, median, quantiles between order statistics; NaN propagates")
+    func statistics() throws {
+        let e = [4.0, 1, 3, 2]
+        #expect(Criterion.ErrorStatistic.max.of(e) == 4)
+        #expect(Criterion.ErrorStatistic.mean.of(e) == 2.5)
+        #expect(Criterion.ErrorStatistic.median.of(e) == 2.5)
+        #expect(Criterion.ErrorStatistic.quantile(0).of(e) == 1)
+        #expect(Criterion.ErrorStatistic.quantile(1).of(e) == 4)
+        #expect(Criterion.ErrorStatistic.quantile(0.5).of([1, 2, 3]) == 2)
+        #expect(abs(Criterion.ErrorStatistic.quantile(0.9).of(e) - 3.7) < 1e-12)
+        #expect(Criterion.ErrorStatistic.mean.of([1, .nan]).isNaN)
+        #expect(Criterion(errorStat: .quantile(2)).validationProblem != nil)
+    }
+
+    @Test("Smallest passing atol and rtol, elements out of tolerance; the statistic decides the verdict")
+    func smallestPassing() throws {
+        // One sample, scale 10: errors 0.1, 0, 0.02, 0.
+        let computed: [Float] = [10.1, 5, 2.02, 1], reference: [Float] = [10, 5, 2, 1]
+        let strict = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4,
+                                          criterion: Criterion(atol: 0, rtol: 1e-3))
+        #expect(!strict.passed)
+        #expect(strict.elementsOutOfTolerance == 2 && strict.elements == 4)  // tolerance 0.01: 0.1 and 0.02 out
+        #expect(abs(strict.smallestPassingAtol - (0.1 - 0.01)) < 1e-5)
+        #expect(abs(strict.smallestPassingRtol - 0.01) < 1e-6)
+        let atThat = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4,
+                                          criterion: Criterion(atol: strict.smallestPassingAtol * 1.0001, rtol: 1e-3))
+        #expect(atThat.passed)
+        let median = try Verifier.compare(computed: computed, reference: reference, batch: 1, classes: 4,
+                                          criterion: Criterion(atol: 0, rtol: 1e-3, errorStat: .median))
+        #expect(median.passed && median.perSample[0].errorStatistic < 0.011)
+        #expect(median.decidedBy == .criterion)
+    }
+
+    @Test("float16 and bfloat16 weights get torch.testing.assert_close's tolerances")
+    func dtypeDefaults() {
+        #expect(Criterion.assertCloseDefaults(for: .float16) == Criterion(atol: 1e-5, rtol: 1e-3))
+        #expect(Criterion.assertCloseDefaults(for: .bfloat16) == Criterion(atol: 1e-5, rtol: 1.6e-2))
+        #expect(Criterion.assertCloseDefaults(for: .float32) == nil)
+    }
+
+    @Test("The float64 rule passes what is within 4x PyTorch's own float32 error, and nothing further")
+    func float64Rule() throws {
+        let reference: [Float] = [10, 5], computedClose: [Float] = [10.00001, 5], computedFar: [Float] = [10.001, 5]
+        let f64: [Double] = [10.000004, 5]
+        for (computed, passes) in [(computedClose, true), (computedFar, false)] {
+            let f = Float64Reference(computed: computed, pytorch: reference, float64: f64, batch: 1, classes: 2)
+            let r = VerificationReport(perSample: [SampleMetrics(sample: 0, computed: computed[...], reference: reference[...],
+                                                                 criterion: Criterion(rtol: 1e-9))],
+                                       classes: 2, criterion: Criterion(rtol: 1e-9), float64Reference: f)
+            #expect(r.passed == passes)
+            #expect(r.decidedBy == (passes ? .float64Reference : .criterion))
+        }
+    }
+}

@@ -20,11 +20,14 @@ struct ReportTests {
         #expect(Set(json.keys) == [
             "passed", "criterion", "atol", "rtol", "output", "samples", "classes", "max_abs_error", "max_rel_error",
             "min_cosine", "top1_agreement", "top1_ties", "top5_agreement", "top_k", "failed_samples", "per_sample", "notes",
+            "error_stat", "smallest_passing_atol", "smallest_passing_rtol", "elements_out_of_tolerance", "elements",
+            "tolerance_source", "decided_by",
         ])
         let sample = try #require((json["per_sample"] as? [[String: Any]])?.first)
         #expect(Set(sample.keys) == [
             "sample", "max_abs_error", "logit_scale", "max_rel_error", "cosine", "top1_reference", "top1_computed",
-            "top2_gap", "top1", "top5", "tolerance", "passed",
+            "top2_gap", "top1", "top5", "tolerance", "passed", "error_statistic", "elements_out_of_tolerance",
+            "smallest_passing_atol", "smallest_passing_rtol",
         ])
     }
 
@@ -85,11 +88,12 @@ struct ReportTests {
                  0  5.000e-01  1.250e-01  0.99371804  match     yes
                  1  1.000e+00  2.500e-01  0.96000000  mismatch  yes  FAIL
             FAIL: 1 of 2 samples within tolerance; max|d| 1.000e+00, rel 2.500e-01, min cosine 0.96000000, top-1 1/2, top-3 2/2
-            criterion: max|d| <= 0 + 0.2 * max|ref| per sample, and top-1 identical unless the reference's top-2 gap is within that tolerance
+            tolerance: 2 of 6 elements (33.3%) out; would pass with atol >= 2.000e-01 (at rtol 0.2) or rtol >= 2.500e-01 (at atol 0)
+            criterion: max|d| <= 0 + 0.2 * max|ref| per sample, and top-1 identical unless the reference's top-2 gap is within that tolerance; decided by: the criterion
             """)
         let pass = try Verifier.compare(computed: reference, reference: reference, batch: 2, classes: 3, criterion: .default)
         let lines = pass.text.split(separator: "\n")
-        #expect(lines.count == 5)
+        #expect(lines.count == 6)
         #expect(lines[3].hasPrefix("PASS: 2 of 2 samples within tolerance"))
     }
 }
