@@ -15,6 +15,11 @@ import TorchportCore
 /// | `features`        | `N x C'`         | float32 | a headless backbone's pooled features    |
 /// | `feature_map`     | `N x C' x h x w` | float32 | the last stage's map, before pooling     |
 /// | `<output>_f64`    | as `<output>`    | float64 | the same model run in float64 (optional) |
+/// | `intermediates`   | a dict           | float32 | module name -> its output (optional)     |
+///
+/// `intermediates` maps torchvision module names, as `named_modules()` gives them (`conv1`,
+/// `bn1`, `layer1.0.conv1`, `layer1.0`, `avgpool`, `fc`), to that module's output for the same
+/// input, in forward order (`scripts/make_golden.py` writes them with forward hooks); any subset.
 ///
 /// At least one of `logits`, `features`, `feature_map` is required (a classifier's golden has
 /// `logits`; a headless backbone's has `features` and/or `feature_map`). Every tensor present is
@@ -45,6 +50,28 @@ public struct Golden: Sendable {
     public var featuresF64: [Double]?
     /// The float64 run of `featureMap`, when the file has `feature_map_f64`.
     public var featureMapF64: [Double]?
+    /// The module outputs the golden holds (`intermediates`), in the file's (forward) order.
+    public var intermediates: [Intermediate] = []
+
+    /// One module's output in a golden.
+    public struct Intermediate: Sendable, Equatable {
+        /// The module's name, as `named_modules()` gives it (`layer1.0.bn1`).
+        public let name: String
+        /// The output's shape (`[N, C, H, W]` for a map, `[N, C]` for `fc`).
+        public let shape: [Int]
+        /// The values, row-major, as float32.
+        public let values: [Float]
+
+        /// A module output of `shape` (not checked against `values`: ``Golden`` checks what it reads).
+        public init(name: String, shape: [Int], values: [Float]) {
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// The prefix of intermediate tensors' names in a golden file (`intermediates.layer1.0.conv1`).
+    public static let intermediatesPrefix = "intermediates."
 
     /// `N`, the number of samples.
     public var batch: Int { inputShape[0] }
@@ -85,6 +112,16 @@ public struct Golden: Sendable {
             var e = error
             e.hint = Self.hint(for: e.kind, tensors: tensors)
             throw e
+        }
+        var seen = Set<String>()
+        for t in tensors where t.name.hasPrefix(Self.intermediatesPrefix) && seen.insert(t.name).inserted {
+            let entry = GoldenEntry(name: t.name, record: t.tensor)
+            try entry.check(dtype: .float32, file: file)
+            guard entry.shape.first == batch else {
+                throw VerificationError(.batchMismatch(name: t.name, batch: entry.shape.first ?? 0, expected: batch), file: file)
+            }
+            intermediates.append(Intermediate(name: String(t.name.dropFirst(Self.intermediatesPrefix.count)),
+                                              shape: t.tensor.shape, values: t.tensor.floats()))
         }
     }
 
