@@ -5,9 +5,9 @@
     python make_golden.py --arch resnet50 --state-dict weights.pth --images cat.jpg dog.png -o r50.golden.pth
     python make_golden.py --checkpoint ckpt.pth --seed 1 --batch 4 --size 160 200 --intermediates layer3,fc -o g.pth
 
-It needs your own torch and torchvision (any reasonably recent release; nothing else, and Pillow for
---images). It runs on the CPU, on one thread, with `torch.use_deterministic_algorithms(True)`, and prints
-the versions it used.
+It needs your own torch and torchvision (any reasonably recent release, Python 3.9+; nothing else, and
+Pillow for --images). It runs on the CPU, on one thread, with `torch.use_deterministic_algorithms(True)`,
+and prints the versions it used.
 
 The model
   --checkpoint FILE (or --state-dict FILE, the same thing) takes any layout: a bare state dict, a wrapper
@@ -38,10 +38,13 @@ The golden (-o FILE) is torch.save of a dict, in this order:
   logits_f64     the same model converted to float64, run on input.double() (`features_f64`,
                  `feature_map_f64` for a headless model)
   intermediates  {module name: its output}, float32, contiguous, in forward order (the order the forward
-                 hooks fired): names as model.named_modules() gives them (conv1, bn1, relu, maxpool,
-                 layer1, layer1.0, layer1.0.conv1, layer1.0.bn1, ..., layer1.0.downsample.0, avgpool, fc).
+                 hooks fired, so a container comes after its children): names as model.named_modules()
+                 gives them (conv1, bn1, relu, maxpool, layer1.0.conv1, layer1.0.bn1, ...,
+                 layer1.0.downsample.0, layer1.0.downsample.1, layer1.0.downsample, layer1.0, ..., layer1,
+                 ..., layer4, avgpool, fc).
                  A module called more than once per forward is left out (each block's shared `relu`), since
-                 one name would hold several outputs. --intermediates none leaves the key out;
+                 one name would hold several outputs. They are large (batch 2 at 224 x 224: about 56 MiB
+                 for resnet18, 240 MiB for resnet50): --intermediates none leaves the key out;
                  --intermediates layer3,fc keeps the named modules and everything under them.
   torch_version, torchvision_version   strings
   architecture   "resnet50", or a description such as "ResNet(Bottleneck, layers=[1, 2, 1, 1], ...)"
