@@ -80,6 +80,7 @@ venv:
 fixtures: venv
 	$(PY) Fixtures/generate.py
 	$(PY) Fixtures/generate_models.py
+	$(PY) Fixtures/generate_layers.py
 	$(PY) Fixtures/generate_images.py
 	python3 Fixtures/hostile/generate_hostile.py
 
