@@ -21,6 +21,8 @@ public struct ResNetModel: Sendable {
     private(set) var packed: PackedNet?
     /// The implementation that runs the forward pass.
     public var engine: InferenceEngine { packed == nil ? .reference : .packed }
+    /// The threads that run the forward passes (``Executor/shared`` unless one was given).
+    public let executor: Executor
 
     /// `[layer1, layer2, layer3, layer4]`.
     public var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
@@ -30,8 +32,10 @@ public struct ResNetModel: Sendable {
     /// ``InferenceEngine/best``; an engine this CPU cannot run is refused
     /// (``BindingError/engineUnavailable(_:)``). With the packed engine, a model whose convolutions
     /// its kernels cannot run (group widths that do not tile its blocks) runs on the reference
-    /// engine; ``engine`` says which one runs.
-    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil) throws {
+    /// engine; ``engine`` says which one runs. Forward passes run on `executor`'s threads.
+    public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,
+                executor: Executor = .shared) throws {
+        self.executor = executor
         if let engine, !engine.isAvailable {
             throw BindingError.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW), which this CPU or build lacks")
         }
@@ -101,11 +105,11 @@ public struct ResNetModel: Sendable {
     /// The layer4 feature map of a batch `[n, 3, h, w]`.
     public func featureMap(_ input: FeatureMap) throws -> FeatureMap {
         try Self.checkInput(input)
-        if let packed { return packed.featureMap(input) }
-        var x = conv1(input, relu: true)
-        x = maxPool3x3s2(x)
+        if let packed { return packed.featureMap(input, executor: executor) }
+        var x = conv1(input, relu: true, executor: executor)
+        x = maxPool3x3s2(x, executor: executor)
         for stage in layers {
-            for block in stage { x = block(x) }
+            for block in stage { x = block(x, executor: executor) }
         }
         return x
     }
@@ -125,7 +129,7 @@ public struct ResNetModel: Sendable {
     public func features(_ input: FeatureMap) throws -> [Float] {
         if let packed {
             try Self.checkInput(input)
-            return packed.features(input)
+            return packed.features(input, executor: executor)
         }
         return globalAveragePool(try featureMap(input))
     }
@@ -134,14 +138,14 @@ public struct ResNetModel: Sendable {
     public func callAsFunction(_ input: FeatureMap) throws -> [Float] {
         let f = try features(input)
         guard let fc else { return f }
-        return Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) { fc(f, batch: input.n) }
+        return Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) { fc(f, batch: input.n, executor: executor) }
     }
 
     /// With the packed engine: bytes of the arena that holds every activation of a forward pass of
     /// `batch` images of `height` x `width` (planned once per size), and of the largest single
     /// activation; nil with the reference engine.
     public func activationMemory(batch: Int, height: Int, width: Int) -> (arena: Int, largest: Int)? {
-        packed?.arenaBytes(n: batch, h: height, w: width)
+        packed?.arenaBytes(n: batch, h: height, w: width, threads: executor.threads)
     }
 
     /// Bytes of the weights as the engine holds them: packed (BatchNorm folded, Winograd-transformed

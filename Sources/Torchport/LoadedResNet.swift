@@ -21,13 +21,13 @@ public struct LoadedResNet: Sendable {
     public let sourceFormat: String
 
     /// Reads the file at `path`, maps its names and binds the model, recognising the architecture
-    /// from the shapes unless one is given, for `engine` (nil: the fastest this CPU runs).
-    /// Throws the reader's, mapping's or binding's error.
+    /// from the shapes unless one is given, for `engine` (nil: the fastest this CPU runs), its
+    /// forward passes on `executor`'s threads. Throws the reader's, mapping's or binding's error.
     public init(contentsOf path: String, architecture: ResNetArchitecture? = nil, options: ReaderOptions = .init(),
-                engine: InferenceEngine? = nil) throws {
+                engine: InferenceEngine? = nil, executor: Executor = .shared) throws {
         let (tensors, format) = try readTensors(path, options: options)
         mapping = try NameMapping.map(tensors)
-        model = try ResNetModel(mapping: mapping, architecture: architecture, engine: engine)
+        model = try ResNetModel(mapping: mapping, architecture: architecture, engine: engine, executor: executor)
         sourceFormat = format
         // The model holds its own copy of the weights: the file's pages go back to the kernel
         // (the records in `mapping` stay readable, from the file).

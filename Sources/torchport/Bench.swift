@@ -108,8 +108,10 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try withExitCode2(json: json, verbose: reader.verbose, file: model) { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
-        setInferenceThreads(threads)
+        let executor = Executor(threads: threads)
+        let loaded = try withExitCode2(json: json, verbose: reader.verbose, file: model) {
+            try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine, executor: executor)
+        }
         if serve { return try serve(loaded.model) }
         let input = randomInput(batch: batch)
         for _ in 0..<warmup { _ = try loaded.model(input) }
@@ -131,7 +133,7 @@ struct Bench: ParsableCommand {
                             engine: loaded.model.engine.rawValue,
                             activationArenaBytes: activations?.arena, largestActivationBytes: activations?.largest,
                             rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.model.weightBytes,
-                            peakGflopsPerSecond: profile ? Profiler.peakGflops() : nil,
+                            peakGflopsPerSecond: profile ? Profiler.peakGflops(executor: executor) : nil,
                             layers: layers)
         if json {
             try printJSON(report)

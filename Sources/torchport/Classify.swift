@@ -84,9 +84,9 @@ struct Classify: ParsableCommand {
 
     func run() throws {
         let preprocessing = try preprocessing()
-        setInferenceThreads(threads)
+        let executor = Executor(threads: threads)
         let (loaded, labels) = try withExitCode2(json: json, verbose: reader.verbose, file: model) { () throws -> (LoadedResNet, ClassLabels) in
-            let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine)
+            let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine, executor: executor)
             guard let classes = loaded.model.architecture.numClasses else {
                 throw LabelsError("\(model) has no classification head (a headless backbone): nothing to classify")
             }

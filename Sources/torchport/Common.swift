@@ -17,9 +17,12 @@ func storedDType(_ loaded: LoadedResNet) -> String? {
     return counts.max { $0.value.count < $1.value.count }?.key
 }
 
-/// Loads and binds a model, for commands that run one.
-func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil) throws -> LoadedResNet {
-    try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options, engine: engine)
+/// Loads and binds a model, for commands that run one, its forward passes on `executor` (each
+/// command builds one from its `--threads`).
+func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil,
+               executor: Executor) throws -> LoadedResNet {
+    try LoadedResNet(contentsOf: path, architecture: arch?.architecture, options: reader.options, engine: engine,
+                     executor: executor)
 }
 
 extension InferenceEngine: ExpressibleByArgument {}
