@@ -62,9 +62,11 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // SHA-256 block compression with the x86 SHA instructions (Swift cannot emit them).
         .target(name: "CSHA256"),
-        // The packed engine's convolution kernels (AVX-512, chosen at run time; see docs/performance.md),
-        // compiled at SwiftPM's release default (-O2): the micro-kernels' loops are unrolled by
-        // pragmas in the source, checked by Benchmarks/kernel_codegen.py.
+        // The packed engine's convolution kernels (AVX-512, chosen at run time; see docs/performance.md)
+        // and its thread pools, one C file per concern (plan, winograd, microkernels_avx512, conv,
+        // layout, pool, profile, heap; see docs/design.md), compiled at SwiftPM's release default
+        // (-O2): the micro-kernels' loops are unrolled by pragmas in the source, checked by
+        // Benchmarks/kernel_codegen.py.
         .target(name: "CKernels"),
         .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),

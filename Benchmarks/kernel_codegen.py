@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The packed engine's kernels as SwiftPM compiles them: no `unsafeFlags`, so C in release is -O2.
 
-Compiles Sources/CKernels/kernels.c the way `swift build -c release` does (the toolchain's clang,
--O2, plus nothing of ours) and checks the code of every micro-kernel (tile_*, direct*_*): none may
-move a zmm register to or from the stack. (winograd_run, whose M buffer lives on the stack by
-design, is listed but not held to it.) A kernel whose accumulators do
-not stay in registers loses half its speed or more (see docs/performance.md), and nothing at run
-time would say so.
+Compiles the micro-kernel files (Sources/CKernels/microkernels_*.c: today microkernels_avx512.c)
+the way `swift build -c release` does (the toolchain's clang, -O2, plus nothing of ours) and checks
+the code of every micro-kernel (tile_*, direct*_*): none may move a zmm register to or from the
+stack. (Winograd's tp_winograd_run, in winograd.c, whose M buffer lives on the stack by design, is
+not held to it.) A kernel whose accumulators do not stay in registers loses half its speed or more
+(see docs/performance.md), and nothing at run time would say so.
 
 With --mca (needs llvm-mca, Debian's `llvm`), it also prints each hot loop's FMAs per cycle as
 llvm-mca's model of a CPU predicts them (default skylake-avx512), for -O2 and, for comparison,
@@ -15,7 +15,7 @@ machine the project runs on may not have AVX-512 at all.
 
     python3 Benchmarks/kernel_codegen.py             # the check (exit 1 on a spill)
     python3 Benchmarks/kernel_codegen.py --mca       # plus the throughput table
-    python3 Benchmarks/kernel_codegen.py --source OLD.c --mca   # another version of kernels.c
+    python3 Benchmarks/kernel_codegen.py --source OLD.c --mca   # another version of the micro-kernels
 """
 import argparse
 import os
@@ -26,8 +26,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KERNELS = os.path.join(ROOT, "Sources", "CKernels", "kernels.c")
-INCLUDE = os.path.join(ROOT, "Sources", "CKernels", "include")
+CKERNELS = os.path.join(ROOT, "Sources", "CKernels")
+KERNELS = os.path.join(CKERNELS, "microkernels_avx512.c")
+INCLUDE = os.path.join(CKERNELS, "include")
 HOT = ["tile_14_2", "tile_14_1", "direct_14_2", "direct_14_1", "direct7_14_2", "tile_8_2"]
 MICRO = re.compile(r"^(tile|direct7?)_\d+_\d+$")
 
@@ -49,7 +50,7 @@ def compile_c(source, level, out, assembly=False):
     # The flags SwiftPM passes for a C target in release (swift build -c release -v), without
     # its module-map and dependency-file flags.
     cmd = [toolchain_tool("clang"), "-target", "x86_64-unknown-linux-gnu", f"-{level}", "-fPIC", "-fblocks",
-           "-fno-omit-frame-pointer", "-g", "-DSWIFT_PACKAGE=1", "-I", INCLUDE,
+           "-fno-omit-frame-pointer", "-g", "-DSWIFT_PACKAGE=1", "-I", INCLUDE, "-I", CKERNELS,
            "-S" if assembly else "-c", source, "-o", out]
     subprocess.run(cmd, check=True)
 
@@ -111,7 +112,7 @@ def mca(loop, cpu):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--source", default=KERNELS, help="kernels.c to compile (default: the package's)")
+    ap.add_argument("--source", default=KERNELS, help="the micro-kernel file to compile (default: the package's microkernels_avx512.c)")
     ap.add_argument("--mca", action="store_true", help="print llvm-mca's FMAs per cycle for the hot loops")
     ap.add_argument("--cpu", default="skylake-avx512", help="llvm-mca's CPU model (default skylake-avx512)")
     args = ap.parse_args()

@@ -45,11 +45,6 @@ enum BLAS {
     }
 }
 
-/// Sets the number of threads inference uses (process-wide; default 2).
-public func setInferenceThreads(_ n: Int) { Parallel.setThreads(n) }
-/// The number of threads inference uses, as set by ``setInferenceThreads(_:)``.
-public var inferenceThreads: Int { Parallel.threads }
-
 /// OpenBLAS picks its kernels once, when the library loads, from the CPU model. 0.3.21 (Debian 12)
 /// does not know recent Xeons (family 6, model 207 here) and falls back to its SSE3 "Prescott"
 /// kernels, at about a quarter of the speed. When that happened on a CPU with AVX-512 (or AVX2),

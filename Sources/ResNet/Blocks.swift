@@ -9,10 +9,10 @@ public struct BasicBlock: Sendable {
     /// stride or width; nil otherwise.
     public let downsample: Conv2d?  // downsample.0 with downsample.1
 
-    func callAsFunction(_ x: FeatureMap) -> FeatureMap {
-        let identity = downsample.map { $0(x, relu: false) } ?? x
-        let y = conv1(x, relu: true)
-        return conv2(y, residual: identity, relu: true)
+    func callAsFunction(_ x: FeatureMap, executor: Executor) -> FeatureMap {
+        let identity = downsample.map { $0(x, relu: false, executor: executor) } ?? x
+        let y = conv1(x, relu: true, executor: executor)
+        return conv2(y, residual: identity, relu: true, executor: executor)
     }
 }
 
@@ -29,11 +29,11 @@ public struct Bottleneck: Sendable {
     /// stride or width; nil otherwise.
     public let downsample: Conv2d?
 
-    func callAsFunction(_ x: FeatureMap) -> FeatureMap {
-        let identity = downsample.map { $0(x, relu: false) } ?? x
-        let y1 = conv1(x, relu: true)
-        let y2 = conv2(y1, relu: true)
-        return conv3(y2, residual: identity, relu: true)
+    func callAsFunction(_ x: FeatureMap, executor: Executor) -> FeatureMap {
+        let identity = downsample.map { $0(x, relu: false, executor: executor) } ?? x
+        let y1 = conv1(x, relu: true, executor: executor)
+        let y2 = conv2(y1, relu: true, executor: executor)
+        return conv3(y2, residual: identity, relu: true, executor: executor)
     }
 }
 
@@ -45,10 +45,10 @@ public enum Block: Sendable {
     /// A torchvision Bottleneck.
     case bottleneck(Bottleneck)
 
-    func callAsFunction(_ x: FeatureMap) -> FeatureMap {
+    func callAsFunction(_ x: FeatureMap, executor: Executor) -> FeatureMap {
         switch self {
-        case .basic(let b): b(x)
-        case .bottleneck(let b): b(x)
+        case .basic(let b): b(x, executor: executor)
+        case .bottleneck(let b): b(x, executor: executor)
         }
     }
 

@@ -69,21 +69,21 @@ public struct Conv2d: Sendable {
         return 2 * outChannels * (inChannels / groups) * kernel * kernel * oh * ow
     }
 
-    /// Runs the convolution with BN, residual and ReLU fused. Work is split across the inference
-    /// threads (`setInferenceThreads`), each piece calling single-threaded OpenBLAS so no stage
+    /// Runs the convolution with BN, residual and ReLU fused. Work is split across the threads of
+    /// `executor`, each piece calling single-threaded OpenBLAS so no stage
     /// runs serially while other cores wait: by image when the batch has enough images; else by
     /// columns of output pixels when there are many; else (small late-stage maps) by output
     /// channels (or by groups for grouped convolutions) over one shared im2col.
-    func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool) -> FeatureMap {
+    func callAsFunction(_ x: FeatureMap, residual: FeatureMap? = nil, relu: Bool, executor: Executor) -> FeatureMap {
         precondition(x.c == inChannels)
-        return Profiler.timed(name, flops: flops(x.h, x.w) * x.n) { run(x, residual: residual, relu: relu) }
+        return Profiler.timed(name, flops: flops(x.h, x.w) * x.n) { run(x, residual: residual, relu: relu, executor: executor) }
     }
 
-    private func run(_ x: FeatureMap, residual: FeatureMap?, relu: Bool) -> FeatureMap {
+    private func run(_ x: FeatureMap, residual: FeatureMap?, relu: Bool, executor: Executor) -> FeatureMap {
         let (oh, ow) = outputSize(x.h, x.w)
         var out = FeatureMap(n: x.n, c: outChannels, h: oh, w: ow)
         let npix = oh * ow
-        let threads = Parallel.threads
+        let threads = executor.threads
         let outImage = outChannels * npix, inImage = x.imageSize
         let cinG = inChannels / groups, coutG = outChannels / groups
         let kdim = cinG * kernel * kernel
@@ -98,7 +98,7 @@ public struct Conv2d: Sendable {
                             groups: gr, channels: ch, sharedCol: col, residual: resPtr.map { $0 + b * outImage }, relu: relu)
                     }
                     if threads == 1 || x.n >= threads {
-                        Parallel.forEach(min(threads, x.n)) { t in
+                        executor.forEach(min(threads, x.n)) { t in
                             var b = t
                             while b < x.n {
                                 piece(b, columns: 0..<npix, groups: 0..<groups, channels: 0..<outChannels, col: nil)
@@ -106,11 +106,11 @@ public struct Conv2d: Sendable {
                             }
                         }
                     } else if npix >= 128 * threads {
-                        Parallel.forEach(splitting: npix, threads: threads) { _, cols in
+                        executor.forEach(splitting: npix, threads: threads) { _, cols in
                             for b in 0..<x.n { piece(b, columns: cols, groups: 0..<groups, channels: 0..<outChannels, col: nil) }
                         }
                     } else if groups > 1 {
-                        Parallel.forEach(splitting: groups, threads: threads) { _, gs in
+                        executor.forEach(splitting: groups, threads: threads) { _, gs in
                             for b in 0..<x.n {
                                 piece(b, columns: 0..<npix, groups: gs, channels: (gs.lowerBound * coutG)..<(gs.upperBound * coutG), col: nil)
                             }
@@ -120,7 +120,7 @@ public struct Conv2d: Sendable {
                         defer { col?.deallocate() }
                         for b in 0..<x.n {
                             if let col { im2col(srcBase + b * inImage, channels: cinG, h: x.h, w: x.w, oh: oh, ow: ow, columns: 0..<npix, into: col) }
-                            Parallel.forEach(threads) { t in
+                            executor.forEach(threads) { t in
                                 // Split output channels in multiples of 16 (whole SIMD tiles of the sgemm kernel).
                                 let blocks = (outChannels + 15) / 16
                                 let lo = min(outChannels, 16 * (blocks * t / threads)), hi = min(outChannels, 16 * (blocks * (t + 1) / threads))
@@ -260,9 +260,9 @@ public struct Linear: Sendable {
         self.outFeatures = outFeatures
     }
 
-    /// The threads split the output features (each streams its share of the weights: at batch 1
-    /// the layer is a matrix-vector product bound by memory).
-    func callAsFunction(_ x: [Float], batch: Int) -> [Float] {
+    /// The threads of `executor` split the output features (each streams its share of the
+    /// weights: at batch 1 the layer is a matrix-vector product bound by memory).
+    func callAsFunction(_ x: [Float], batch: Int, executor: Executor) -> [Float] {
         var out = [Float](repeating: 0, count: batch * outFeatures)
         for b in 0..<batch { for o in 0..<outFeatures { out[b * outFeatures + o] = bias[o] } }
         let (k, n) = (inFeatures, outFeatures)
@@ -270,7 +270,7 @@ public struct Linear: Sendable {
             weight.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { op in
                     let (a, w, c) = (xp.baseAddress!, wp.baseAddress!, op.baseAddress!)
-                    Parallel.forEach(splitting: n, threads: Parallel.threads) { _, cols in
+                    executor.forEach(splitting: n, threads: executor.threads) { _, cols in
                         BLAS.sgemm(m: batch, n: cols.count, k: k, a: a, lda: k, b: w + cols.lowerBound * k, ldb: k,
                                    c: c + cols.lowerBound, ldc: n, beta: 1, transB: true)
                     }
@@ -282,15 +282,15 @@ public struct Linear: Sendable {
 }
 
 /// MaxPool2d(kernel 3, stride 2, padding 1), padding never selected (−∞), as torch; planes are
-/// split across the inference threads. NaN propagates, as in torch.
-func maxPool3x3s2(_ x: FeatureMap) -> FeatureMap {
+/// split across the threads of `executor`. NaN propagates, as in torch.
+func maxPool3x3s2(_ x: FeatureMap, executor: Executor) -> FeatureMap {
     let oh = (x.h + 2 - 3) / 2 + 1, ow = (x.w + 2 - 3) / 2 + 1
     var out = FeatureMap(n: x.n, c: x.c, h: oh, w: ow)
     let planes = x.n * x.c, h = x.h, w = x.w, inPlane = x.plane
     x.data.withUnsafeBufferPointer { src in
         out.data.withUnsafeMutableBufferPointer { dst in
             let srcBase = src.baseAddress!, dstBase = dst.baseAddress!
-            Parallel.forEach(splitting: planes, threads: Parallel.threads) { _, range in
+            executor.forEach(splitting: planes, threads: executor.threads) { _, range in
                 for p in range {
                     let s = srcBase + p * inPlane
                     let d = dstBase + p * oh * ow
@@ -331,3 +331,12 @@ func globalAveragePool(_ x: FeatureMap) -> [Float] {
 
 @inline(__always) func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
 @inline(__always) func ceilDiv(_ a: Int, _ b: Int) -> Int { -floorDiv(-a, b) }
+
+extension Optional where Wrapped == [Float] {
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let a): a.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
+        }
+    }
+}

@@ -137,10 +137,10 @@ final class PackedNet: @unchecked Sendable {
 
     var weightBytes: Int { convs.reduce(0) { $0 + $1.weightBytes } }
 
-    /// The layer4 feature map of `input` (NCHW), in NCHW.
-    func featureMap(_ input: FeatureMap) -> FeatureMap {
-        withWorkspace(for: input) { ws in
-            let last = ws.run(self, input)
+    /// The layer4 feature map of `input` (NCHW), in NCHW, computed on `executor`.
+    func featureMap(_ input: FeatureMap, executor: Executor) -> FeatureMap {
+        withWorkspace(for: input, executor: executor) { ws in
+            let last = ws.run(self, input, executor: executor)
             var out = FeatureMap(n: Int(last.n), c: Int(last.c), h: Int(last.h), w: Int(last.w))
             var map = last
             out.data.withUnsafeMutableBufferPointer { tp_to_nchw(&map, $0.baseAddress) }
@@ -148,10 +148,10 @@ final class PackedNet: @unchecked Sendable {
         }
     }
 
-    /// Pooled features `[n, C]`.
-    func features(_ input: FeatureMap) -> [Float] {
-        withWorkspace(for: input) { ws in
-            var last = ws.run(self, input)
+    /// Pooled features `[n, C]`, computed on `executor`.
+    func features(_ input: FeatureMap, executor: Executor) -> [Float] {
+        withWorkspace(for: input, executor: executor) { ws in
+            var last = ws.run(self, input, executor: executor)
             return Profiler.timed("avgpool") {
                 var out = [Float](repeating: 0, count: Int(last.n) * Int(last.c))
                 out.withUnsafeMutableBufferPointer { tp_global_average(&last, $0.baseAddress) }
@@ -160,14 +160,18 @@ final class PackedNet: @unchecked Sendable {
         }
     }
 
-    /// Bytes of the activation arena for inputs of this size, and of the largest activation.
-    func arenaBytes(n: Int, h: Int, w: Int) -> (arena: Int, largest: Int) {
-        let plan = Workspace.plan(self, Geometry(n: n, h: h, w: w, threads: Parallel.threads))
+    /// Bytes of the activation arena for inputs of this size on `threads` threads, and of the
+    /// largest activation.
+    func arenaBytes(n: Int, h: Int, w: Int, threads: Int) -> (arena: Int, largest: Int) {
+        let plan = Workspace.plan(self, Geometry(n: n, h: h, w: w, threads: threads))
         return (plan.arenaBytes, plan.largest)
     }
 
-    private func withWorkspace<R>(for input: FeatureMap, _ body: (Workspace) -> R) -> R {
-        let key = Geometry(n: input.n, h: input.h, w: input.w, threads: Parallel.threads)
+    /// Runs `body` with a workspace planned for `input`'s size and `executor`'s threads: one of
+    /// those kept from earlier passes, or a new one (kept afterwards). Passes running at the same
+    /// time (on several executors, or sharing one) each get their own.
+    private func withWorkspace<R>(for input: FeatureMap, executor: Executor, _ body: (Workspace) -> R) -> R {
+        let key = Geometry(n: input.n, h: input.h, w: input.w, threads: executor.threads)
         let ws = workspaces.withLock { $0[key]?.popLast() } ?? Workspace(self, key)
         defer { workspaces.withLock { $0[key, default: []].append(ws) } }
         return body(ws)
@@ -342,8 +346,9 @@ final class Workspace: @unchecked Sendable {
                       w: Int32(s.w), c: Int32(s.c), border: Int32(s.border), cs: Int32(s.cs))
     }
 
-    /// Runs the steps; returns the output map (valid until the next run on this workspace).
-    func run(_ net: PackedNet, _ input: FeatureMap) -> tp_map {
+    /// Runs the steps on `executor` (whose thread count the plan was made for); returns the output
+    /// map (valid until the next run on this workspace).
+    func run(_ net: PackedNet, _ input: FeatureMap, executor: Executor) -> tp_map {
         let threads = plan.threads
         for step in plan.steps {
             switch step {
@@ -354,7 +359,7 @@ final class Workspace: @unchecked Sendable {
                     clearBorder(d)
                     let m = map(d)
                     input.data.withUnsafeBufferPointer { x in
-                        Parallel.forEach(splitting: Int(m.n) * Int(m.h), threads: threads) { _, rows in
+                        executor.forEach(splitting: Int(m.n) * Int(m.h), threads: threads) { _, rows in
                             var o = m
                             tp_from_nchw(x.baseAddress, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
                         }
@@ -364,13 +369,13 @@ final class Workspace: @unchecked Sendable {
                 let conv = net.convs[ci], x = plan.slots[s]
                 Profiler.timed(conv.conv.name + (conv.desc.winograd != 0 ? " *" : ""),
                                flops: conv.conv.flops(x.h, x.w) * x.n) {
-                    run(conv, index: ci, src: s, dst: d, residual: r, relu: relu, threads: threads)
+                    run(conv, index: ci, src: s, dst: d, residual: r, relu: relu, executor: executor)
                 }
             case .maxPool(let s, let d):
                 Profiler.timed("maxpool") {
                     clearBorder(d)
                     let src = map(s), dst = map(d)
-                    Parallel.forEach(splitting: Int(dst.n) * Int(dst.h), threads: threads) { _, rows in
+                    executor.forEach(splitting: Int(dst.n) * Int(dst.h), threads: threads) { _, rows in
                         var (i, o) = (src, dst)
                         tp_maxpool3s2(&i, &o, Int64(rows.lowerBound), Int64(rows.upperBound))
                     }
@@ -381,7 +386,8 @@ final class Workspace: @unchecked Sendable {
     }
 
     /// Convolution `index` of the net from slot `s` into slot `d` (with the residual slot `r`).
-    private func run(_ conv: PackedConv, index ci: Int, src s: Int, dst d: Int, residual r: Int?, relu: Bool, threads: Int) {
+    private func run(_ conv: PackedConv, index ci: Int, src s: Int, dst d: Int, residual r: Int?, relu: Bool, executor: Executor) {
+        let threads = plan.threads
         if r != d { clearBorder(d) }
         let desc = conv.desc, src = map(s), dst = map(d), res = r.map { map($0) }
         let tiles = withUnsafePointer(to: desc) { c in withUnsafePointer(to: dst) { tp_conv_tiles(c, $0) } }
@@ -395,12 +401,12 @@ final class Workspace: @unchecked Sendable {
             for n0 in stride(from: Int64(0), to: Int64(dst.n), by: Int(group)) {
                 let n1 = min(Int64(dst.n), n0 + group)
                 if packs != nil {
-                    Parallel.forEach(splitting: Int((n1 - n0) * tiles), threads: threads) { _, items in
+                    executor.forEach(splitting: Int((n1 - n0) * tiles), threads: threads) { _, items in
                         var (c, i, o) = (desc, src, dst)
                         tp_conv_pack_tiles(&c, &i, &o, n0, Int64(items.lowerBound), Int64(items.upperBound), panels)
                     }
                 }
-                Parallel.forEach(splitting: Int(desc.blocks), threads: threads) { _, blocks in
+                executor.forEach(splitting: Int(desc.blocks), threads: threads) { _, blocks in
                     var (c, i, o) = (desc, src, dst)
                     let (b0, b1) = (Int64(blocks.lowerBound), Int64(blocks.upperBound))
                     if var res { tp_conv_run_blocks(&c, &i, &o, &res, relu ? 1 : 0, n0, n1, panels, b0, b1) }
@@ -409,7 +415,7 @@ final class Workspace: @unchecked Sendable {
             }
         } else {
             let panelFloats = plan.panelFloats
-            Parallel.forEach(splitting: Int(tiles) * Int(dst.n), threads: threads) { t, items in
+            executor.forEach(splitting: Int(tiles) * Int(dst.n), threads: threads) { t, items in
                 let (lo, hi) = (Int64(items.lowerBound), Int64(items.upperBound))
                 var (c, i, o) = (desc, src, dst)
                 let panel = panels + t * panelFloats

@@ -43,20 +43,20 @@ public enum Profiler {
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    /// The CPU's float32 FMA peak on the inference threads, in GFLOP/s: every thread runs
+    /// The CPU's float32 FMA peak on the threads of `executor`, in GFLOP/s: every thread runs
     /// independent AVX-512 FMA chains for about `seconds`; nil without AVX-512. The ceiling of the
     /// roofline that `bench --profile` sets each layer against.
-    public static func peakGflops(seconds: Double = 0.3) -> Double? {
+    public static func peakGflops(seconds: Double = 0.3, executor: Executor = .shared) -> Double? {
         var sink = 0.0
         guard tp_fma_flops(1000, &sink) > 0 else { return nil }
-        let threads = Parallel.threads
+        let threads = executor.threads
         let iterations = Int64(seconds * 2.5e9 / 6)  // ~6 cycles per round of 12 FMAs at 2 per cycle
         let sinks = UnsafeMutableBufferPointer<Double>.allocate(capacity: threads)
         sinks.initialize(repeating: 0)
         defer { sinks.deallocate() }
         nonisolated(unsafe) let s = sinks
         let start = now()
-        Parallel.forEach(threads) { t in _ = tp_fma_flops(iterations, &s[t]) }
+        executor.forEach(threads) { t in _ = tp_fma_flops(iterations, &s[t]) }
         let elapsed = Double(now() - start) / 1e9
         return Double(iterations) * 12 * 16 * 2 * Double(threads) / elapsed / 1e9
     }

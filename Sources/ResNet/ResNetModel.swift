@@ -34,6 +34,8 @@ public struct ResNetModel: Sendable {
     private(set) var packed: PackedNet?
     /// The implementation that runs the forward pass.
     public var engine: InferenceEngine { packed == nil ? .reference : .packed }
+    /// The threads that run the forward passes (``Executor/shared`` unless one was given).
+    public let executor: Executor
 
     /// `[layer1, layer2, layer3, layer4]`.
     package var layers: [[Block]] { [layer1, layer2, layer3, layer4] }
@@ -44,8 +46,10 @@ public struct ResNetModel: Sendable {
     /// (`BindingError.Kind.engineUnavailable`). With the packed engine, a model whose convolutions
     /// its kernels cannot run (group widths that do not tile its blocks) runs on the reference
     /// engine; ``engine`` says which one runs. `source` names the file, for errors and reports.
+    /// Forward passes run on `executor`'s threads.
     public init(mapping: NameMapping, architecture forced: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,
-                source: WeightsSource? = nil) throws(BindingError) {
+                source: WeightsSource? = nil, executor: Executor = .shared) throws(BindingError) {
+        self.executor = executor
         let file = source?.file
         if let engine, !engine.isAvailable {
             throw BindingError(.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW), which this CPU or build lacks"),
@@ -142,11 +146,11 @@ public struct ResNetModel: Sendable {
     /// The layer4 feature map of a batch `[n, 3, h, w]`.
     public func featureMap(_ input: FeatureMap) throws(InputError) -> FeatureMap {
         try Self.checkInput(input)
-        if let packed { return packed.featureMap(input) }
-        var x = conv1(input, relu: true)
-        x = maxPool3x3s2(x)
+        if let packed { return packed.featureMap(input, executor: executor) }
+        var x = conv1(input, relu: true, executor: executor)
+        x = maxPool3x3s2(x, executor: executor)
         for stage in layers {
-            for block in stage { x = block(x) }
+            for block in stage { x = block(x, executor: executor) }
         }
         return x
     }
@@ -167,7 +171,7 @@ public struct ResNetModel: Sendable {
         let values: [Float]
         if let packed {
             try Self.checkInput(input)
-            values = packed.features(input)
+            values = packed.features(input, executor: executor)
         } else {
             values = globalAveragePool(try featureMap(input))
         }
@@ -178,7 +182,9 @@ public struct ResNetModel: Sendable {
     public func callAsFunction(_ input: FeatureMap) throws(InputError) -> ModelOutput {
         let f = try features(input)
         guard let fc else { return f }
-        let logits = Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) { fc(f.values, batch: input.n) }
+        let logits = Profiler.timed("fc", flops: 2 * fc.inFeatures * fc.outFeatures * input.n) {
+            fc(f.values, batch: input.n, executor: executor)
+        }
         return ModelOutput(unchecked: input.n, width: fc.outFeatures, values: logits)
     }
 
@@ -186,7 +192,7 @@ public struct ResNetModel: Sendable {
     /// `batch` images of `height` x `width` (planned once per size), and of the largest single
     /// activation; nil with the reference engine.
     public func activationMemory(batch: Int, height: Int, width: Int) -> (arena: Int, largest: Int)? {
-        packed?.arenaBytes(n: batch, h: height, w: width)
+        packed?.arenaBytes(n: batch, h: height, w: width, threads: executor.threads)
     }
 
     /// Bytes of the weights as the engine holds them: packed (BatchNorm folded, Winograd-transformed

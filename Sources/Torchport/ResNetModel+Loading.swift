@@ -10,7 +10,8 @@ extension ResNetModel {
     /// `torch.jit.save` format, or a `.safetensors`, recognised by content), maps its names to
     /// torchvision's (the caller's `rules`, then `sanitize`, then the built-in mapping, all
     /// recorded in `mapping`), and binds strictly, recognising the architecture from the shapes
-    /// unless one is given, for `engine` (nil: the fastest this CPU runs).
+    /// unless one is given, for `engine` (nil: the fastest this CPU runs), its forward passes on
+    /// `executor`'s threads.
     ///
     /// ```swift
     /// let model = try ResNetModel(contentsOf: URL(fileURLWithPath: "resnet50.pth"))
@@ -20,7 +21,8 @@ extension ResNetModel {
     /// Throws the reader's error (`CheckpointError`, `SafeTensorsError`) or a `BindingError`
     /// naming the file.
     public init(contentsOf url: URL, architecture: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,
-                rules: [MappingRule] = [], sanitize: MappingSanitizer? = nil, options: ReaderOptions = .init()) throws {
+                rules: [MappingRule] = [], sanitize: MappingSanitizer? = nil, options: ReaderOptions = .init(),
+                executor: Executor = .shared) throws {
         let (tensors, format) = try readTensors(url, options: options)
         let mapping: NameMapping
         do {
@@ -29,7 +31,7 @@ extension ResNetModel {
             throw error.with(file: url.path)
         }
         try self.init(mapping: mapping, architecture: architecture, engine: engine,
-                      source: WeightsSource(url: url, format: format))
+                      source: WeightsSource(url: url, format: format), executor: executor)
         // The engine holds its own copy of the weights: the file's pages go back to the kernel
         // (``parameter(_:)`` still reads them, from the file).
         var released = Set<ObjectIdentifier>()
@@ -38,10 +40,11 @@ extension ResNetModel {
         }
     }
 
-    /// Loads the model at `path`; see ``init(contentsOf:architecture:engine:rules:sanitize:options:)-(URL,_,_,_,_,_)``.
+    /// Loads the model at `path`; see ``init(contentsOf:architecture:engine:rules:sanitize:options:executor:)-(URL,_,_,_,_,_,_)``.
     public init(contentsOf path: String, architecture: ResNetArchitecture? = nil, engine: InferenceEngine? = nil,
-                rules: [MappingRule] = [], sanitize: MappingSanitizer? = nil, options: ReaderOptions = .init()) throws {
+                rules: [MappingRule] = [], sanitize: MappingSanitizer? = nil, options: ReaderOptions = .init(),
+                executor: Executor = .shared) throws {
         try self.init(contentsOf: URL(fileURLWithPath: path), architecture: architecture, engine: engine,
-                      rules: rules, sanitize: sanitize, options: options)
+                      rules: rules, sanitize: sanitize, options: options, executor: executor)
     }
 }

@@ -13,8 +13,16 @@ struct Bench: ParsableCommand {
             runs --warmup passes first) and prints one JSON line {"batch": B, "times_ms": [...]}; \
             benchmark scripts interleave it run by run with engines that live in their own process.
 
-            Example:
+            With --concurrent N, compares the throughput (images per second) of one model on \
+            --threads threads with N copies of it running at once (each bound separately, its passes \
+            on a thread of its own): on executors of their own of --threads / N threads each, and of \
+            --threads threads each, and all sharing one executor of --threads threads (taking turns \
+            at each layer). Each configuration runs --runs passes per model, in turn, for \
+            \(Bench.concurrentRounds) rounds; the median round is reported.
+
+            Examples:
               torchport bench resnet50.pth --batch 8 --threads 2 --json
+              torchport bench resnet50.safetensors --threads 2 --concurrent 2 --runs 20
             """)
 
     @Argument(help: "A checkpoint (.pth / .pt) or a converted .safetensors file.", completion: .file())
@@ -29,12 +37,17 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Also time each convolution and report its achieved GFLOP/s (the roofline).") var profile = false
     @Flag(help: "Answer \"BATCH RUNS\" requests on standard input, one JSON line each (see above).") var serve = false
+    @Option(help: "Compare N copies of the model running at once with one model (see above).") var concurrent: Int?
     @OptionGroup var reader: ReaderFlags
     @OptionGroup var engineFlags: EngineFlags
 
     func validate() throws {
         try requireAtLeast([("--batch", batch, 1), ("--threads", threads, 1), ("--size", size, 1), ("--runs", runs, 1),
                             ("--warmup", warmup, 0)])
+        if let concurrent {
+            try requireAtLeast([("--concurrent", concurrent, 2)])
+            guard !serve, !profile else { throw ValidationError("--concurrent cannot be combined with --serve or --profile") }
+        }
     }
 
     struct Report: Encodable {
@@ -109,8 +122,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try withExitCode2(json: json, verbose: reader.verbose, file: model) { try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine) }
-        setInferenceThreads(threads)
+        if let concurrent { return try runConcurrent(concurrent) }
+        let executor = Executor(threads: threads)
+        let loaded = try withExitCode2(json: json, verbose: reader.verbose, file: model) {
+            try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine, executor: executor)
+        }
         if serve { return try serve(loaded) }
         let input = try randomInput(batch: batch)
         for _ in 0..<warmup { _ = try loaded(input) }
@@ -132,7 +148,7 @@ struct Bench: ParsableCommand {
                             engine: loaded.engine.rawValue,
                             activationArenaBytes: activations?.arena, largestActivationBytes: activations?.largest,
                             rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.weightBytes,
-                            peakGflopsPerSecond: profile ? Profiler.peakGflops() : nil,
+                            peakGflopsPerSecond: profile ? Profiler.peakGflops(executor: executor) : nil,
                             layers: layers)
         if json {
             try printJSON(report)

@@ -85,9 +85,9 @@ struct Classify: ParsableCommand {
 
     func run() throws {
         let preprocessing = try preprocessing()
-        setInferenceThreads(threads)
+        let executor = Executor(threads: threads)
         let (loaded, labels) = try withExitCode2(json: json, verbose: reader.verbose, file: model) { () throws -> (ResNetModel, ClassLabels) in
-            let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine)
+            let loaded = try loadModel(model, arch: arch, reader: reader, engine: engineFlags.engine, executor: executor)
             guard let classes = loaded.architecture.numClasses else { throw LabelsError(.headless, file: model) }
             let labels = try ClassLabels.resolve(classes: classes, labelsFile: self.labels, checkpointPath: model,
                                                  options: reader.options)

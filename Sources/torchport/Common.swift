@@ -12,9 +12,12 @@ enum ArchChoice: String, ExpressibleByArgument, CaseIterable {
     var architecture: ResNetArchitecture? { ResNetArchitecture.named[rawValue] }
 }
 
-/// Loads and binds a model, for commands that run one.
-func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil) throws -> ResNetModel {
-    try ResNetModel(contentsOf: path, architecture: arch?.architecture, engine: engine, options: reader.options)
+/// Loads and binds a model, for commands that run one, its forward passes on `executor` (each
+/// command builds one from its `--threads`).
+func loadModel(_ path: String, arch: ArchChoice?, reader: ReaderFlags, engine: InferenceEngine? = nil,
+               executor: Executor) throws -> ResNetModel {
+    try ResNetModel(contentsOf: path, architecture: arch?.architecture, engine: engine, options: reader.options,
+                    executor: executor)
 }
 
 extension InferenceEngine: ExpressibleByArgument {}

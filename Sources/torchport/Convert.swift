@@ -104,7 +104,6 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        setInferenceThreads(threads)
         removeFilesOnSignals()
         if many { return try runMany() }
         let output = target
@@ -119,7 +118,7 @@ struct Convert: ParsableCommand {
                 guard let golden else { return }
                 display.show("converting: verifying against \(golden)")
                 let report = try verifyModel(written, golden: golden, criterion: tolerance.criterion,
-                                             arch: arch, reader: reader)
+                                             arch: arch, reader: reader, executor: Executor(threads: threads))
                 verification = report
                 if !report.passed { throw GoldenMismatch(report: report) }
             }
@@ -234,13 +233,14 @@ extension Convert {
         let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
                                         reader: reader.options, durable: sync)
         let criterion = tolerance.criterion
-        let (golden, arch, reader) = (self.golden, self.arch, self.reader)
+        let (golden, arch, reader, threads) = (self.golden, self.arch, self.reader, self.threads)
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
 
         var outcomes: [Outcome] = []
         runConcurrently(count: files.count, jobs: jobs, work: { i in
             let outcome = Self.convertOne(files[i], to: outputs[i], clash: clash[i], golden: golden, goldenFile: goldens[i],
-                                          options: options, criterion: criterion, arch: arch, reader: reader)
+                                          options: options, criterion: criterion, arch: arch, reader: reader,
+                                          threads: threads)
             meter.advance(name: files[i])
             return outcome
         }, done: { i, outcome in
@@ -288,10 +288,12 @@ extension Convert {
         if failedCheck > 0 { throw ExitCode(ExitStatus.mismatch) }
     }
 
-    /// One conversion of many, as safe as a single one; every error becomes an outcome.
+    /// One conversion of many, as safe as a single one; every error becomes an outcome. With a
+    /// golden, the written file is verified on an executor of `threads` threads of its own (--jobs
+    /// conversions run side by side).
     static func convertOne(_ input: String, to output: String, clash: String?, golden: String?, goldenFile: String?,
                            options: ConversionOptions, criterion: Criterion?, arch: ArchChoice?,
-                           reader: ReaderFlags) -> Outcome {
+                           reader: ReaderFlags, threads: Int) -> Outcome {
         if let clash { return .unusable(clash) }
         if let golden, goldenFile == nil {
             return .unusable("no golden: \((golden as NSString).appendingPathComponent(fileStem(input) + ".golden.pth")) does not exist; nothing written")
@@ -300,7 +302,8 @@ extension Convert {
         do {
             let summary = try convertCheckpoint(from: input, to: output, options: options, progress: nil) { written in
                 guard let goldenFile else { return }
-                let report = try verifyModel(written, golden: goldenFile, criterion: criterion, arch: arch, reader: reader)
+                let report = try verifyModel(written, golden: goldenFile, criterion: criterion, arch: arch, reader: reader,
+                                             executor: Executor(threads: threads))
                 verification = report
                 if !report.passed { throw GoldenMismatch(report: report) }
             }

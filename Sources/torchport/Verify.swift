@@ -41,7 +41,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Write the computed outputs to this .safetensors file (tensor `logits`, N x C).", completion: .file())
     var saveLogits: String?
     @Flag(help: "Replace an existing --save-logits file.") var force = false
-    @Option(help: "Inference threads (one persistent pool; OpenBLAS runs single-threaded inside each).") var threads = 2
+    @Option(help: "Inference threads of each model (a persistent pool per model; OpenBLAS runs single-threaded inside each).") var threads = 2
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "With many models: how many to verify at once.") var jobs = 1
@@ -67,11 +67,11 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
-        setInferenceThreads(threads)
         if many { return try runMany() }
         let report: VerificationReport = try withExitCode2(json: json, verbose: reader.verbose, file: model) {
             try verifyModel(model, golden: golden, criterion: tolerance.criterion, arch: arch,
-                            reader: reader, engine: engineFlags.engine, saveLogits: saveLogits)
+                            reader: reader, engine: engineFlags.engine, executor: Executor(threads: threads),
+                            saveLogits: saveLogits)
         }
         if json {
             print(report.jsonString())
@@ -110,7 +110,7 @@ extension Verify {
         let files = expanded.files
         let total = files.count + expanded.failures.count
         let criterion = tolerance.criterion
-        let (golden, arch, reader) = (self.golden, self.arch, self.reader)
+        let (golden, arch, reader, threads) = (self.golden, self.arch, self.reader, self.threads)
         // A directory: each model's own golden; a file: the one golden every model is compared with.
         let goldens = isDirectory(golden) ? files.map { goldenFile(for: $0, in: golden) } : files.map { _ in golden }
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
@@ -121,8 +121,10 @@ extension Verify {
             let outcome: Outcome
             if let g = goldens[i] {
                 do {
+                    // Each model on executors of its own: --jobs models run side by side.
                     outcome = .report(try verifyModel(files[i], golden: g, criterion: criterion, arch: arch,
-                                                      reader: reader, engine: engineFlags.engine))
+                                                      reader: reader, engine: engineFlags.engine,
+                                                      executor: Executor(threads: threads)))
                 } catch {
                     outcome = .unusable(describe(error, verbose: reader.verbose))
                 }
@@ -185,10 +187,10 @@ extension Verify {
 }
 
 /// Loads and binds `model`, runs the golden's input through it and compares the outputs with the
-/// golden's (shared by `verify` and `convert --golden`). Throws when a file cannot be used.
+/// golden's (shared by `verify` and `convert --golden`), on `executor`. Throws when a file cannot be used.
 func verifyModel(_ model: String, golden: String, criterion: Criterion?, arch: ArchChoice?, reader: ReaderFlags,
-                 engine: InferenceEngine? = nil, saveLogits: String? = nil) throws -> VerificationReport {
-    let loaded = try loadModel(model, arch: arch, reader: reader, engine: engine)
+                 engine: InferenceEngine? = nil, executor: Executor, saveLogits: String? = nil) throws -> VerificationReport {
+    let loaded = try loadModel(model, arch: arch, reader: reader, engine: engine, executor: executor)
     let g = try Golden.load(path: golden)
     let (report, computed) = try Verifier.run(loaded, against: g, criterion: criterion)
     if let saveLogits {

@@ -3,16 +3,23 @@
 //   - tp_kernels_available() is 0 off x86-64 and the FMA probe reports 0 FLOPs there;
 //   - the plain-C layers (maxpool, NCHW <-> bordered NHWC, global average) give torch's values
 //     (on x86-64 only where AVX-512 is, as they are compiled for it there);
-//   - the thread pool runs every task exactly once, with several workers;
+//   - a thread pool runs every task exactly once, with several workers; a thread count below 1
+//     (or no pool at all) runs the tasks on the caller; two pools run at the same time, from two
+//     threads (neither waits for the other); destroying a pool joins its workers, spinning or
+//     asleep (no thread left behind);
 //   - where the packed kernels are unavailable, calling one aborts with a message (no silent stub).
 // Prints "N passed, N failed" and exits non-zero on a failure.
 #include "ckernels.h"
+#include <dirent.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int passed, failed;
@@ -85,15 +92,99 @@ static void layers(void) {
 static atomic_int hits[1000];
 static void count_task(void *ctx, int64_t index) { (void)ctx; atomic_fetch_add(&hits[index], 1); }
 
+/// Runs `count` tasks on `p`; 1 when each ran exactly once.
+static int runs_each_once(tp_pool *p, int64_t count) {
+    for (int i = 0; i < 1000; i++) atomic_store(&hits[i], 0);
+    tp_pool_run(p, count, count_task, NULL);
+    int ok = 1;
+    for (int64_t i = 0; i < 1000; i++) ok &= atomic_load(&hits[i]) == (i < count ? 1 : 0);
+    return ok;
+}
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/// Threads of this process (entries of /proc/self/task); -1 where that cannot be read.
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/// Waits (up to 10 s) until the process has `want` threads again: a joined thread can still be
+/// listed for a moment after pthread_join returns.
+static int threads_back_to(int want) {
+    const double until = seconds() + 10;
+    while (thread_count() != want && seconds() < until) sched_yield();
+    return thread_count() == want;
+}
+
+// Two pools at once: pool A's task 1 waits for pool B's task 1, which a second thread dispatches
+// while A's run is in progress. With one lock for every pool, B's run would wait for A's, which
+// waits for B: the wait times out instead.
+static atomic_int a_started, b_ran, a_saw_b;
+static void wait_for_b(void *ctx, int64_t index) {
+    (void)ctx;
+    if (index != 1) return;
+    atomic_store(&a_started, 1);
+    const double until = seconds() + 10;
+    while (!atomic_load(&b_ran) && seconds() < until) sched_yield();
+    atomic_store(&a_saw_b, atomic_load(&b_ran));
+}
+static void mark_b(void *ctx, int64_t index) {
+    (void)ctx;
+    if (index == 1) atomic_store(&b_ran, 1);
+}
+static void *run_a(void *pool) {
+    tp_pool_run(pool, 2, wait_for_b, NULL);
+    return NULL;
+}
+
 static void pool(void) {
-    for (int round = 0; round < 3; round++) {
-        const int64_t count = round == 0 ? 1 : round == 1 ? 4 : 1000;
-        for (int i = 0; i < 1000; i++) atomic_store(&hits[i], 0);
-        tp_pool_run(count, count_task, NULL);
-        int ok = 1;
-        for (int64_t i = 0; i < 1000; i++) ok &= atomic_load(&hits[i]) == (i < count ? 1 : 0);
-        CHECK(ok, "tp_pool_run(%lld) runs each task exactly once", (long long)count);
+    const int before = thread_count();
+    tp_pool *p = tp_pool_create(4);
+    CHECK(p != NULL && tp_pool_threads(p) == 4, "tp_pool_create(4) makes a pool of 4 threads");
+    for (int round = 0; round < 4; round++) {
+        const int64_t count = round == 0 ? 1 : round == 1 ? 4 : round == 2 ? 3 : 1000;
+        CHECK(runs_each_once(p, count), "tp_pool_run(%lld) on 4 threads runs each task exactly once", (long long)count);
     }
+    if (before > 0) CHECK(thread_count() == before + 3, "a pool of 4 threads started 3 workers (%d threads, %d before)",
+                          thread_count(), before);
+    tp_pool_destroy(p);  // its workers are still spinning
+    if (before > 0) CHECK(threads_back_to(before), "tp_pool_destroy joins spinning workers (%d threads, %d before)",
+                          thread_count(), before);
+
+    for (int32_t threads = 0; threads >= -5; threads -= 5) {
+        tp_pool *one = tp_pool_create(threads);
+        CHECK(one != NULL && tp_pool_threads(one) == 1, "tp_pool_create(%d) makes a pool of 1 thread", threads);
+        CHECK(runs_each_once(one, 7), "a pool of 1 thread runs each of 7 tasks on the caller");
+        tp_pool_destroy(one);
+    }
+    CHECK(tp_pool_threads(NULL) == 1 && runs_each_once(NULL, 5), "no pool (NULL) runs each task on the caller");
+    tp_pool_destroy(NULL);
+
+    tp_pool *a = tp_pool_create(2), *b = tp_pool_create(2);
+    pthread_t thread;
+    pthread_create(&thread, NULL, run_a, a);
+    const double until = seconds() + 10;
+    while (!atomic_load(&a_started) && seconds() < until) sched_yield();
+    tp_pool_run(b, 2, mark_b, NULL);
+    pthread_join(thread, NULL);
+    CHECK(atomic_load(&a_saw_b), "two pools run at the same time: a task of one saw a task of the other finish");
+    // Long enough for the workers to stop spinning and sleep on their condition variables (20,000
+    // checks, most of them sched_yield), though a slow emulator may still find them spinning.
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    tp_pool_destroy(a);
+    tp_pool_destroy(b);
+    if (before > 0) CHECK(threads_back_to(before), "tp_pool_destroy wakes and joins sleeping workers (%d threads, %d before)",
+                          thread_count(), before);
 }
 
 /// Runs `call` in a child; 1 when it died of SIGABRT.

@@ -70,15 +70,15 @@ struct ModelParityTests {
 
     @Test("More threads than groups, images or pixels: every fixture still matches torch on both engines")
     func manyThreads() throws {
-        let before = inferenceThreads
-        setInferenceThreads(8)  // above tiny-resnext's 4 groups, its 2 images and its late maps' pixels
-        defer { setInferenceThreads(before) }
+        // Above tiny-resnext's 4 groups, its 2 images and its late maps' pixels; an executor of
+        // its own, so that the tests running beside this one keep theirs.
+        let executor = Executor(threads: 8)
         for f in ModelFixture.all where f.golden_keys.contains("logits") {
             let checkpoint = try Checkpoint(contentsOf: f.path(f.checkpoint))
             let golden = try Checkpoint(contentsOf: f.path(f.golden))
             let want = try #require(golden.tensor(named: "logits")).floats()
             for engine in InferenceEngine.allCases where engine.isAvailable {
-                let model = try ResNetModel(mapping: NameMapping.map(checkpoint.tensors), engine: engine)
+                let model = try ResNetModel(mapping: NameMapping.map(checkpoint.tensors), engine: engine, executor: executor)
                 let error = Self.relativeError(try model(Self.input(golden)).values, want)
                 #expect(error <= 1e-5, "\(f.name) on \(engine): \(error)")
             }

@@ -122,7 +122,7 @@ struct PackedEngineTests {
         let (oh, ow) = conv.outputSize(c.h, c.w)
         let residual = try FeatureMap(n: c.n, c: c.cout, h: oh, w: ow, data: Self.values(c.n * c.cout * oh * ow, seed: 11))
         for (res, relu) in [(nil, false), (residual, true)] as [(FeatureMap?, Bool)] {
-            let want = conv(x, residual: res, relu: relu)
+            let want = conv(x, residual: res, relu: relu, executor: .shared)
             for outer in [false, true] {
                 // The direct kernel (on padded and dense input), and every tile through a packed panel.
                 for (direct, dense) in [(true, false), (true, true), (false, false)] {
@@ -211,14 +211,15 @@ struct PackedEngineTests {
         #expect(Double(plan.arenaBytes) <= 2.0 * Double(plan.largest))
     }
 
-    @Test("The thread pool runs every index once, for any count")
+    @Test("An executor's pool runs every index once, for any count (more than its threads too)")
     func pool() {
-        for n in [1, 2, 3, 7] {
+        let executor = Executor(threads: 4)
+        for n in [1, 2, 3, 4, 7] {
             let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: n)
             hits.initialize(repeating: 0)
             defer { hits.deallocate() }
             nonisolated(unsafe) let h = hits
-            for _ in 0..<50 { Parallel.forEach(n) { h[$0] += 1 } }
+            for _ in 0..<50 { executor.forEach(n) { h[$0] += 1 } }
             #expect(hits.allSatisfy { $0 == 50 }, "n = \(n)")
         }
     }

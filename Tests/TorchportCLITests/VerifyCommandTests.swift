@@ -112,6 +112,25 @@ struct VerifyCommandTests {
         #expect(json["batch"] as? Int == 2)
     }
 
+    @Test("bench --concurrent 2 --json: one model alone, two on executors of their own (half and all the threads), two sharing one")
+    func benchConcurrent() throws {
+        let r = try CLIRunner.run("bench", Self.model("tiny-bottleneck.pth"), "--size", "32", "--runs", "2", "--warmup", "1",
+                                  "--threads", "2", "--concurrent", "2", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let configurations = try #require(json["configurations"] as? [[String: Any]])
+        #expect(configurations.map { $0["models"] as? Int } == [1, 2, 2, 2])
+        #expect(configurations.map { $0["threads_per_model"] as? Int } == [2, 1, 2, 2])
+        #expect(configurations.map { $0["shared_executor"] as? Bool } == [false, false, false, true])
+        for c in configurations {
+            let rates = try #require(c["images_per_second"] as? [Double])
+            #expect(rates.count == json["rounds"] as? Int && rates.allSatisfy { $0 > 0 })
+        }
+        #expect(configurations.first?["speedup"] as? Double == 1)
+        let one = try CLIRunner.run("bench", Self.model("tiny-bottleneck.pth"), "--concurrent", "1")
+        #expect(one.status == 64 && one.stderr.contains("--concurrent must be at least 2, got 1"))
+    }
+
     @Test("bench --serve answers each \"BATCH RUNS\" line with that many timed runs, and refuses a bad line")
     func benchServe() throws {
         let args = ["bench", Self.model("tiny-bottleneck.pth"), "--size", "32", "--serve", "--warmup", "1"]

@@ -46,6 +46,8 @@ typedef struct {
     const float *bias;    // blocks * 16 * nv floats
 } tp_conv;
 
+// MARK: - Convolutions (plan.c: planning and packing; conv.c, winograd.c, microkernels_avx512.c: running)
+
 /// 1 when this CPU runs the AVX-512 kernels (AVX-512 F, and the OS saves its registers).
 int tp_kernels_available(void);
 
@@ -94,6 +96,8 @@ void tp_conv_pack_tiles(const tp_conv *conv, const tp_map *in, const tp_map *out
 void tp_conv_run_blocks(const tp_conv *conv, const tp_map *in, const tp_map *out, const tp_map *residual, int relu, int64_t n0,
                         int64_t n1, const float *panels, int64_t b0, int64_t b1);
 
+// MARK: - Other layers (layout.c)
+
 /// MaxPool2d(3, stride 2, padding 1) over output rows [row_begin, row_end) of the whole batch
 /// (rows counted over n * out->h); NaN propagates as in torch.
 void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end);
@@ -108,18 +112,46 @@ void tp_to_nchw(const tp_map *in, float *dst);
 /// AdaptiveAvgPool2d(1) + flatten: `[n, c]`.
 void tp_global_average(const tp_map *in, float *dst);
 
-/// A task of the pool: `index` in [0, count).
+// MARK: - Thread pools (pool.c)
+
+/// A pool of persistent worker threads. Each pool has its own workers, generation counter,
+/// condition variable and dispatch lock: runs on one pool from several threads take turns on that
+/// pool only, and two pools never wait for each other (two models, each with its own pool, run
+/// side by side).
+typedef struct tp_pool tp_pool;
+
+/// A task of a pool: `index` in [0, count).
 typedef void (*tp_task_fn)(void *ctx, int64_t index);
 
-/// Runs `fn(ctx, i)` for i in [0, count) on the calling thread (i = 0) and count - 1 persistent
-/// workers (started on first use), and returns when all are done. Workers spin briefly between
-/// tasks, then sleep. One dispatch runs at a time; others wait. A task must not call it.
-void tp_pool_run(int64_t count, tp_task_fn fn, void *ctx);
+/// A pool of `threads` threads: the caller of tp_pool_run and up to `threads - 1` workers, started
+/// when a run first needs them. `threads` below 1 counts as 1 (every task then runs on the caller),
+/// above 256 as 256. NULL when memory or a mutex cannot be had; tp_pool_run and tp_pool_destroy
+/// accept NULL (a NULL pool runs every task on the caller).
+tp_pool *tp_pool_create(int32_t threads);
+
+/// Stops the pool's workers (spinning or asleep), joins them and frees the pool. Waits for a run in
+/// progress; no run may start on the pool afterwards, and a task must not destroy its own pool.
+void tp_pool_destroy(tp_pool *pool);
+
+/// The pool's thread count, as clamped by tp_pool_create (1 for NULL).
+int32_t tp_pool_threads(const tp_pool *pool);
+
+/// Runs `fn(ctx, i)` for i in [0, count) on the calling thread (i = 0) and the pool's workers
+/// (i = 1, 2, ...), and returns when all are done; indices beyond the pool's threads run on the
+/// caller after its own. Workers spin briefly between tasks, then sleep on the pool's condition
+/// variable. One run of a pool at a time: a run from another thread waits for the pool's dispatch
+/// lock (a pool of one thread runs everything on the caller and takes no lock). A task must not
+/// run its own pool.
+void tp_pool_run(tp_pool *pool, int64_t count, tp_task_fn fn, void *ctx);
+
+// MARK: - The roofline (profile.c)
 
 /// The roofline's ceiling: `iterations` rounds of 12 independent AVX-512 FMA chains (no memory
 /// traffic); returns the floating-point operations done (0 without AVX-512). `sink` keeps the
 /// result alive.
 double tp_fma_flops(int64_t iterations, double *sink);
+
+// MARK: - The heap (heap.c)
 
 /// Returns freed heap memory to the system (glibc: malloc_trim; Darwin: malloc_zone_pressure_relief;
 /// nothing elsewhere; see heap.c): after
