@@ -50,15 +50,15 @@ enum BLAS {
 /// kernels, at about a quarter of the speed. When that happened on a CPU with AVX-512 (or AVX2),
 /// this returns the `OPENBLAS_CORETYPE` that selects the right kernels; the process must then be
 /// restarted with it set (the CLI does this once on Linux, see `torchport`'s entry point).
-public enum BLASKernels {
+package enum BLASKernels {
     /// The name of the kernel set the BLAS selected when it loaded (OpenBLAS: `Prescott`,
     /// `Haswell`, `SkylakeX`, …; `Accelerate` on Apple platforms).
-    public static var coreName: String { BLAS.coreName }
+    package static var coreName: String { BLAS.coreName }
 
     /// The `OPENBLAS_CORETYPE` to restart with (`SkylakeX` or `Haswell`), or nil when OpenBLAS did not
     /// fall back to `Prescott` or the CPU flags in `cpuinfo` (by default `/proc/cpuinfo`, read on
     /// Linux only) offer nothing better. Always nil with Accelerate.
-    public static func betterCoreType(cpuinfo: String? = BLASKernels.linuxCPUInfo()) -> String? {
+    package static func betterCoreType(cpuinfo: String? = BLASKernels.linuxCPUInfo()) -> String? {
         guard coreName.lowercased() == "prescott", let info = cpuinfo,
               let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
         let flags = Set(flagsLine.split(separator: " ").map(String.init))

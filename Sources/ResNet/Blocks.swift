@@ -1,13 +1,13 @@
 import TorchportCore
 /// torchvision's BasicBlock: conv3x3 → bn → relu → conv3x3 → bn → (+ identity / downsample) → relu.
-public struct BasicBlock: Sendable {
+package struct BasicBlock: Sendable {
     /// The first 3x3 convolution (carries the stride), fused with `bn1` and ReLU.
-    public let conv1: Conv2d   // with bn1
+    package let conv1: Conv2d   // with bn1
     /// The second 3x3 convolution, fused with `bn2`, the residual add and ReLU.
-    public let conv2: Conv2d   // with bn2
+    package let conv2: Conv2d   // with bn2
     /// The 1x1 projection of the identity (`downsample.0` with `downsample.1`), when the block changes
     /// stride or width; nil otherwise.
-    public let downsample: Conv2d?  // downsample.0 with downsample.1
+    package let downsample: Conv2d?  // downsample.0 with downsample.1
 
     func callAsFunction(_ x: FeatureMap, executor: Executor) -> FeatureMap {
         let identity = downsample.map { $0(x, relu: false, executor: executor) } ?? x
@@ -18,16 +18,16 @@ public struct BasicBlock: Sendable {
 
 /// torchvision's Bottleneck (v1.5: the stride sits on the 3x3 conv): 1x1 → 3x3 (grouped) → 1x1,
 /// each with its BatchNorm, then (+ identity / downsample) → relu.
-public struct Bottleneck: Sendable {
+package struct Bottleneck: Sendable {
     /// The 1x1 reduction to the inner width, fused with `bn1` and ReLU.
-    public let conv1: Conv2d
+    package let conv1: Conv2d
     /// The 3x3 (grouped) convolution, which carries the stride, fused with `bn2` and ReLU.
-    public let conv2: Conv2d
+    package let conv2: Conv2d
     /// The 1x1 expansion to `planes * 4` channels, fused with `bn3`, the residual add and ReLU.
-    public let conv3: Conv2d
+    package let conv3: Conv2d
     /// The 1x1 projection of the identity (`downsample.0` with `downsample.1`), when the block changes
     /// stride or width; nil otherwise.
-    public let downsample: Conv2d?
+    package let downsample: Conv2d?
 
     func callAsFunction(_ x: FeatureMap, executor: Executor) -> FeatureMap {
         let identity = downsample.map { $0(x, relu: false, executor: executor) } ?? x
@@ -39,7 +39,7 @@ public struct Bottleneck: Sendable {
 
 /// One residual block of a stage: ``BasicBlock`` (ResNet-18/34) or ``Bottleneck`` (deeper ResNets,
 /// ResNeXt, Wide ResNet).
-public enum Block: Sendable {
+package enum Block: Sendable {
     /// A torchvision BasicBlock.
     case basic(BasicBlock)
     /// A torchvision Bottleneck.

@@ -47,7 +47,7 @@ public final class Executor: Sendable {
         tp_pool_destroy(pool)
     }
 
-    /// The executor models use unless given one (``ResNetModel/init(mapping:architecture:engine:executor:)``),
+    /// The executor models use unless given one (``ResNetModel/init(mapping:architecture:engine:source:executor:)``),
     /// shared by all of them in the process: `min(active processor count, 8)` threads, created on
     /// first use. Capped at 8 because a forward pass at batch 1 does not split usefully much further
     /// (late layers have few tiles), while more workers spin longer between layers; on a machine

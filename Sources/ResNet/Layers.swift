@@ -2,16 +2,16 @@ import TorchportCore
 /// BatchNorm2d in eval mode: `y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`,
 /// applied as a per-channel `scale` and `shift` (computed in Double) in the epilogue of the
 /// convolution before it. FrozenBatchNorm2d (detection backbones) has the same four buffers.
-public struct BatchNorm2d: Sendable {
+package struct BatchNorm2d: Sendable {
     /// Per-channel multiplier, `weight / sqrt(running_var + eps)`.
-    public let scale: [Float]
+    package let scale: [Float]
     /// Per-channel offset, `bias - running_mean * scale`.
-    public let shift: [Float]
+    package let shift: [Float]
     /// torch's default epsilon, 1e-5.
-    public static let eps = 1e-5
+    package static let eps = 1e-5
 
     /// Folds the four BatchNorm2d buffers (one value per channel) into `scale` and `shift`.
-    public init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Double = BatchNorm2d.eps) {
+    package init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Double = BatchNorm2d.eps) {
         var scale = [Float](repeating: 0, count: weight.count)
         var shift = [Float](repeating: 0, count: weight.count)
         for i in weight.indices {
@@ -27,20 +27,20 @@ public struct BatchNorm2d: Sendable {
 /// Conv2d without bias (as in every torchvision ResNet), followed by its BatchNorm2d, an optional
 /// residual add and ReLU, fused in one pass over the output. Weight layout `[out, in/groups, kh, kw]`
 /// (torch's). Computed by im2col + sgemm per group; 1x1 stride-1 convolutions skip im2col.
-public struct Conv2d: Sendable {
+package struct Conv2d: Sendable {
     /// The convolution weights, layout `[out, in/groups, kh, kw]`; empty in a model that runs on
     /// the packed engine, which holds its own packed copy (``ResNetModel/engine``).
-    public let weight: [Float]
+    package let weight: [Float]
     /// Output and input channels, square kernel size, stride and padding (same in both dimensions) and groups.
-    public let outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
+    package let outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
     /// The batch normalisation fused after the convolution.
-    public let bn: BatchNorm2d
+    package let bn: BatchNorm2d
 
     /// torchvision's name of the layer (`layer1.0.conv2`), for reports.
-    public let name: String
+    package let name: String
 
     /// Creates a convolution from torch's weights; `shape` is `[out, in/groups, k, k]` (square kernels only).
-    public init(name: String = "", weight: [Float], shape: [Int], stride: Int, padding: Int, groups: Int, bn: BatchNorm2d) {
+    package init(name: String = "", weight: [Float], shape: [Int], stride: Int, padding: Int, groups: Int, bn: BatchNorm2d) {
         precondition(shape.count == 4 && shape[2] == shape[3])
         self.name = name
         self.weight = weight
@@ -244,16 +244,16 @@ public struct Conv2d: Sendable {
 }
 
 /// Linear: `y = x Wᵀ + b`, weight `[out, in]` (torch's layout).
-public struct Linear: Sendable {
+package struct Linear: Sendable {
     /// The weights, layout `[outFeatures, inFeatures]`.
-    public let weight: [Float]
+    package let weight: [Float]
     /// The bias, `outFeatures` values.
-    public let bias: [Float]
+    package let bias: [Float]
     /// Input and output features.
-    public let inFeatures: Int, outFeatures: Int
+    package let inFeatures: Int, outFeatures: Int
 
     /// Creates a linear layer from torch's weight (`[outFeatures, inFeatures]`, row-major) and bias.
-    public init(weight: [Float], bias: [Float], inFeatures: Int, outFeatures: Int) {
+    package init(weight: [Float], bias: [Float], inFeatures: Int, outFeatures: Int) {
         self.weight = weight
         self.bias = bias
         self.inFeatures = inFeatures

@@ -148,6 +148,48 @@ final class PackedNet: @unchecked Sendable {
         }
     }
 
+    /// Every step's output of a forward pass of `input`, named after the torchvision module it
+    /// equals (see ``TracedOutput``): the stem (conv1 + bn1 + ReLU: `relu`), `maxpool`, each
+    /// block's inner convolutions with their BatchNorm and fused ReLU (`layer1.0.bn1` + relu), the
+    /// projection (`layer1.0.downsample.1`), the block (`layer1.0`) and the stage (`layer1`).
+    func trace(_ input: FeatureMap, executor: Executor) -> [TracedOutput] {
+        withWorkspace(for: input, executor: executor) { ws in
+            var out: [TracedOutput] = []
+            _ = ws.run(self, input, executor: executor) { step, map in
+                var m = map
+                var values = [Float](repeating: 0, count: Int(m.n) * Int(m.c) * Int(m.h) * Int(m.w))
+                values.withUnsafeMutableBufferPointer { tp_to_nchw(&m, $0.baseAddress) }
+                let shape = [Int(m.n), Int(m.c), Int(m.h), Int(m.w)]
+                switch step {
+                case .input: break
+                case .maxPool: out.append(TracedOutput(module: "maxpool", shape: shape, values: values))
+                case .conv(let ci, _, _, let residual, let relu):
+                    let name = self.convs[ci].conv.name
+                    /// `layer1.0.conv2` -> `layer1.0.bn2`.
+                    func bn(_ conv: String) -> String {
+                        guard let r = conv.range(of: ".conv", options: .backwards) else { return conv }
+                        return String(conv[..<r.lowerBound] + ".bn" + conv[r.upperBound...])
+                    }
+                    if name == "conv1" {
+                        out.append(TracedOutput(module: "relu", shape: shape, values: values, covers: ["conv1", "bn1", "relu"]))
+                    } else if residual != nil, let block = name.range(of: ".conv", options: .backwards) {
+                        let p = String(name[..<block.lowerBound])
+                        out.append(TracedOutput(module: p, shape: shape, values: values, covers: [name, bn(name), p]))
+                    } else if name.hasSuffix(".downsample.0") {
+                        // The projection's BatchNorm, and the `downsample` Sequential that ends with it.
+                        let d = String(name.dropLast(2))
+                        out.append(TracedOutput(module: d + ".1", shape: shape, values: values, covers: [name, d + ".1"]))
+                        out.append(TracedOutput(module: d, shape: shape, values: values))
+                    } else {
+                        out.append(TracedOutput(module: bn(name), appliesReLU: relu, shape: shape, values: values,
+                                                covers: [name, bn(name)]))
+                    }
+                }
+            }
+            return out
+        }
+    }
+
     /// Pooled features `[n, C]`, computed on `executor`.
     func features(_ input: FeatureMap, executor: Executor) -> [Float] {
         withWorkspace(for: input, executor: executor) { ws in
@@ -347,10 +389,20 @@ final class Workspace: @unchecked Sendable {
     }
 
     /// Runs the steps on `executor` (whose thread count the plan was made for); returns the output
-    /// map (valid until the next run on this workspace).
-    func run(_ net: PackedNet, _ input: FeatureMap, executor: Executor) -> tp_map {
+    /// map (valid until the next run on this workspace). `observe`, when given, sees each step's
+    /// output right after the step (``PackedNet/trace(_:executor:)``).
+    func run(_ net: PackedNet, _ input: FeatureMap, executor: Executor,
+             observe: ((Step, tp_map) -> Void)? = nil) -> tp_map {
         let threads = plan.threads
         for step in plan.steps {
+            defer {
+                if let observe {
+                    switch step {
+                    case .input: break
+                    case .conv(_, _, let d, _, _), .maxPool(_, let d): observe(step, map(d))
+                    }
+                }
+            }
             switch step {
             case .input(let d):
                 Profiler.timed("input (NCHW to NHWC)") {

@@ -7,7 +7,7 @@ import TorchportCore
 
 extension BLASKernels {
     /// The text of `/proc/cpuinfo` on Linux; nil elsewhere.
-    public static func linuxCPUInfo() -> String? {
+    package static func linuxCPUInfo() -> String? {
         #if os(Linux)
         try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         #else

@@ -5,19 +5,19 @@ import TorchportCore
 
 /// Per-layer timings of forward passes, for `torchport bench --profile`: each convolution's time
 /// and achieved GFLOP/s, to set against the machine's peak (the roofline).
-public enum Profiler {
+package enum Profiler {
     /// Totals for one layer (one convolution) over every recorded forward pass.
-    public struct Entry: Sendable, Codable {
+    package struct Entry: Sendable, Codable {
         /// torchvision's name of the layer (`layer1.0.conv2`).
-        public let name: String
+        package let name: String
         /// Number of recorded calls.
-        public var calls: Int
+        package var calls: Int
         /// Floating-point operations of all calls together (a multiply-add counts as two).
-        public var flops: Int
+        package var flops: Int
         /// Wall-clock time of all calls together, in seconds.
-        public var seconds: Double
+        package var seconds: Double
         /// Achieved throughput, `flops / seconds` in GFLOP/s (0 before any time is recorded).
-        public var gflopsPerSecond: Double { seconds > 0 ? Double(flops) / seconds / 1e9 : 0 }
+        package var gflopsPerSecond: Double { seconds > 0 ? Double(flops) / seconds / 1e9 : 0 }
     }
 
     private static let enabled = Atomic<Bool>(false)
@@ -25,17 +25,17 @@ public enum Profiler {
     private static let order = Mutex<[String]>([])
 
     /// Whether forward passes are being recorded (between ``start()`` and ``stop()``).
-    public static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
+    package static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
     /// Clears earlier entries and starts recording.
-    public static func start() {
+    package static func start() {
         entries.withLock { $0 = [:] }
         order.withLock { $0 = [] }
         enabled.store(true, ordering: .relaxed)
     }
 
     /// Stops recording and returns the entries in first-call order.
-    public static func stop() -> [Entry] {
+    package static func stop() -> [Entry] {
         enabled.store(false, ordering: .relaxed)
         let e = entries.withLock { $0 }
         return order.withLock { $0 }.compactMap { e[$0] }
@@ -46,7 +46,7 @@ public enum Profiler {
     /// The CPU's float32 FMA peak on the threads of `executor`, in GFLOP/s: every thread runs
     /// independent AVX-512 FMA chains for about `seconds`; nil without AVX-512. The ceiling of the
     /// roofline that `bench --profile` sets each layer against.
-    public static func peakGflops(seconds: Double = 0.3, executor: Executor = .shared) -> Double? {
+    package static func peakGflops(seconds: Double = 0.3, executor: Executor = .shared) -> Double? {
         var sink = 0.0
         guard tp_fma_flops(1000, &sink) > 0 else { return nil }
         let threads = executor.threads

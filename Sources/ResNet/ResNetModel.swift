@@ -155,7 +155,7 @@ public struct ResNetModel: Sendable {
         return x
     }
 
-    private static func checkInput(_ input: FeatureMap) throws(InputError) {
+    static func checkInput(_ input: FeatureMap) throws(InputError) {
         guard input.c == 3 else { throw InputError(.channels(expected: 3, got: input.c)) }
         guard input.n > 0 else { throw InputError(.emptyBatch) }
         // The spatial size must stay >= 1 through the stem (/2), the pool (/2) and three stride-2 stages.

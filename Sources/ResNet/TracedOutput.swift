@@ -16,13 +16,18 @@ public struct TracedOutput: Sendable {
     public let shape: [Int]
     /// The values, row-major (NCHW for a map).
     public let values: [Float]
+    /// The torchvision modules computed together to reach this point since the one recorded
+    /// before it (the packed engine's `layer1.0.bn1` + relu covers `layer1.0.conv1` and
+    /// `layer1.0.bn1`): where a fault first seen here can lie.
+    public let covers: [String]
 
-    /// A recorded output.
-    public init(module: String, appliesReLU: Bool = false, shape: [Int], values: [Float]) {
+    /// A recorded output; `covers` defaults to `[module]`.
+    public init(module: String, appliesReLU: Bool = false, shape: [Int], values: [Float], covers: [String]? = nil) {
         self.module = module
         self.appliesReLU = appliesReLU
         self.shape = shape
         self.values = values
+        self.covers = covers ?? [module]
     }
 
     /// `layer1.0.bn1`, or `layer1.0.bn1 + relu` when the engine fused the ReLU.

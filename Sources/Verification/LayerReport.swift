@@ -45,6 +45,9 @@ public struct LayerReport: Sendable, Codable, Equatable {
         public let grows: Bool
         /// The last compared layer's relative error.
         public let finalRelError: Double
+        /// The modules computed together to reach this point (the engine fuses some): the fault
+        /// lies in one of them.
+        public let candidates: [String]
     }
 
     /// The compared layers, in forward order.
@@ -77,8 +80,10 @@ public struct LayerReport: Sendable, Codable, Equatable {
         atol = criterion.atol
         rtol = criterion.rtol
         if let i = layers.firstIndex(where: { !$0.passed }), let last = layers.last {
+            let covers = traced.first { $0.module == layers[i].name }?.covers ?? [layers[i].name]
             firstDivergence = Divergence(layer: layers[i].name, index: i, relError: layers[i].relError,
-                                         grows: last.relError > layers[i].relError, finalRelError: last.relError)
+                                         grows: last.relError > layers[i].relError, finalRelError: last.relError,
+                                         candidates: covers)
         } else {
             firstDivergence = nil
         }
@@ -138,6 +143,9 @@ public struct LayerReport: Sendable, Codable, Equatable {
             let trend = d.grows ? "the error grows from there" : "the error does not grow from there"
             lines.append("first divergence: \(d.layer) (rel \(sci(d.relError)) beyond atol \(Criterion.number(atol)) + rtol "
                          + "\(Criterion.number(rtol)) of its scale); \(trend) (\(layers.last?.name ?? ""): rel \(sci(d.finalRelError)))")
+            if d.candidates.count > 1 {
+                lines.append("  computed fused there: \(d.candidates.joined(separator: ", ")): the fault lies in one of them")
+            }
         } else {
             lines.append("layers: all \(layers.count) compared within tolerance")
         }

@@ -46,6 +46,7 @@ extension VerificationReport {
         }
         for note in notes { lines.append("note: \(note)") }
         if let engine { lines.append("engine: \(engine)") }
+        if let layers { lines.append(layers.text) }
         lines.append("criterion: \(criterion)" + (toleranceSource == "default" ? "" : " (tolerances: \(toleranceSource))")
                      + "; decided by: \(decidedBy == .criterion ? "the criterion" : "the float64 rule")")
         return lines.joined(separator: "\n")

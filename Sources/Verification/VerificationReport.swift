@@ -64,6 +64,21 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var toleranceSource: String = "default"
     /// Which rule decided the verdict.
     public var decidedBy: Rule = .criterion
+    /// The per-layer comparison, when the golden holds `intermediates` (``attach(layers:)``).
+    public private(set) var layers: LayerReport?
+    /// The first layer beyond tolerance, when layers were compared and one is.
+    public private(set) var firstDivergence: LayerReport.Divergence?
+
+    /// Adds a per-layer comparison: the report passes only if every compared layer is within
+    /// tolerance too (a fault anywhere is named, even where the output happens to pass).
+    public mutating func attach(layers report: LayerReport) {
+        layers = report
+        firstDivergence = report.firstDivergence
+        if report.firstDivergence != nil {
+            passed = false
+            decidedBy = .criterion
+        }
+    }
 
     /// The rule that decided a verdict.
     public enum Rule: String, Sendable, Codable, Equatable {
@@ -100,10 +115,48 @@ public struct VerificationReport: Sendable, Codable, Equatable {
         case elements
         case toleranceSource = "tolerance_source"
         case decidedBy = "decided_by"
+        case layers
+        case firstDivergence = "first_divergence"
         case topK = "top_k"
         case failedSamples = "failed_samples"
         case perSample = "per_sample"
         case float64Reference = "reference_f64"
+    }
+
+    /// Every field; `first_divergence` is written as `null` when layers were compared and none
+    /// diverged (absent when no layer was compared), so a script can tell the two apart.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(passed, forKey: .passed)
+        try c.encodeIfPresent(engine, forKey: .engine)
+        try c.encode(criterion, forKey: .criterion)
+        try c.encode(atol, forKey: .atol)
+        try c.encode(rtol, forKey: .rtol)
+        try c.encode(output, forKey: .output)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(classes, forKey: .classes)
+        try c.encode(notes, forKey: .notes)
+        try c.encode(maxAbsError, forKey: .maxAbsError)
+        try c.encode(maxRelError, forKey: .maxRelError)
+        try c.encode(minCosine, forKey: .minCosine)
+        try c.encode(top1Agreement, forKey: .top1Agreement)
+        try c.encode(top1Ties, forKey: .top1Ties)
+        try c.encode(top5Agreement, forKey: .top5Agreement)
+        try c.encode(errorStat, forKey: .errorStat)
+        try c.encode(smallestPassingAtol, forKey: .smallestPassingAtol)
+        try c.encode(smallestPassingRtol, forKey: .smallestPassingRtol)
+        try c.encode(elementsOutOfTolerance, forKey: .elementsOutOfTolerance)
+        try c.encode(elements, forKey: .elements)
+        try c.encode(toleranceSource, forKey: .toleranceSource)
+        try c.encode(decidedBy, forKey: .decidedBy)
+        try c.encodeIfPresent(layers, forKey: .layers)
+        if layers != nil {
+            try c.encode(firstDivergence, forKey: .firstDivergence)
+        }
+        try c.encode(topK, forKey: .topK)
+        try c.encode(failedSamples, forKey: .failedSamples)
+        try c.encode(perSample, forKey: .perSample)
+        try c.encodeIfPresent(float64Reference, forKey: .float64Reference)
     }
 
     /// Adds ``notes`` that interpret a failure: weights stored in half precision (`weightDType`

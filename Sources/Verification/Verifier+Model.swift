@@ -13,6 +13,10 @@ extension Verifier {
     /// print(report.text)      // exit(report.exitCode): 0 pass, 1 mismatch
     /// ```
     ///
+    /// A golden that holds `intermediates` (`scripts/make_golden.py`) has every module output the
+    /// engine computes compared too (`LayerReport`): the report then names the first layer beyond
+    /// tolerance, and passes only if there is none.
+    ///
     /// Throws `InputError` when the golden's input does not fit the model, ``VerificationError``
     /// when the golden lacks the output or its shape differs.
     ///
@@ -41,6 +45,10 @@ extension Verifier {
             report.toleranceSource = "\(stored.rawValue) weights: torch.testing.assert_close's \(stored.rawValue) tolerances"
         }
         report.engine = model.engine
+        if !golden.intermediates.isEmpty {
+            report.attach(layers: LayerReport(traced: try model.trace(input), intermediates: golden.intermediates,
+                                              criterion: chosen))
+        }
         report.interpret(weightDType: model.storedDType)
         return (report, output)
     }

@@ -12,6 +12,11 @@ struct Verify: ParsableCommand {
             holds `features` (N x C) instead. Exit status: 0 pass, 1 numerical mismatch, 2 a file \
             cannot be used. Default criterion, per sample:
               max|d| <= atol + rtol * max|ref|   (atol 0, rtol 1e-5), and identical top-1
+            (weights stored in float16 or bfloat16 get torch.testing.assert_close's tolerances for \
+            that dtype; a golden with `logits_f64` also passes an output within 4x PyTorch's own \
+            float32 distance from it). A golden with `intermediates` (scripts/make_golden.py) has \
+            every module output the engine computes compared too: a per-layer table, the first \
+            layer beyond tolerance and whether the error grows from there; --plot draws it.
 
             Many models: give several, or a directory (its .pth, .pt and .safetensors files, not \
             recursive, sorted; *.golden.* files left out). --golden is then a directory holding \
@@ -27,6 +32,7 @@ struct Verify: ParsableCommand {
               torchport verify resnet50.pth --golden resnet50.golden.pth
               torchport verify model.safetensors --golden g.pth --json --save-logits ours.safetensors
               torchport verify converted/ --golden goldens/ --jobs 2
+              torchport verify resnet50.pth --golden layers.golden.pth --plot layers.svg
             """)
 
     @Argument(help: "Checkpoints (.pth / .pt) or converted .safetensors files, or directories of them.",
@@ -40,7 +46,10 @@ struct Verify: ParsableCommand {
     @OptionGroup var tolerance: ToleranceFlags
     @Option(help: "Write the computed outputs to this .safetensors file (tensor `logits`, N x C).", completion: .file())
     var saveLogits: String?
-    @Flag(help: "Replace an existing --save-logits file.") var force = false
+    @Option(help: "Draw the per-layer relative errors (the golden must hold intermediates) into this SVG file.",
+            completion: .file())
+    var plot: String?
+    @Flag(help: "Replace an existing --save-logits or --plot file.") var force = false
     @Option(help: "Inference threads of each model (a persistent pool per model; OpenBLAS runs single-threaded inside each).") var threads = 2
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).") var arch: ArchChoice?
     @Flag(help: "Print the report as JSON.") var json = false
@@ -64,6 +73,10 @@ struct Verify: ParsableCommand {
             guard saveLogits == nil else { throw ValidationError("--save-logits takes a single model") }
         }
         if let saveLogits { try checkOutputFile(saveLogits, option: "--save-logits", force: force) }
+        if let plot {
+            guard !many else { throw ValidationError("--plot takes a single model") }
+            try checkOutputFile(plot, option: "--plot", force: force)
+        }
     }
 
     func run() throws {
@@ -73,12 +86,31 @@ struct Verify: ParsableCommand {
                             reader: reader, engine: engineFlags.engine, executor: Executor(threads: threads),
                             saveLogits: saveLogits)
         }
+        if let plot {
+            try withExitCode2(json: json, file: golden) {
+                guard let layers = report.layers else { throw PlotError.noIntermediates(golden) }
+                let title = "\((model as NSString).lastPathComponent) against \((golden as NSString).lastPathComponent)"
+                    + (report.engine.map { " (\($0.rawValue) engine)" } ?? "")
+                try Data(layers.svg(title: title).utf8).write(to: URL(fileURLWithPath: plot), options: .atomic)
+            }
+        }
         if json {
             print(report.jsonString())
         } else {
             print(report.text)
         }
         if !report.passed { throw ExitCode(report.exitCode) }
+    }
+
+    /// Why `--plot` has nothing to draw.
+    enum PlotError: LocalizedError {
+        case noIntermediates(String)
+        var errorDescription: String? {
+            switch self {
+            case .noIntermediates(let golden):
+                "\(golden) holds no intermediates: --plot needs a golden with module outputs (scripts/make_golden.py)"
+            }
+        }
     }
 }
 

@@ -149,3 +149,37 @@ struct VerifyCommandTests {
         #expect(bad.stderr.contains("BATCH RUNS"))
     }
 }
+
+@Suite("verify with per-layer goldens")
+struct VerifyLayersCommandTests {
+    @Test("--plot writes an SVG marking the first divergence; --json carries the table and first_divergence (null when clean)")
+    func plotAndJSON() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let model = CLIRunner.fixture("models/tiny-basic-r18ish.pth")
+            let svg = folder + "/layers.svg"
+            let faulty = try CLIRunner.run("verify", model, "--golden", CLIRunner.fixture("layers/tiny-basic-r18ish.bn-eps.golden.pth"),
+                                           "--engine", "reference", "--plot", svg, "--json")
+            #expect(faulty.status == 1)
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(faulty.stdout.utf8)) as? [String: Any])
+            let first = try #require(doc["first_divergence"] as? [String: Any])
+            #expect(first["layer"] as? String == "layer3.0.bn2")
+            let table = try #require((doc["layers"] as? [String: Any])?["layers"] as? [[String: Any]])
+            #expect(table.count == 59)
+            let picture = try String(contentsOfFile: svg, encoding: .utf8)
+            #expect(picture.hasPrefix("<svg ") && picture.contains("class=\"divergence\" data-layer=\"layer3.0.bn2\""))
+            #expect(picture.components(separatedBy: "class=\"layer\"").count - 1 == 59)
+
+            let clean = try CLIRunner.run("verify", model, "--golden", CLIRunner.fixture("layers/tiny-basic-r18ish.clean.golden.pth"), "--json")
+            #expect(clean.status == 0, "\(clean.stdout)")
+            let cleanDoc = try #require(try JSONSerialization.jsonObject(with: Data(clean.stdout.utf8)) as? [String: Any])
+            #expect(cleanDoc.keys.contains("first_divergence") && cleanDoc["first_divergence"] is NSNull)
+            let text = try CLIRunner.run("verify", model, "--golden", CLIRunner.fixture("layers/tiny-basic-r18ish.clean.golden.pth"))
+            #expect(text.stdout.contains("layers: all ") && text.stdout.contains(" compared within tolerance"))
+
+            let none = try CLIRunner.run("verify", model, "--golden", CLIRunner.fixture("models/tiny-basic-r18ish.golden.pth"),
+                                         "--plot", folder + "/none.svg")
+            #expect(none.status == 2 && none.stderr.contains("holds no intermediates"))
+            #expect(!FileManager.default.fileExists(atPath: folder + "/none.svg"))
+        }
+    }
+}
