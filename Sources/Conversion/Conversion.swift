@@ -9,8 +9,11 @@ import SafeTensors
 import TorchCheckpoint
 import TorchportCore
 
-/// Torchport's version, written as `converter_version` into every converted file.
+/// Torchport's version, written as `torchport.converter_version` into every converted file.
 public let torchportVersion = "0.1.0"
+
+/// The metadata key of the source's SHA-256.
+let sourceHashKey = ConversionPlan.metadataPrefix + "source_sha256"
 
 // MARK: - Options and results
 
@@ -38,6 +41,11 @@ public struct ConversionOptions: Sendable {
     public var architecture: ResNetArchitecture?
     /// How the input checkpoint is read (limits, trust).
     public var reader: ReaderOptions
+    /// Glob patterns (``NamePattern``) on state-dict names: when not empty, only matching tensors
+    /// are written.
+    public var include: [NamePattern] = []
+    /// Glob patterns on state-dict names: matching tensors are left out (after ``include``).
+    public var exclude: [NamePattern] = []
     /// fsync the file (and its folder) before it takes the output's name, so it also survives a
     /// power loss. Off by default, as in Python's `save_file`: the rename alone already means an
     /// interrupted or failed conversion never leaves a partial file under the output's name.
@@ -96,15 +104,21 @@ public struct ConversionSummary: Sendable, Codable {
     public var bytes: Int
     /// Size of the output file.
     public var fileBytes: Int
-    /// The dtype of every tensor written; nil when they differ (the `dtype` metadata says `mixed`).
+    /// The dtype of the floating-point tensors written (integer counters aside); nil when they
+    /// differ (the `torchport.dtype` metadata says `mixed`).
     public var dtype: DType?
     /// Tensors whose dtype changed.
     public var castTensors: Int
-    /// The architecture the state dict was bound to (`arch` metadata: `resnet50`, or a structural description).
-    public var architecture: ResNetArchitecture
-    /// nil for a headless backbone.
+    /// The ResNet the state dict binds to (`torchport.arch` metadata: `resnet50`, or a structural
+    /// description); nil for any other model.
+    public var architecture: ResNetArchitecture?
+    /// A ResNet's classes; nil for a headless backbone or another model.
     public var numClasses: Int?
-    /// SHA-256 of the input file, 64 lowercase hex digits (the `source_sha256` metadata).
+    /// The parameter count people quote (floating-point elements, BatchNorm statistics left out).
+    public var parameters: Int
+    /// The checkpoint's non-tensor values kept as JSON metadata (`torchport.checkpoint.<key>`).
+    public var keptValues: [String]
+    /// SHA-256 of the input file, 64 lowercase hex digits (the `torchport.source_sha256` metadata).
     public var sourceSHA256: String
     /// The input's format.
     public var sourceFormat: WeightsFormat
@@ -132,12 +146,15 @@ public struct ConversionError: TorchportError {
         case inputChanged
         /// The written file, read back, differs from what was meant to be written.
         case checkFailed(tensor: String?, reason: String)
-        /// A tensor of the state dict cannot be converted (e.g. an integer tensor where a ResNet
+        /// A tensor of the state dict cannot be converted (an integer tensor where a ResNet
         /// has floating-point weights).
         case unsupportedTensor(name: String, dtype: String)
         /// Views with zero or overlapping strides would write `bytes` more than their storages
         /// hold, above ``ConversionOptions/maxExpansionBytes`` (`limit`). Nothing was written.
         case expandsTooMuch(bytes: Int, limit: Int)
+        /// Nothing to write: no tensor in the state dict (of `total` tensors in the input), e.g.
+        /// `--include` patterns that match none.
+        case noTensors(total: Int)
         /// An I/O failure (create, write, sync, rename), with the system's message.
         case io(String)
     }
@@ -179,6 +196,7 @@ public struct ConversionError: TorchportError {
         case .expandsTooMuch(let bytes, let limit):
             "its tensors are views that would expand to \(bytes) bytes beyond their storages, over the "
                 + "\(limit)-byte budget (ConversionOptions.maxExpansionBytes); nothing written"
+        case .noTensors(let total): "no tensor to write (the input holds \(total); check --include / --exclude); nothing written"
         case .io(let message): "\(message)"
         }
     }
@@ -192,9 +210,12 @@ public struct ConversionError: TorchportError {
 
 // MARK: - Conversion
 
-/// Converts a checkpoint (any file ``readTensors(_:options:)`` reads: zip, legacy, TorchScript, or
-/// a `.safetensors`) to a `.safetensors` file holding the ResNet's state dict under canonical
-/// torchvision names, with Torchport's metadata (docs/safetensors.md).
+/// Converts a checkpoint (any file ``readTensors(_:options:)`` reads: zip, legacy, TorchScript, a
+/// whole-model pickle, or a `.safetensors`) to a `.safetensors` file holding the state dict of the
+/// model inside, any model, every tensor under its `state_dict()` name and bit-identical (so
+/// `load_state_dict(strict=True)` takes it), with Torchport's metadata (docs/safetensors.md).
+/// The plan (``ConversionPlan``) says what is kept, dropped and unwrapped; a ResNet is also
+/// recognised (`torchport.arch`).
 ///
 /// ```swift
 /// let summary = try convertCheckpoint(from: "resnet50.pth", to: "resnet50.safetensors")
@@ -204,9 +225,10 @@ public struct ConversionError: TorchportError {
 /// Steps, each of which stops the conversion with nothing left behind:
 /// 1. The output is refused when it is the input (same device and inode, through links too), not a
 ///    regular file, or exists without `force`.
-/// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for `source_sha256`)
-///    while the tensors are read, names mapped (`NameMapping`) and the state dict checked to bind
-///    (`NameMapping.checkBinding(architecture:)`).
+/// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for
+///    `torchport.source_sha256`) while the tensors are read and the state dict found
+///    (``ConversionPlan/make(tensors:checkpoint:architecture:include:exclude:file:)``; a forced
+///    architecture must bind).
 /// 3. Tensors are cast when `options.dtype` asks (`FloatCast`, torch's rounding).
 /// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
 ///    header and data order from `SafeTensorsWriter.layout(_:metadata:order:)`, the data while
@@ -271,8 +293,9 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
         return ConversionSummary(
             input: input, output: output, tensors: tensorCount, bytes: written.dataBytes,
             fileBytes: fileBytes, dtype: written.dtype, castTensors: written.castTensors,
-            architecture: written.architecture, numClasses: written.architecture.numClasses,
-            sourceSHA256: written.metadata["source_sha256"] ?? "", sourceFormat: written.sourceFormat,
+            architecture: written.architecture, numClasses: written.architecture?.numClasses,
+            parameters: written.parameters, keptValues: written.keptValues,
+            sourceSHA256: written.metadata[sourceHashKey] ?? "", sourceFormat: written.sourceFormat,
             decisions: written.decisions, metadata: written.metadata, seconds: seconds)
     } catch {
         file.discard()
@@ -292,7 +315,9 @@ struct Written {
     var expected: [Expected]
     var metadata: [String: String]
     var decisions: [MappingDecision]
-    var architecture: ResNetArchitecture
+    var architecture: ResNetArchitecture?
+    var parameters: Int
+    var keptValues: [String]
     var sourceFormat: WeightsFormat
     var dtype: DType?
     var castTensors: Int
@@ -327,25 +352,26 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     }
     defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
 
-    let tensors: [NamedTensor], sourceFormat: WeightsFormat
+    let tensors: [NamedTensor], sourceFormat: WeightsFormat, checkpoint: Checkpoint?
     if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
         tensors = try SafeTensorsFile(bytes: bytes, name: input).tensors
         sourceFormat = .safetensors
+        checkpoint = nil
     } else {
-        let checkpoint = try Checkpoint(bytes: bytes, name: input, options: options.reader)
-        tensors = checkpoint.tensors
-        sourceFormat = checkpoint.format
+        let c = try Checkpoint(bytes: bytes, name: input, options: options.reader)
+        tensors = c.tensors
+        sourceFormat = c.format
+        checkpoint = c
     }
-    let mapping = try NameMapping.map(tensors)
-    let architecture = try mapping.checkBinding(architecture: options.architecture)
-    for (name, t) in mapping.stateDict where !t.dtype.isFloatingPoint {
-        throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype.rawValue), file: input)
-    }
+    let plan = try ConversionPlan.make(tensors: tensors, checkpoint: checkpoint, architecture: options.architecture,
+                                       include: options.include, exclude: options.exclude, file: input)
+    let architecture = plan.architecture
+    guard !plan.stateDict.isEmpty else { throw ConversionError(.noTensors(total: tensors.count), file: input) }
 
     // Views that claim more elements than their storages hold (zero strides) are written in full:
     // bounded before anything is allocated or written.
     var expansion = 0
-    for (_, t) in mapping.stateDict {
+    for (_, t) in plan.stateDict {
         // Saturating: a caller's ReaderLimits.maxElements may allow element counts near Int.max.
         let (logical, overflow) = t.numel.multipliedReportingOverflow(by: (options.dtype?.dtype ?? t.dtype).size)
         let (sum, sumOverflow) = expansion.addingReportingOverflow(overflow ? Int.max : max(0, logical - t.storage.count))
@@ -359,19 +385,21 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     let target = options.dtype?.dtype
     var entries: [SafeTensorsWriter.Entry] = []
     var payloads: [Payload] = []
-    entries.reserveCapacity(mapping.stateDict.count)
-    payloads.reserveCapacity(mapping.stateDict.count)
+    entries.reserveCapacity(plan.stateDict.count)
+    payloads.reserveCapacity(plan.stateDict.count)
     var castTensors = 0
-    let totalBytes = mapping.stateDict.reduce(0) { $0 + $1.tensor.numel * (target ?? $1.tensor.dtype).size }
+    let totalBytes = plan.stateDict.reduce(0) { total, item in
+        total + item.tensor.numel * (target.flatMap { FloatCast.canCast(from: item.tensor.dtype, to: $0) ? $0 : nil } ?? item.tensor.dtype).size
+    }
     var doneBytes = 0
-    for (i, (name, t)) in mapping.stateDict.enumerated() {
+    for (i, (name, t)) in plan.stateDict.enumerated() {
         if let target, t.dtype != target, let cast = FloatCast.cast(t, to: target) {
             entries.append(.init(name: name, dtype: target, shape: t.shape, bytes: cast))
             payloads.append(.bytes(cast))
             releasePages(of: t, in: bytes)
             castTensors += 1
             doneBytes += cast.count
-            progress?(.init(stage: .casting, tensors: i + 1, totalTensors: mapping.stateDict.count,
+            progress?(.init(stage: .casting, tensors: i + 1, totalTensors: plan.stateDict.count,
                             bytes: doneBytes, totalBytes: totalBytes))
         } else {
             entries.append(.init(name: name, tensor: t))
@@ -379,17 +407,12 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
             doneBytes += t.nbytes
         }
     }
-    let dtypes = Set(entries.map(\.dtype))
-    var metadata: [String: String] = [
-        "format": "torchport",
-        "arch": architecture.description,
-        "num_classes": architecture.numClasses.map(String.init) ?? "none",
-        "source_sha256": String(repeating: "0", count: 64),  // a placeholder of the same length
-        "source_format": sourceFormat.rawValue,
-        "dtype": dtypes.count == 1 ? dtypes.first!.rawValue : "mixed",
-        "converter_version": torchportVersion,
-        "mapping": mapping.decisions.map(\.description).joined(separator: "; "),
-    ]
+    // The dtype of the weights: the floating-point tensors' (integer counters aside), when they share one.
+    let floating = entries.filter { $0.dtype.isFloatingPoint }
+    let dtypes = Set((floating.isEmpty ? entries : floating).map(\.dtype))
+    var metadata = plan.metadata(sourceFormat: sourceFormat.rawValue,
+                                 dtype: dtypes.count == 1 ? dtypes.first?.rawValue ?? "mixed" : "mixed")
+    metadata[sourceHashKey] = String(repeating: "0", count: 64)  // a placeholder of the same length
     // The data goes out while the input is still being hashed; the header, which holds the hash,
     // is written last over the space its placeholder version reserved.
     let draft = try SafeTensorsWriter.layout(entries, metadata: metadata)
@@ -412,14 +435,14 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     // The data is read back and compared while the hash completes.
     let expected = zip(entries, payloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
     try checkData(staging, expected: expected, offsets: fileOffsets, totalBytes: totalBytes, progress: progress)
-    metadata["source_sha256"] = try sourceHash.value()
+    metadata[sourceHashKey] = try sourceHash.value()
     let header = try SafeTensorsWriter.layout(entries, metadata: metadata).prefix
     guard header.count == draft.prefix.count else {
         throw ConversionError(.io("header changed size (\(draft.prefix.count) -> \(header.count))"), file: staging)
     }
     try header.withUnsafeBytes { try writeFully(fd, $0, at: 0, path: staging) }
-    return Written(expected: expected, metadata: metadata, decisions: mapping.decisions,
-                   architecture: architecture, sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
+    return Written(expected: expected, metadata: metadata, decisions: plan.decisions,
+                   architecture: architecture, parameters: plan.parameters, keptValues: plan.keptValues.map(\.key), sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
                    castTensors: castTensors, dataBytes: totalBytes,
                    fileOffsets: fileOffsets)
 }

@@ -6,14 +6,22 @@ import TorchportCore
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a checkpoint to a .safetensors file under canonical torchvision names, checked against the source.",
+        abstract: "Convert a checkpoint of any model to a .safetensors file under its state-dict names, checked against the source.",
         discussion: """
-            Reads any checkpoint Torchport reads (zip, legacy, TorchScript, or a .safetensors), maps \
-            the names (prefixes stripped, wrappers unwrapped, num_batches_tracked dropped), checks \
-            that the state dict binds to a ResNet, and writes it with Torchport's metadata (format, \
-            arch, num_classes, source_sha256, source_format, dtype, converter_version, mapping). \
-            Values are bit-identical to the source unless --dtype casts them (as torch's .half() / \
-            .bfloat16() round: to nearest, ties to even).
+            Reads any checkpoint Torchport reads (zip, legacy, TorchScript, a whole-model pickle, \
+            Lightning .ckpt, Hugging Face .bin, or a .safetensors), finds the model's state dict \
+            (wrappers such as model / state_dict unwrapped and prefixes module. / _orig_mod. \
+            stripped where nothing else sits beside them; each decision printed), and writes every \
+            tensor under the name model.state_dict() gives, so load_state_dict(strict=True) takes \
+            the file. A training checkpoint's optimizer state is dropped (and listed); its other \
+            values (epoch, args, hyper-parameters, classes) are kept as JSON in the metadata \
+            (torchport.checkpoint.<key>, torchport.classes). --include / --exclude choose tensors \
+            by glob pattern on their state-dict names. The metadata holds format=pt (the \
+            safetensors convention) and Torchport's keys under torchport. (source_sha256, \
+            source_format, dtype, converter_version, mapping, parameters; for a ResNet also arch \
+            and num_classes). --golden and --arch apply to ResNets only. Values are bit-identical \
+            to the source unless --dtype casts them (as torch's .half() / .bfloat16() round: to \
+            nearest, ties to even; integer tensors are kept as they are).
 
             The file is written under a temporary name next to OUT, read back and compared with the \
             source (name, dtype, shape and every byte of every tensor), verified against --golden if \
@@ -40,6 +48,7 @@ struct Convert: ParsableCommand {
               torchport convert ckpt.pth -o r50-fp16.safetensors --dtype float16 --golden g.pth --rtol 1e-2
               torchport convert model.pth -o model.safetensors --force --json
               torchport convert checkpoints/ -o converted/ --golden goldens/ --jobs 2
+              torchport convert train.pth -o backbone.safetensors --exclude 'head.*' --exclude 'fc.*'
             """)
 
     @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file; or several, or directories of them.",
@@ -59,7 +68,13 @@ struct Convert: ParsableCommand {
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).")
     var arch: ArchChoice?
 
-    @Option(help: "Verify the written file against this golden file (see `torchport verify`) before keeping it.",
+    @Option(name: .customLong("include"), help: ArgumentHelp("Keep only the tensors whose state-dict name matches this glob (repeatable).", valueName: "pattern"))
+    var includes: [String] = []
+
+    @Option(name: .customLong("exclude"), help: ArgumentHelp("Leave out the tensors whose state-dict name matches this glob (repeatable).", valueName: "pattern"))
+    var excludes: [String] = []
+
+    @Option(help: "Verify the written file against this golden file (see `torchport verify`) before keeping it (ResNets only).",
             completion: .file())
     var golden: String?
 
@@ -108,14 +123,14 @@ struct Convert: ParsableCommand {
         if many { return try runMany() }
         let output = target
 
-        let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
-                                        reader: reader.options, durable: sync)
+        let options = conversionOptions
         let display = ProgressLine(enabled: isatty(STDERR_FILENO) == 1 && inputSize() >= ProgressLine.minimumBytes)
         var verification: VerificationReport?
         let summary: ConversionSummary
         do {
             summary = try convertCheckpoint(from: input, to: output, options: options, progress: display.report) { written in
                 guard let golden else { return }
+                try Self.requireResNet(written, golden: golden)
                 display.show("verifying against \(golden)")
                 let report = try verifyModel(written, golden: golden, criterion: Criterion(atol: atol, rtol: rtol),
                                              arch: arch, reader: reader)
@@ -150,15 +165,36 @@ struct Convert: ParsableCommand {
         }
     }
 
+    /// The options every conversion of this command uses.
+    var conversionOptions: ConversionOptions {
+        var options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
+                                        reader: reader.options, durable: sync)
+        options.include = includes.map(NamePattern.init)
+        options.exclude = excludes.map(NamePattern.init)
+        return options
+    }
+
+    /// `--golden` runs the ResNet engine: the written file must hold a ResNet (`torchport.arch`).
+    static func requireResNet(_ written: String, golden: String) throws {
+        let metadata = try SafeTensorsFile(contentsOf: written).metadata
+        guard metadata[ConversionPlan.metadataPrefix + "arch"] != nil else {
+            throw ConversionError(.io("--golden \(golden): the state dict is not a ResNet, and only ResNets run here; convert without --golden"),
+                                  file: written)
+        }
+    }
+
     private func inputSize() -> Int {
         (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
     }
 
-    /// `wrote OUT: resnet50, 1000 classes, 320 tensors, ... in 0.52 s`
+    /// `wrote OUT: resnet50, 1000 classes, 320 tensors, ... in 0.52 s`, or for another model
+    /// `wrote OUT: state dict, 2.2M parameters, 158 tensors, ...`
     func headline(_ s: ConversionSummary) -> String {
-        "wrote \(s.output): \(s.architecture), "
-            + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
-            + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype?.rawValue ?? "mixed")"
+        let model = s.architecture.map { arch in
+            "\(arch), " + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
+        } ?? "state dict, \(StateDictSelection.describeParameters(s.parameters))"
+        return "wrote \(s.output): \(model)"
+            + ", \(s.tensors) tensors, \(s.bytes) bytes (\(InspectReport.humanBytes(s.bytes))) \(s.dtype?.rawValue ?? "mixed")"
             + (s.castTensors > 0 ? " (\(s.castTensors) cast)" : "")
             + String(format: " in %.2f s", s.seconds)
     }
@@ -230,8 +266,7 @@ extension Convert {
         let clash = clashes
         let goldens: [String?] = files.map { file in self.golden.flatMap { goldenFile(for: file, in: $0) } }
 
-        let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
-                                        reader: reader.options, durable: sync)
+        let options = conversionOptions
         let criterion = Criterion(atol: atol, rtol: rtol)
         let (golden, arch, reader) = (self.golden, self.arch, self.reader)
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
@@ -299,6 +334,7 @@ extension Convert {
         do {
             let summary = try convertCheckpoint(from: input, to: output, options: options, progress: nil) { written in
                 guard let goldenFile else { return }
+                try requireResNet(written, golden: goldenFile)
                 let report = try verifyModel(written, golden: goldenFile, criterion: criterion, arch: arch, reader: reader)
                 verification = report
                 if !report.passed { throw GoldenMismatch(report: report) }
@@ -352,6 +388,8 @@ struct ConvertJSON: Encodable {
     var castTensors: Int?
     var arch: String?
     var numClasses: Int?
+    var parameters: Int?
+    var keptValues: [String]?
     var sourceSha256: String?
     var sourceFormat: String?
     var mapping: [String]?
@@ -369,8 +407,10 @@ struct ConvertJSON: Encodable {
         fileBytes = s.fileBytes
         dtype = s.dtype?.rawValue ?? "mixed"
         castTensors = s.castTensors
-        arch = s.architecture.description
+        arch = s.architecture?.description
         numClasses = s.numClasses
+        parameters = s.parameters
+        keptValues = s.keptValues
         sourceSha256 = s.sourceSHA256
         sourceFormat = s.sourceFormat.rawValue
         mapping = s.decisions.map(\.description)

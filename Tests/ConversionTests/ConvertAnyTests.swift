@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+@testable import Conversion
+import Torchport
+import TorchportCore
+
+/// `convertCheckpoint` on checkpoints of models that are not ResNets, in the layouts people bring
+/// (`Fixtures/formats/`, made by `Fixtures/generate_formats.py`): every tensor of `state_dict()`
+/// under its name, bit for bit, as `expected.json` (written by torch) lists them.
+@Suite("Converting any checkpoint")
+struct ConvertAnyTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/formats")
+
+    /// `expected.json`: fixture -> {state_dict: {name: {dtype, shape, sha256}}, kept, dropped, classes, resnet}.
+    static var expected: [String: [String: Any]] {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("expected.json")),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: [String: Any]] else { return [:] }
+        return json
+    }
+
+    /// A JSON value in one canonical spelling (sorted keys), to compare values parsed from two texts.
+    static func canonical(_ value: Any) -> Data? {
+        try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+    }
+
+    /// The fixtures every layout reader handles (the whole list of expected.json).
+    static let fixtures: [String] = [
+        "vit-tiny.pth", "densenet-tiny.pth", "mobilenet-v2-narrow.pth", "training-vit.pth",
+        "lightning-densenet.ckpt", "hf-vit.bin",
+    ]
+
+    @Test("The fixtures and their expectations are there (no parameterised test runs zero cases)")
+    func present() {
+        #expect(Self.fixtures.count >= 6)
+        for f in Self.fixtures { #expect(Self.expected[f] != nil, "\(f) missing from expected.json") }
+    }
+
+    @Test("Each converts to exactly torch's state_dict(): names, dtypes, shapes, sha256 of every tensor",
+          arguments: ConvertAnyTests.fixtures)
+    func convertsBitIdentical(_ name: String) throws {
+        let expectation = try #require(Self.expected[name])
+        let stateDict = try #require(expectation["state_dict"] as? [String: [String: Any]])
+        #expect(!stateDict.isEmpty)
+        try ConversionTests.withFolder { folder in
+            let output = folder + "/out.safetensors"
+            let summary = try convertCheckpoint(from: Self.folder.appendingPathComponent(name).path, to: output)
+            let written = try SafeTensorsFile(contentsOf: output)
+            #expect(Set(written.names) == Set(stateDict.keys), "\(name)")
+            #expect(summary.tensors == stateDict.count)
+            for (tensorName, e) in stateDict {
+                let t = try #require(written.tensor(named: tensorName), "\(name): \(tensorName)")
+                #expect(t.dtype.rawValue == e["dtype"] as? String, "\(name): \(tensorName)")
+                #expect(t.shape == e["shape"] as? [Int], "\(name): \(tensorName)")
+                #expect(ConversionTests.sha256(t) == e["sha256"] as? String, "\(name): \(tensorName)")
+            }
+            let m = written.metadata
+            #expect(m["format"] == "pt")
+            #expect((m["torchport.arch"] != nil) == (expectation["resnet"] as? Bool ?? false))
+            #expect(summary.architecture == nil || expectation["resnet"] as? Bool == true)
+            // Values kept as JSON, equal to what Python holds.
+            let kept = expectation["kept"] as? [String: Any] ?? [:]
+            #expect(Set(summary.keptValues) == Set(kept.keys), "\(name)")
+            for (key, value) in kept {
+                let json = try #require(m["torchport.checkpoint.\(key)"], "\(name): \(key)")
+                let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed)
+                #expect(Self.canonical(parsed) != nil && Self.canonical(parsed) == Self.canonical(value), "\(name): \(key) = \(json)")
+            }
+            for dropped in expectation["dropped"] as? [String] ?? [] {
+                #expect(m["torchport.mapping"]?.contains("dropped '\(dropped)'") == true, "\(name): \(dropped)")
+            }
+            if let classes = expectation["classes"] as? [String] {
+                #expect(m["torchport.classes"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } == classes)
+            }
+        }
+    }
+
+    @Test("--include / --exclude choose tensors by glob on their state-dict names, and say so")
+    func includeExclude() throws {
+        try ConversionTests.withFolder { folder in
+            var options = ConversionOptions()
+            options.include = [NamePattern("encoder.*")]
+            options.exclude = [NamePattern("*.bias")]
+            let summary = try convertCheckpoint(from: Self.folder.appendingPathComponent("training-vit.pth").path,
+                                                to: folder + "/o.safetensors", options: options)
+            let names = try SafeTensorsFile(contentsOf: folder + "/o.safetensors").names
+            #expect(!names.isEmpty)
+            #expect(names.allSatisfy { $0.hasPrefix("encoder.") && !$0.hasSuffix(".bias") })
+            #expect(names.contains("encoder.pos_embedding") && names.contains("encoder.ln.weight"))
+            #expect(summary.decisions.contains { if case .filtered(["encoder.*"], ["*.bias"], names.count, 20 - names.count) = $0 { true } else { false } })
+        }
+    }
+
+    @Test("Parameter counts read as people say them")
+    func parameterText() {
+        #expect(StateDictSelection.describeParameters(11_689_512) == "11.7M parameters")
+        #expect(StateDictSelection.describeParameters(5_610) == "5.6K parameters")
+        #expect(StateDictSelection.describeParameters(812) == "812 parameters")
+        #expect(StateDictSelection.describeParameters(2_500_000_000) == "2.5B parameters")
+    }
+
+    @Test("A bare state dict whose only top-level module is not a wrapper is left as it is")
+    func noFalseUnwrap() throws {
+        let t = try #require(TensorRecord(dtype: .float32, shape: [1], bytes: ByteSlice(owner: FileBytes.owned([0, 0, 128, 63]))))
+        let names = ["backbone.conv.weight", "head.fc.weight", "optimizer.state.0.momentum_buffer"]
+        let s = StateDictSelection.select(names.map { NamedTensor(name: $0, tensor: t) })
+        #expect(s.root == "")
+        #expect(s.stateDict.map(\.name) == names)
+        let wrapped = StateDictSelection.select(["model.a.weight", "optimizer.state.0.x"].map { NamedTensor(name: $0, tensor: t) })
+        #expect(wrapped.root == "model.")
+        #expect(wrapped.stateDict.map(\.name) == ["a.weight"])
+        #expect(wrapped.outside == ["optimizer": 1])
+    }
+}
