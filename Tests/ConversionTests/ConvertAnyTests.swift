@@ -27,7 +27,7 @@ struct ConvertAnyTests {
     /// The fixtures every layout reader handles (the whole list of expected.json).
     static let fixtures: [String] = [
         "vit-tiny.pth", "densenet-tiny.pth", "mobilenet-v2-narrow.pth", "training-vit.pth",
-        "lightning-densenet.ckpt", "hf-vit.bin",
+        "lightning-densenet.ckpt", "hf-vit.bin", "whole-resnet.pth", "whole-mobilenet.pth",
     ]
 
     @Test("The fixtures and their expectations are there (no parameterised test runs zero cases)")
@@ -89,6 +89,25 @@ struct ConvertAnyTests {
             #expect(names.contains("encoder.pos_embedding") && names.contains("encoder.ln.weight"))
             #expect(summary.decisions.contains { if case .filtered(["encoder.*"], ["*.bias"], names.count, 20 - names.count) = $0 { true } else { false } })
         }
+    }
+
+    @Test("Whole-model pickles: torch/torchvision module classes are framework records; functions and attribute paths stay refused")
+    func frameworkClasses() throws {
+        #expect(PickleScanner.classify(module: "torchvision.models.resnet", name: "ResNet", inTorchScript: false) == (.framework, .none))
+        #expect(PickleScanner.classify(module: "torch.nn.modules.conv", name: "Conv2d", inTorchScript: false) == (.framework, .none))
+        #expect(PickleScanner.classify(module: "torchvision.ops.misc", name: "Conv2dNormActivation", inTorchScript: false) == (.framework, .none))
+        // A function (it would download weights), an attribute path, another package: refused.
+        #expect(PickleScanner.classify(module: "torchvision.models.resnet", name: "resnet50", inTorchScript: false).0 == .refused)
+        #expect(PickleScanner.classify(module: "torch.nn.modules.module", name: "Module.__setstate__", inTorchScript: false).0 == .refused)
+        #expect(PickleScanner.classify(module: "torch.nn.functional", name: "Relu", inTorchScript: false).0 == .refused)
+        #expect(PickleScanner.classify(module: "torchvision.models..x", name: "ResNet", inTorchScript: false).0 == .refused)
+        // The whole-model fixture scans safe, every class a framework one; its non-persistent buffer is left out.
+        let report = PickleScanner.scan(path: Self.folder.appendingPathComponent("whole-resnet.pth").path)
+        #expect(report.verdict == .safe)
+        #expect(report.globals.filter { $0.classification == .framework }.count >= 9)
+        let checkpoint = try Checkpoint(contentsOf: Self.folder.appendingPathComponent("whole-resnet.pth").path)
+        #expect(checkpoint.tensors.count == 74)
+        #expect(!checkpoint.tensors.contains { $0.name.contains("scratch") || $0.name.contains("_parameters") })
     }
 
     @Test("Parameter counts read as people say them")
