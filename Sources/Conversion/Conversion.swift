@@ -334,13 +334,18 @@ struct Written {
 /// format's rules and checks live there); this only puts the bytes at their offsets.
 private func writeStaging(input: String, staging file: StagingFile, options: ConversionOptions,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
-    let bytes = try FileBytes.map(path: input)
+    // A sharded index or a distributed checkpoint is read by its own reader (its tensors are
+    // views of several maps); its identifying file (the index, `.metadata`) is hashed on its own.
+    let layout = CheckpointLayout.detect(input)
+    let single = if case .file? = layout { true } else { false }
+    let bytes = single ? try FileBytes.map(path: input) : FileBytes.owned([])
+    let hashed = layout?.identifyingFile ?? input
     // Without a cast, one read-only map serves the file hash and the tensors (their pages are read
     // once, and stay for the check). With one, each source tensor's pages are released once it is
     // cast, so the hash reads the file on its own instead of bringing them back.
     let casting = options.dtype != nil
     let sourceHash = Background { () -> String in
-        if casting { return try sha256(ofFileAt: input) }
+        if casting || !single { return try sha256(ofFileAt: hashed) }
         var h = SHA256()
         var offset = 0
         while offset < bytes.count {  // in 4 MiB steps, so pages are faulted in as they are hashed
@@ -353,7 +358,10 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
 
     let tensors: [NamedTensor], sourceFormat: WeightsFormat, checkpoint: Checkpoint?
-    if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
+    if !single {
+        (tensors, sourceFormat) = try readTensors(input, options: options.reader)
+        checkpoint = nil
+    } else if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
         tensors = try SafeTensorsFile(bytes: bytes, name: input).tensors
         sourceFormat = .safetensors
         checkpoint = nil

@@ -96,7 +96,16 @@ struct Convert: ParsableCommand {
     @OptionGroup var reader: ReaderFlags
 
     /// Several inputs, or a directory of them.
-    var many: Bool { inputs.count > 1 || anyDirectory(inputs) }
+    /// (A folder that is one checkpoint, sharded or distributed, is one input.)
+    var many: Bool { inputs.count > 1 || anyDirectory(inputs.filter { !Self.isMultiFileCheckpoint($0) }) }
+
+    /// A Hugging Face sharded folder or index, or a `torch.distributed.checkpoint` folder.
+    static func isMultiFileCheckpoint(_ path: String) -> Bool {
+        switch CheckpointLayout.detect(path) {
+        case .shardedIndex?, .distributed?: true
+        default: false
+        }
+    }
     var input: String { inputs[0] }
     /// The file one input is written to: OUT, or OUT/<stem>.safetensors when OUT is a directory.
     var target: String {

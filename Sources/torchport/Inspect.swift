@@ -15,7 +15,7 @@ struct Inspect: ParsableCommand {
             cannot be used) unless --allow-unknown-globals keeps such objects as inert records.
             """)
 
-    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file.", completion: .file())
+    @Argument(help: "A .pth / .pt / .ckpt / .bin checkpoint (zip, legacy, TorchScript, whole model) or a .safetensors file; a Hugging Face *.index.json or its folder; a torch.distributed.checkpoint folder.", completion: .file())
     var file: String
 
     @Flag(help: "Print JSON instead of text.")
@@ -25,7 +25,12 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let report = try withExitCode2(json: json, verbose: reader.verbose, file: file) {
-            WeightsFormat.isSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+            switch CheckpointLayout.detect(file) {
+            case .file?:
+                WeightsFormat.isSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+            default:  // a sharded index or a distributed checkpoint folder (or an error saying why not)
+                InspectReport(file: file, try readTensors(file, options: reader.options))
+            }
         }
         if json {
             try printJSON(report)
@@ -124,6 +129,29 @@ struct InspectReport: Encodable {
         totalElements = c.totalElements
         totalBytes = c.totalBytes
         model = Self.modelSection(c.tensors, checkpoint: c)
+    }
+
+    /// A checkpoint of several files (a sharded index, a distributed checkpoint): one state dict,
+    /// its tensors as the layout's reader assembled them (`storage_key` is `assembled`).
+    init(file path: String, _ read: (tensors: [NamedTensor], format: WeightsFormat)) {
+        file = path
+        format = read.format.rawValue
+        prefix = nil
+        byteOrder = "little"
+        pickleProtocol = nil
+        metadata = nil
+        root = "\(read.tensors.count) tensors across files"
+        topLevel = []
+        tensors = read.tensors.map {
+            let t = $0.tensor
+            return Tensor(name: $0.name, dtype: t.dtype.rawValue, shape: t.shape, strides: t.isContiguous ? nil : t.strides,
+                          storageKey: t.storageKey.isEmpty ? "assembled" : t.storageKey, storageOffset: t.storageOffset,
+                          location: "cpu", bytes: t.nbytes)
+        }
+        totalTensors = read.tensors.count
+        totalElements = read.tensors.reduce(0) { $0 + $1.tensor.numel }
+        totalBytes = read.tensors.reduce(0) { $0 + $1.tensor.nbytes }
+        model = Self.modelSection(read.tensors, checkpoint: nil)
     }
 
     /// A safetensors file: its metadata, and each tensor with its byte offset in the data buffer

@@ -28,11 +28,13 @@ struct ConvertAnyTests {
     static let fixtures: [String] = [
         "vit-tiny.pth", "densenet-tiny.pth", "mobilenet-v2-narrow.pth", "training-vit.pth",
         "lightning-densenet.ckpt", "hf-vit.bin", "whole-resnet.pth", "whole-mobilenet.pth",
+        "sharded-bin/pytorch_model.bin.index.json", "sharded-safetensors/model.safetensors.index.json", "dcp",
     ]
 
     @Test("The fixtures and their expectations are there (no parameterised test runs zero cases)")
     func present() {
         #expect(Self.fixtures.count >= 6)
+        #expect(Set(Self.fixtures) == Set(Self.expected.keys))
         for f in Self.fixtures { #expect(Self.expected[f] != nil, "\(f) missing from expected.json") }
     }
 
@@ -108,6 +110,84 @@ struct ConvertAnyTests {
         let checkpoint = try Checkpoint(contentsOf: Self.folder.appendingPathComponent("whole-resnet.pth").path)
         #expect(checkpoint.tensors.count == 74)
         #expect(!checkpoint.tensors.contains { $0.name.contains("scratch") || $0.name.contains("_parameters") })
+    }
+
+    @Test("A sharded folder reads as its index; a distributed checkpoint's sharded tensors are reassembled, the replicated one read once")
+    func layouts() throws {
+        let folder = try readTensors(Self.folder.appendingPathComponent("sharded-bin").path)
+        let index = try readTensors(Self.folder.appendingPathComponent("sharded-bin/pytorch_model.bin.index.json").path)
+        #expect(folder.format == .sharded && index.format == .sharded)
+        #expect(folder.tensors.map(\.name) == index.tensors.map(\.name) && folder.tensors.count == 43)
+        let dcp = try DistributedCheckpoint(folder: Self.folder.appendingPathComponent("dcp").path)
+        #expect(dcp.tensors.map(\.name) == ["encoder.weight", "decoder.weight", "norm.bias", "step"])
+        #expect(dcp.tensors.map(\.tensor.shape) == [[6, 5], [3, 8], [7], []])
+        #expect(dcp.tensors.map(\.tensor.dtype) == [.float32, .float64, .bfloat16, .int64])
+        // Shard(1): column blocks [3, 4] at columns 0 and 4, put back side by side.
+        let decoder = dcp.tensors[1].tensor
+        #expect(decoder.isContiguous && decoder.nbytes == 3 * 8 * 8)
+    }
+
+    /// A copy of a fixture folder to break.
+    static func copy(_ name: String, into folder: String) throws -> String {
+        let target = folder + "/" + name
+        try FileManager.default.copyItem(atPath: Self.folder.appendingPathComponent(name).path, toPath: target)
+        return target
+    }
+
+    static func layoutReason(_ body: () throws -> Void) -> String? {
+        do { try body() } catch let e as CheckpointError {
+            if case .layout(let reason) = e.kind { return reason }
+            return "other: \(e)"
+        } catch { return "other: \(error)" }
+        return nil
+    }
+
+    @Test("Hostile sharded indexes: paths leaving the folder, missing shards or tensors, duplicate names, an index naming itself")
+    func hostileIndexes() throws {
+        try ConversionTests.withFolder { folder in
+            let dir = try Self.copy("sharded-safetensors", into: folder)
+            let index = dir + "/model.safetensors.index.json"
+            func write(_ json: String) throws { try Data(json.utf8).write(to: URL(fileURLWithPath: index)) }
+            let cases: [(json: String, expected: String)] = [
+                (#"{"weight_map": {"a": "../vit-tiny.pth"}}"#, "not a plain file name"),
+                (#"{"weight_map": {"a": "/etc/passwd"}}"#, "not a plain file name"),
+                (#"{"weight_map": {"a": "model-00009-of-00009.safetensors"}}"#, "is missing"),
+                (#"{"weight_map": {"no.such.tensor": "model-00001-of-00002.safetensors"}}"#, "not found in shard"),
+                (#"{"weight_map": {"a": "model-00001-of-00002.safetensors", "a": "model-00002-of-00002.safetensors"}}"#, "not valid JSON"),
+                (#"{"weight_map": {"a": "model.safetensors.index.json"}}"#, ""),
+                (#"{"weight_map": {"a": 3}}"#, "not a string"),
+                (#"{"metadata": {}}"#, "weight_map"),
+            ]
+            #expect(!cases.isEmpty)
+            for c in cases {
+                try write(c.json)
+                let reason = Self.layoutReason { _ = try readTensors(index) }
+                #expect(reason != nil, "\(c.json) was accepted")
+                if !c.expected.isEmpty { #expect(reason?.contains(c.expected) == true, "\(c.json): \(reason ?? "-")") }
+                // Nothing is written from it.
+                #expect(throws: (any Error).self) { try convertCheckpoint(from: dir, to: folder + "/out.safetensors") }
+                #expect(!FileManager.default.fileExists(atPath: folder + "/out.safetensors"))
+            }
+        }
+    }
+
+    @Test("A distributed checkpoint with a truncated or missing chunk file is refused, naming the file and tensor")
+    func hostileDistributed() throws {
+        try ConversionTests.withFolder { folder in
+            let dir = try Self.copy("dcp", into: folder)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/__1_0.distcp"))
+            try handle.truncate(atOffset: 4000)
+            try handle.close()
+            #expect {
+                try DistributedCheckpoint(folder: dir)
+            } throws: { e in
+                guard let e = e as? CheckpointError, case .truncated = e.kind else { return false }
+                return e.location.file?.hasSuffix("__1_0.distcp") == true && e.location.key == "norm.bias"
+            }
+            try FileManager.default.removeItem(atPath: dir + "/__1_0.distcp")
+            let reason = Self.layoutReason { _ = try DistributedCheckpoint(folder: dir) }
+            #expect(reason?.contains("chunk file missing") == true, "\(reason ?? "-")")
+        }
     }
 
     @Test("Parameter counts read as people say them")

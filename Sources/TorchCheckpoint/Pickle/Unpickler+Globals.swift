@@ -73,6 +73,23 @@ extension Unpickler {
         return identifier(Substring(name)) && module.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(identifier)
     }
 
+    /// The globals of a `torch.distributed.checkpoint` `.metadata` pickle (torch 2.x), allowed
+    /// only while one is read (``DistributedCheckpoint``): its dataclasses and enum as inert
+    /// records, `pathlib` paths (`StorageMeta.checkpoint_id`) as records, and
+    /// `torch.serialization._get_layout('torch.strided')` as its argument, a string.
+    static let distributedMetadataGlobals: [String: GlobalRole] = {
+        var m: [String: GlobalRole] = [
+            "torch.distributed.checkpoint.filesystem._StorageInfo": .inertClass,
+            "torch.serialization._get_layout": .passThrough,
+            "pathlib.PosixPath": .inertClass, "pathlib.WindowsPath": .inertClass, "pathlib.PurePosixPath": .inertClass,
+        ]
+        for name in ["Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata",
+                     "TensorProperties", "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING"] {
+            m["torch.distributed.checkpoint.metadata.\(name)"] = .inertClass
+        }
+        return m
+    }()
+
     /// Classifies `module.name`, or throws `disallowedGlobal` unless unknown globals are allowed.
     func classify(module: String, name: String) throws -> GlobalRole {
         for part in [module, name] {
@@ -81,6 +98,7 @@ extension Unpickler {
             }
         }
         if let role = Self.allowlistRole(module: module, name: name) { return role }
+        if options.distributedMetadata, let role = Self.distributedMetadataGlobals["\(module).\(name)"] { return role }
         if options.allowUnknownGlobals { return .unknown }
         throw error(.disallowedGlobal(module: module, name: name), key: "\(module).\(name)")
     }
