@@ -46,6 +46,11 @@ public struct ConversionOptions: Sendable {
     public var include: [NamePattern] = []
     /// Glob patterns on state-dict names: matching tensors are left out (after ``include``).
     public var exclude: [NamePattern] = []
+    /// Write Hugging Face's sharded layout into the output folder: files of at most this many
+    /// bytes of tensor data (`model-00001-of-00003.safetensors`, ...; a larger tensor alone) and
+    /// `model.safetensors.index.json`, or a single `model.safetensors` when all fits in one.
+    /// nil: one file.
+    public var maxShardBytes: Int?
     /// fsync the file (and its folder) before it takes the output's name, so it also survives a
     /// power loss. Off by default, as in Python's `save_file`: the rename alone already means an
     /// interrupted or failed conversion never leaves a partial file under the output's name.
@@ -128,6 +133,9 @@ public struct ConversionSummary: Sendable, Codable {
     public var metadata: [String: String]
     /// Wall-clock duration of the whole conversion, in seconds.
     public var seconds: Double
+    /// With ``ConversionOptions/maxShardBytes``: the files written in the output folder (shards,
+    /// then the index when there are several); empty for a single output file.
+    public var files: [String] = []
 }
 
 /// A conversion that did not produce a file. Errors from reading the input
@@ -269,6 +277,10 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
                               validate: ((String) throws -> Void)? = nil) throws -> ConversionSummary {
     let start = DispatchTime.now().uptimeNanoseconds
     let before = try FileIdentity(path: input)
+    if let limit = options.maxShardBytes {
+        return try convertSharded(from: input, toFolder: output, maxShardBytes: limit, options: options, before: before,
+                                  start: start, progress: progress)
+    }
     try checkOutput(output, input: before, force: options.force)
 
     let file: StagingFile
@@ -299,6 +311,94 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
             decisions: written.decisions, metadata: written.metadata, seconds: seconds)
     } catch {
         file.discard()
+        throw error
+    }
+}
+
+/// ``convertCheckpoint(from:to:options:progress:validate:)-(String,String,_,_,_)`` into a folder
+/// of shards and `model.safetensors.index.json` (``ConversionOptions/maxShardBytes``). Every
+/// file is staged, written, read back and checked before any takes its name; on any failure
+/// none is left behind. The summary's `fileBytes` sums the files.
+private func convertSharded(from input: String, toFolder folder: String, maxShardBytes: Int, options: ConversionOptions,
+                            before: FileIdentity, start: UInt64,
+                            progress: (@Sendable (ConversionProgress) -> Void)?) throws -> ConversionSummary {
+    guard maxShardBytes > 0 else { throw ConversionError(.io("the shard size must be positive"), file: folder) }
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) {
+        guard isDir.boolValue else { throw ConversionError(.outputNotAFile, file: folder) }
+    } else {
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw ConversionError(.io("cannot create the folder: \(error.localizedDescription)"), file: folder)
+        }
+    }
+    let indexName = "model.safetensors.index.json"
+    var files: [StagingFile] = []
+    defer { for f in files { ConversionCleanup.unregister(f.path) } }
+    func stage(_ target: String) throws -> StagingFile {
+        try checkOutput(target, input: before, force: options.force)
+        let file: StagingFile
+        do { file = try StagingFile.create(for: target) } catch { throw ConversionError(error) }
+        ConversionCleanup.register(file.path)
+        files.append(file)
+        return file
+    }
+    do {
+        var written = try writeStaging(input: input, options: options, maxShardBytes: maxShardBytes, progress: progress) { i, n in
+            let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", i + 1, n)
+            return try stage((folder as NSString).appendingPathComponent(name))
+        }
+        let shardFiles = files
+        for (f, w) in zip(shardFiles, written) {
+            try checkHeader(f.path, against: w)
+            if options.durable { do { try f.sync() } catch { throw ConversionError(error) } }
+        }
+        let tensorCount = written.reduce(0) { $0 + $1.expected.count }
+        let dataBytes = written.reduce(0) { $0 + $1.dataBytes }
+        var names: [String] = []
+        if shardFiles.count > 1 {
+            // Hugging Face's index: total_size, and every tensor's shard (keys sorted, as it writes them).
+            var map: [(String, String)] = []
+            for (f, w) in zip(shardFiles, written) {
+                let shard = (f.destination as NSString).lastPathComponent
+                names.append(shard)
+                for e in w.expected { map.append((e.name, shard)) }
+            }
+            map.sort { $0.0 < $1.0 }
+            let body = map.map { "    \(PickleGraph.jsonLiteral($0.0)): \(PickleGraph.jsonLiteral($0.1))" }.joined(separator: ",\n")
+            let json = "{\n  \"metadata\": {\n    \"total_size\": \(dataBytes)\n  },\n  \"weight_map\": {\n\(body)\n  }\n}\n"
+            let index = try stage((folder as NSString).appendingPathComponent(indexName))
+            let fd: Int32
+            do { fd = try index.openForWriting() } catch { throw ConversionError(error) }
+            defer { close(fd) }
+            try Array(json.utf8).withUnsafeBytes { try writeFully(fd, $0, at: 0, path: index.path) }
+            if options.durable { do { try index.sync() } catch { throw ConversionError(error) } }
+        } else {
+            names = shardFiles.map { ($0.destination as NSString).lastPathComponent }
+        }
+        for i in written.indices { written[i].expected = [] }  // unmap the source before placing
+        guard try FileIdentity(path: input) == before else { throw ConversionError(.inputChanged, file: input) }
+        var placed: [StagingFile] = []
+        do {
+            for f in files {
+                try f.place(replace: options.force, durable: options.durable)
+                placed.append(f)
+            }
+        } catch {
+            for f in placed { unlink(f.destination) }
+            throw ConversionError(error)
+        }
+        let fileBytes = files.reduce(0) { $0 + ((try? FileIdentity(path: $1.destination).size) ?? 0) }
+        let first = written[0]
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return ConversionSummary(
+            input: input, output: folder, tensors: tensorCount, bytes: dataBytes,
+            fileBytes: fileBytes, dtype: first.dtype, castTensors: first.castTensors,
+            architecture: first.architecture, numClasses: first.architecture?.numClasses,
+            parameters: first.parameters, keptValues: first.keptValues,
+            sourceSHA256: first.metadata[sourceHashKey] ?? "", sourceFormat: first.sourceFormat,
+            decisions: first.decisions, metadata: first.metadata, seconds: seconds, files: names)
+    } catch {
+        for f in files { f.discard() }
         throw error
     }
 }
@@ -334,6 +434,19 @@ struct Written {
 /// format's rules and checks live there); this only puts the bytes at their offsets.
 private func writeStaging(input: String, staging file: StagingFile, options: ConversionOptions,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
+    let written = try writeStaging(input: input, options: options, maxShardBytes: nil, progress: progress) { _, _ in file }
+    guard let only = written.first, written.count == 1 else {
+        throw ConversionError(.io("\(written.count) files planned for one output"), file: file.path)
+    }
+    return only
+}
+
+/// Like ``writeStaging(input:staging:options:progress:)``, into several files when
+/// `maxShardBytes` splits the tensors (in state-dict order, a new file when the next tensor would
+/// pass the limit; a larger tensor alone): `staging(i, n)` gives the staging file of file `i` of `n`.
+private func writeStaging(input: String, options: ConversionOptions, maxShardBytes: Int?,
+                          progress: (@Sendable (ConversionProgress) -> Void)?,
+                          staging makeStaging: (Int, Int) throws -> StagingFile) throws -> [Written] {
     // A sharded index or a distributed checkpoint is read by its own reader (its tensors are
     // views of several maps); its identifying file (the index, `.metadata`) is hashed on its own.
     let layout = CheckpointLayout.detect(input)
@@ -421,38 +534,71 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     var metadata = plan.metadata(sourceFormat: sourceFormat.rawValue,
                                  dtype: dtypes.count == 1 ? dtypes.first?.rawValue ?? "mixed" : "mixed")
     metadata[sourceHashKey] = String(repeating: "0", count: 64)  // a placeholder of the same length
+    // Shards: consecutive tensors up to the limit each.
+    var groups: [Range<Int>] = []
+    var groupStart = 0, groupBytes = 0
+    for (i, e) in entries.enumerated() {
+        let n = payloads[i].count
+        if let limit = maxShardBytes, i > groupStart, groupBytes + n > limit {
+            groups.append(groupStart..<i)
+            groupStart = i
+            groupBytes = 0
+        }
+        groupBytes += n
+        _ = e
+    }
+    groups.append(groupStart..<entries.count)
+
     // The data goes out while the input is still being hashed; the header, which holds the hash,
     // is written last over the space its placeholder version reserved.
-    let draft = try SafeTensorsWriter.layout(entries, metadata: metadata)
-    let staging = file.path
-    let fd: Int32
-    do { fd = try file.openForWriting() } catch { throw ConversionError(error) }
-    defer { close(fd) }
-    FilePreallocation.reserve(fd, bytes: draft.prefix.count + draft.dataSize)
-    var offset = draft.prefix.count
-    var fileOffsets: [String: Int] = [:]
-    let payloadByName = Dictionary(zip(entries.map(\.name), payloads), uniquingKeysWith: { a, _ in a })
-    for (i, e) in draft.entries.enumerated() {
-        guard let payload = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
-        fileOffsets[e.name] = offset
-        try payload.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
-        offset += payload.count
-        progress?(.init(stage: .writing, tensors: i + 1, totalTensors: entries.count,
-                        bytes: offset - draft.prefix.count, totalBytes: totalBytes))
+    struct Open { let file: StagingFile; let fd: Int32; let entries: [SafeTensorsWriter.Entry]; let prefix: Int
+                  let expected: [Written.Expected]; let offsets: [String: Int]; let bytes: Int }
+    var opened: [Open] = []
+    defer { for o in opened { close(o.fd) } }
+    var doneTensors = 0, doneData = 0
+    for (g, range) in groups.enumerated() {
+        let file = try makeStaging(g, groups.count)
+        let groupEntries = Array(entries[range]), groupPayloads = Array(payloads[range])
+        let draft = try SafeTensorsWriter.layout(groupEntries, metadata: metadata)
+        let staging = file.path
+        let fd: Int32
+        do { fd = try file.openForWriting() } catch { throw ConversionError(error) }
+        let expected = zip(groupEntries, groupPayloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
+        var offset = draft.prefix.count
+        var fileOffsets: [String: Int] = [:]
+        opened.append(Open(file: file, fd: fd, entries: groupEntries, prefix: draft.prefix.count, expected: expected,
+                           offsets: [:], bytes: draft.dataSize))
+        FilePreallocation.reserve(fd, bytes: draft.prefix.count + draft.dataSize)
+        let payloadByName = Dictionary(zip(groupEntries.map(\.name), groupPayloads), uniquingKeysWith: { a, _ in a })
+        for e in draft.entries {
+            guard let payload = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
+            fileOffsets[e.name] = offset
+            try payload.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
+            offset += payload.count
+            doneTensors += 1
+            doneData += payload.count
+            progress?(.init(stage: .writing, tensors: doneTensors, totalTensors: entries.count,
+                            bytes: doneData, totalBytes: totalBytes))
+        }
+        // The data is read back and compared while the hash completes.
+        try checkData(staging, expected: expected, offsets: fileOffsets, totalBytes: draft.dataSize, progress: progress)
+        opened[opened.count - 1] = Open(file: file, fd: fd, entries: groupEntries, prefix: draft.prefix.count,
+                                        expected: expected, offsets: fileOffsets, bytes: draft.dataSize)
     }
-    // The data is read back and compared while the hash completes.
-    let expected = zip(entries, payloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
-    try checkData(staging, expected: expected, offsets: fileOffsets, totalBytes: totalBytes, progress: progress)
     metadata[sourceHashKey] = try sourceHash.value()
-    let header = try SafeTensorsWriter.layout(entries, metadata: metadata).prefix
-    guard header.count == draft.prefix.count else {
-        throw ConversionError(.io("header changed size (\(draft.prefix.count) -> \(header.count))"), file: staging)
+    var written: [Written] = []
+    for o in opened {
+        let header = try SafeTensorsWriter.layout(o.entries, metadata: metadata).prefix
+        guard header.count == o.prefix else {
+            throw ConversionError(.io("header changed size (\(o.prefix) -> \(header.count))"), file: o.file.path)
+        }
+        try header.withUnsafeBytes { try writeFully(o.fd, $0, at: 0, path: o.file.path) }
+        written.append(Written(expected: o.expected, metadata: metadata, decisions: plan.decisions,
+                               architecture: architecture, parameters: plan.parameters, keptValues: plan.keptValues.map(\.key),
+                               sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
+                               castTensors: castTensors, dataBytes: o.bytes, fileOffsets: o.offsets))
     }
-    try header.withUnsafeBytes { try writeFully(fd, $0, at: 0, path: staging) }
-    return Written(expected: expected, metadata: metadata, decisions: plan.decisions,
-                   architecture: architecture, parameters: plan.parameters, keptValues: plan.keptValues.map(\.key), sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
-                   castTensors: castTensors, dataBytes: totalBytes,
-                   fileOffsets: fileOffsets)
+    return written
 }
 
 /// Reads `path`'s header back and compares it with what was meant to be written: validated in

@@ -83,6 +83,9 @@ struct Convert: ParsableCommand {
     var rtol = Criterion.defaultRelativeTolerance
     @Option(help: "With --golden: threads for inference.") var threads = 2
 
+    @Option(help: ArgumentHelp("Write Hugging Face's sharded layout into the folder OUT: shards of at most this much tensor data (5MB, 2GB, 1GiB, or bytes) and model.safetensors.index.json (one model.safetensors when all fits).", valueName: "size"))
+    var maxShardSize: String?
+
     @Flag(help: "fsync the written file and its folder before it takes the output's name (survives a power loss).")
     var sync = false
 
@@ -109,13 +112,20 @@ struct Convert: ParsableCommand {
     var input: String { inputs[0] }
     /// The file one input is written to: OUT, or OUT/<stem>.safetensors when OUT is a directory.
     var target: String {
-        isDirectory(output) ? (output as NSString).appendingPathComponent(fileStem(input) + ".safetensors") : output
+        maxShardSize != nil ? output : isDirectory(output) ? (output as NSString).appendingPathComponent(fileStem(input) + ".safetensors") : output
     }
 
     func validate() throws {
         if let problem = Criterion(atol: atol, rtol: rtol).validationProblem { throw ValidationError(problem) }
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
         try requireAtLeast([("--jobs", jobs, 1), ("--threads", threads, 1)])
+        if let maxShardSize {
+            guard Self.parseSize(maxShardSize) != nil else {
+                throw ValidationError("--max-shard-size \(maxShardSize): give a positive size such as 5MB, 2GB, 1GiB or a byte count")
+            }
+            if many { throw ValidationError("--max-shard-size writes one model's shards: give one input") }
+            if golden != nil { throw ValidationError("--golden verifies one file: leave out --max-shard-size") }
+        }
         if many {
             if FileManager.default.fileExists(atPath: output), !isDirectory(output) {
                 throw ValidationError("with several inputs (or a directory), -o must be a directory; '\(output)' is a file")
@@ -179,7 +189,26 @@ struct Convert: ParsableCommand {
                                         reader: reader.options, durable: sync)
         options.include = includes.map(NamePattern.init)
         options.exclude = excludes.map(NamePattern.init)
+        options.maxShardBytes = maxShardSize.flatMap(Self.parseSize)
         return options
+    }
+
+    /// `5MB` (5,000,000 bytes, as Hugging Face counts), `2GB`, `1GiB` (2^30), `500KB`, `123` (bytes).
+    static func parseSize(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("TIB", 1 << 40),
+                                      ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000),
+                                      ("B", 1)]
+        let upper = text.trimmingCharacters(in: .whitespaces).uppercased()
+        var number = upper, scale = 1
+        for (suffix, factor) in units where upper.hasSuffix(suffix) {
+            number = String(upper.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            scale = factor
+            break
+        }
+        guard let value = Double(number), value.isFinite, value > 0 else { return nil }
+        let bytes = value * Double(scale)
+        guard bytes >= 1, bytes < 9e18 else { return nil }
+        return Int(bytes)
     }
 
     private func inputSize() -> Int {
@@ -205,6 +234,7 @@ struct Convert: ParsableCommand {
             "mapping:",
         ]
         lines += s.decisions.map { "  - \($0)" }
+        if !s.files.isEmpty { lines.append("files:     " + s.files.joined(separator: ", ")) }
         lines.append("checked:   read back; name, dtype, shape and every byte of every tensor match the source"
                      + (s.castTensors > 0 ? " (after the cast)" : ""))
         if let verification {

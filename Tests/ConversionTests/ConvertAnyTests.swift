@@ -190,6 +190,40 @@ struct ConvertAnyTests {
         }
     }
 
+    @Test("maxShardBytes writes Hugging Face's layout: shards within the limit, an index; it reads back as the same state dict")
+    func writesShards() throws {
+        try ConversionTests.withFolder { folder in
+            let input = Self.folder.appendingPathComponent("training-vit.pth").path
+            var options = ConversionOptions()
+            options.maxShardBytes = 10_000
+            let out = folder + "/out"
+            let summary = try convertCheckpoint(from: input, to: out, options: options)
+            #expect(summary.files == (1...4).map { String(format: "model-%05d-of-00004.safetensors", $0) })
+            #expect(ConversionTests.contents(out) == summary.files + ["model.safetensors.index.json"])
+            for f in summary.files {
+                let shard = try SafeTensorsFile(contentsOf: out + "/" + f)
+                #expect(shard.totalBytes <= 10_000 || shard.tensors.count == 1, "\(f)")
+                #expect(shard.metadata["format"] == "pt" && shard.metadata["torchport.checkpoint.epoch"] == "7")
+            }
+            let back = try readTensors(out)
+            let single = try readTensors(input)
+            #expect(back.format == .sharded)
+            let plan = try ConversionPlan.make(tensors: single.tensors)
+            #expect(back.tensors.map(\.name).sorted() == plan.stateDict.map(\.name).sorted())
+            let byName = Dictionary(uniqueKeysWithValues: plan.stateDict.map { ($0.name, $0.tensor) })
+            for t in back.tensors { #expect(ConversionTests.sha256(t.tensor) == byName[t.name].map(ConversionTests.sha256), "\(t.name)") }
+            // All in one shard: a single model.safetensors, no index.
+            options.maxShardBytes = 1 << 30
+            let one = try convertCheckpoint(from: input, to: folder + "/one", options: options)
+            #expect(one.files == ["model.safetensors"] && ConversionTests.contents(folder + "/one") == ["model.safetensors"])
+            // Existing shards are not replaced without force; nothing new is left behind.
+            #expect { try convertCheckpoint(from: input, to: folder + "/one", options: options) } throws: {
+                ($0 as? ConversionError)?.kind == .outputExists
+            }
+            #expect(ConversionTests.contents(folder + "/one") == ["model.safetensors"])
+        }
+    }
+
     @Test("Parameter counts read as people say them")
     func parameterText() {
         #expect(StateDictSelection.describeParameters(11_689_512) == "11.7M parameters")
