@@ -32,7 +32,7 @@ struct Convert: ParsableCommand {
             Exit status: 0 written, 1 the written file failed its check or the golden verification, \
             2 unusable input or refused output (OUT exists without --force, or OUT is the input).
 
-            Many inputs: give several, or a directory (its .pth and .pt files, not recursive, \
+            Many inputs: give several, or a directory (its .pth, .pt, .ckpt and .bin files, not recursive, \
             sorted; *.golden.* files left out). OUT is then a directory (created if absent) and \
             each input <stem>.<ext> is written to OUT/<stem>.safetensors; --golden, if given, is \
             a directory holding <stem>.golden.pth (or .golden.pt, .golden.safetensors) for every \
@@ -271,7 +271,7 @@ extension Convert {
     }
 
     func runMany() throws {
-        let expanded = expandInputs(inputs, extensions: ["pth", "pt"], recursive: false, skip: isGoldenName)
+        let expanded = expandInputs(inputs, extensions: ["pth", "pt", "ckpt", "bin"], recursive: false, skip: isGoldenName)
         let files = expanded.files
         let total = files.count + expanded.failures.count
         do {
