@@ -208,6 +208,9 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                             d -= 1
                         }
                     }
+                    // Copied: the chunk's pages of the mapped .distcp file go back to the kernel, so
+                    // the file and the full tensor are not both resident (read again if touched).
+                    if c.tensor.storage.owner.isFileMap, c.tensor.isContiguous { MemoryPages.release(src) }
                 }
             }
         }
