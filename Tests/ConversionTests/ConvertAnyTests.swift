@@ -190,6 +190,35 @@ struct ConvertAnyTests {
         }
     }
 
+    @Test("A distributed checkpoint's .metadata gets no other global; a chunk path leaving the folder is refused")
+    func hostileDistributedMetadata() throws {
+        try ConversionTests.withFolder { folder in
+            let dir = try Self.copy("dcp", into: folder)
+            let meta = dir + "/.metadata"
+            let original = try Data(contentsOf: URL(fileURLWithPath: meta))
+            // `__0_0.distcp` -> `../0_0.distc` (same length, so the pickle stays well formed).
+            let from = Data("__0_0.distcp".utf8), to = Data("../0_0.distc".utf8)
+            let at = try #require(original.range(of: from))
+            var escaped = original
+            escaped.replaceSubrange(at, with: to)
+            try escaped.write(to: URL(fileURLWithPath: meta))
+            let reason = Self.layoutReason { _ = try DistributedCheckpoint(folder: dir) }
+            #expect(reason?.contains("not a plain file name") == true, "\(reason ?? "-")")
+            // A code-running global in .metadata: refused by name, nothing called.
+            try Data([0x80, 0x02] + Array("cos\nsystem\n".utf8) + [0x2E]).write(to: URL(fileURLWithPath: meta))
+            #expect {
+                try DistributedCheckpoint(folder: dir)
+            } throws: { e in
+                guard let e = e as? CheckpointError, case .disallowedGlobal("os", "system") = e.kind else { return false }
+                return e.location.file == meta
+            }
+            // The dataclasses are records only inside a .metadata: a plain checkpoint naming one is refused.
+            #expect(throws: CheckpointError.self) {
+                try Checkpoint(bytes: [0x80, 0x02] + Array("ctorch.distributed.checkpoint.metadata\nMetadata\n".utf8) + [0x2E])
+            }
+        }
+    }
+
     @Test("maxShardBytes writes Hugging Face's layout: shards within the limit, an index; it reads back as the same state dict")
     func writesShards() throws {
         try ConversionTests.withFolder { folder in
