@@ -33,7 +33,8 @@ Fixtures (all tiny; the generator asserts < 1 MiB in all):
   sharded-safetensors/         model.safetensors.index.json + 2 `.safetensors` shards (the vit)
   dcp/                         torch.distributed.checkpoint.save from 2 ranks (gloo, CPU): `.metadata`
                                and `__0_0.distcp`, `__1_0.distcp`; a DTensor sharded on dim 0, one
-                               sharded on dim 1, one replicated (DTensor Replicate) and a plain tensor
+                               sharded on dim 1, one replicated (DTensor Replicate), a plain tensor
+                               and a plain int (`epoch`: BytesStorageMetadata)
 
 Determinism: one thread, every model seeded; checkpoints saved to in-memory buffers (zip folder
 `archive/`), written only if their bytes changed. `dcp/` is written by torch's FileSystemWriter
@@ -194,6 +195,7 @@ def dcp_worker(rank: int, world: int, folder: str, port: int) -> None:
         "decoder.weight": distribute_tensor(full["decoder.weight"], mesh, [Shard(1)]),
         "norm.bias": distribute_tensor(full["norm.bias"], mesh, [Replicate()]),
         "step": full["step"],
+        "epoch": 3,  # not a tensor: BytesStorageMetadata, a pickled value (left out by Torchport, and listed)
     }
     dcp.save(sd, checkpoint_id=Path(folder).name)
     dist.barrier()
@@ -323,7 +325,7 @@ def main() -> None:
         for f in sorted((Path(tmp) / "dcp").iterdir()):
             write(f"dcp/{f.name}", f.read_bytes(), written)
     expected["dcp"] = {"model": "dcp", "resnet": False, "state_dict": state_entries(dcp_full_tensors()),
-                       "kept": {}, "dropped": []}
+                       "kept": {}, "dropped": ["epoch"]}
 
     text = json.dumps(expected, indent=1, sort_keys=True) + "\n"
     write("expected.json", text.encode(), written)

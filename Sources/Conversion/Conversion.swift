@@ -471,7 +471,14 @@ private func writeStaging(input: String, options: ConversionOptions, maxShardByt
     defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
 
     let tensors: [NamedTensor], sourceFormat: WeightsFormat, checkpoint: Checkpoint?
-    if !single {
+    var layoutDecisions: [MappingDecision] = []
+    if case .distributed(let folder)? = layout {
+        let dcp = try DistributedCheckpoint(folder: folder, options: options.reader)
+        (tensors, sourceFormat, checkpoint) = (dcp.tensors, .distributed, nil)
+        layoutDecisions = dcp.nonTensorEntries.map {
+            .droppedValue($0, reason: "a pickled Python value of the distributed checkpoint (BytesStorageMetadata), not read")
+        }
+    } else if !single {
         (tensors, sourceFormat) = try readTensors(input, options: options.reader)
         checkpoint = nil
     } else if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
@@ -484,8 +491,9 @@ private func writeStaging(input: String, options: ConversionOptions, maxShardByt
         sourceFormat = c.format
         checkpoint = c
     }
-    let plan = try ConversionPlan.make(tensors: tensors, checkpoint: checkpoint, architecture: options.architecture,
+    var plan = try ConversionPlan.make(tensors: tensors, checkpoint: checkpoint, architecture: options.architecture,
                                        include: options.include, exclude: options.exclude, file: input)
+    plan.decisions += layoutDecisions
     let architecture = plan.architecture
     guard !plan.stateDict.isEmpty else { throw ConversionError(.noTensors(total: tensors.count), file: input) }
 
@@ -845,12 +853,21 @@ private final class Background<T: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Waits for the result; may be called more than once.
+    /// Waits for the result; may be called more than once. `result` is read only after the
+    /// worker's signal (reading it before, as this once did, raced the worker's write: a torn
+    /// `Result` crashed the process when a hostile input failed as fast as its hash finished).
     func value() throws -> T {
-        if let result { return try result.get() }
-        done.wait()
-        return try result!.get()
+        waitLock.lock()
+        defer { waitLock.unlock() }
+        if !waited {
+            done.wait()
+            waited = true
+        }
+        guard let result else { throw ConversionError(.io("background work ended without a result"), file: "") }
+        return try result.get()
     }
+    private let waitLock = NSLock()
+    private var waited = false
 }
 
 /// Progress of work done on several threads, reported one call at a time.

@@ -75,6 +75,8 @@ public final class DistributedCheckpoint: @unchecked Sendable {
         struct Place { let file: String; let offset: Int; let length: Int }
         var places: [String: [[Int]: Place]] = [:]
         for (k, v) in zip(storageData.keys, storageData.values) {
+            // A non-tensor entry (BytesStorageMetadata) is indexed with no offset: not read.
+            if let index = object(k, "MetadataIndex"), (attribute(index, "offset") ?? PickleValue.none) == PickleValue.none { continue }
             guard let index = object(k, "MetadataIndex"), case .string(let fqn)? = attribute(index, "fqn"),
                   let offsets = ints(attribute(index, "offset")), let info = object(v, "_StorageInfo"),
                   case .string(let relative)? = attribute(info, "relative_path"),

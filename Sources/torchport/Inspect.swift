@@ -28,7 +28,9 @@ struct Inspect: ParsableCommand {
             switch CheckpointLayout.detect(file) {
             case .file?:
                 WeightsFormat.isSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
-            default:  // a sharded index or a distributed checkpoint folder (or an error saying why not)
+            case .distributed(let folder)?:
+                try InspectReport(distributed: DistributedCheckpoint(folder: folder, options: reader.options), file: file)
+            default:  // a sharded index (or an error saying why a folder is no checkpoint)
                 InspectReport(file: file, try readTensors(file, options: reader.options))
             }
         }
@@ -79,7 +81,7 @@ struct InspectReport: Encodable {
     /// A safetensors file's `__metadata__`.
     let metadata: [String: String]?
     let root: String
-    let topLevel: [Entry]
+    var topLevel: [Entry]
     let tensors: [Tensor]
     let totalTensors: Int
     let totalElements: Int
@@ -152,6 +154,12 @@ struct InspectReport: Encodable {
         totalElements = read.tensors.reduce(0) { $0 + $1.tensor.numel }
         totalBytes = read.tensors.reduce(0) { $0 + $1.tensor.nbytes }
         model = Self.modelSection(read.tensors, checkpoint: nil)
+    }
+
+    /// A distributed checkpoint: its full tensors, and its non-tensor entries among the top level.
+    init(distributed dcp: DistributedCheckpoint, file path: String) {
+        self.init(file: path, (dcp.tensors, .distributed))
+        topLevel = dcp.nonTensorEntries.map { Entry(key: $0, value: "a pickled Python value (BytesStorageMetadata), not read") }
     }
 
     /// A safetensors file: its metadata, and each tensor with its byte offset in the data buffer

@@ -182,7 +182,7 @@ struct ConvertAnyTests {
                 try DistributedCheckpoint(folder: dir)
             } throws: { e in
                 guard let e = e as? CheckpointError, case .truncated = e.kind else { return false }
-                return e.location.file?.hasSuffix("__1_0.distcp") == true && e.location.key == "norm.bias"
+                return e.location.file?.hasSuffix("__1_0.distcp") == true && e.location.key != nil
             }
             try FileManager.default.removeItem(atPath: dir + "/__1_0.distcp")
             let reason = Self.layoutReason { _ = try DistributedCheckpoint(folder: dir) }
