@@ -418,6 +418,8 @@ struct ConvertJSON: Encodable {
     var numClasses: Int?
     var parameters: Int?
     var keptValues: [String]?
+    /// With --max-shard-size: the files written in the output folder.
+    var files: [String]?
     var sourceSha256: String?
     var sourceFormat: String?
     var mapping: [String]?
@@ -439,6 +441,7 @@ struct ConvertJSON: Encodable {
         numClasses = s.numClasses
         parameters = s.parameters
         keptValues = s.keptValues
+        files = s.files.isEmpty ? nil : s.files
         sourceSha256 = s.sourceSHA256
         sourceFormat = s.sourceFormat.rawValue
         mapping = s.decisions.map(\.description)

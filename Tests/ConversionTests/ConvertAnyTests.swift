@@ -107,6 +107,12 @@ struct ConvertAnyTests {
         let report = PickleScanner.scan(path: Self.folder.appendingPathComponent("whole-resnet.pth").path)
         #expect(report.verdict == .safe)
         #expect(report.globals.filter { $0.classification == .framework }.count >= 9)
+        // A framework class beside a code-running global: still dangerous, and the reader refuses it.
+        let mixed: [UInt8] = [0x80, 0x02] + Array("ctorchvision.models.resnet\nResNet\n0cos\nsystem\n0N.".utf8)
+        let mixedReport = PickleScanner.scan(bytes: mixed, name: "mixed.pkl")
+        #expect(mixedReport.verdict == .dangerous)
+        #expect(mixedReport.globals.map(\.classification) == [.framework, .refused])
+        #expect(throws: CheckpointError.self) { try Checkpoint(bytes: mixed) }
         let checkpoint = try Checkpoint(contentsOf: Self.folder.appendingPathComponent("whole-resnet.pth").path)
         #expect(checkpoint.tensors.count == 74)
         #expect(!checkpoint.tensors.contains { $0.name.contains("scratch") || $0.name.contains("_parameters") })
