@@ -173,24 +173,35 @@ public final class DistributedCheckpoint: @unchecked Sendable {
             guard chunks.count == 1 else { throw fail("\(chunks.count) chunks, one of which covers the whole tensor") }
             return whole.tensor
         }
+        // Exact tiling: the chunks' elements add up to the tensor's, and no element is written
+        // twice (a bitmap of the elements, checked row by row as they are copied: linear in the
+        // tensor, however many chunks a file lists).
         var covered = 0
-        for (i, a) in chunks.enumerated() {
-            covered += a.tensor.numel
-            for b in chunks[(i + 1)...] where a.tensor.numel > 0 && b.tensor.numel > 0 {
-                var overlap = true
-                for d in 0..<size.count {
-                    let aEnd: Int = a.offsets[d] + a.sizes[d]
-                    let bEnd: Int = b.offsets[d] + b.sizes[d]
-                    if !(a.offsets[d] < bEnd && b.offsets[d] < aEnd) { overlap = false }
-                }
-                if overlap { throw fail("chunks at \(a.offsets) and \(b.offsets) overlap") }
-            }
+        for c in chunks {
+            let (sum, overflow) = covered.addingReportingOverflow(c.tensor.numel)
+            guard !overflow else { throw fail("chunks cover more elements than an integer counts") }
+            covered = sum
         }
         guard covered == numel else { throw fail("chunks cover \(covered) of \(numel) elements") }
         let element = dtype.size
         let strides = TensorRecord.contiguousStrides(size)
+        var written = [UInt64](repeating: 0, count: (numel + 63) / 64)
+        /// Marks elements `start..<end` written; false when one already was.
+        func mark(_ start: Int, _ end: Int) -> Bool {
+            var i = start
+            while i < end {
+                let word = i >> 6, bit = i & 63
+                let n = min(64 - bit, end - i)
+                let mask: UInt64 = (n == 64 ? ~0 : ((1 << UInt64(n)) - 1)) << UInt64(bit)
+                if written[word] & mask != 0 { return false }
+                written[word] |= mask
+                i += n
+            }
+            return true
+        }
+        var overlap: [Int]?
         let owner = FileBytes.filled(count: numel * element) { dst in
-            for c in chunks where c.tensor.numel > 0 {
+            for c in chunks where c.tensor.numel > 0 && overlap == nil {
                 c.tensor.withContiguousBytes { src in
                     guard let to = dst.baseAddress, let from = src.baseAddress else { return }
                     // Rows along the last dimension are contiguous in both; walk the others.
@@ -201,6 +212,10 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                     for row in 0..<rows {
                         var target = 0
                         for d in 0..<rank { target += (c.offsets[d] + (d < rank - 1 ? index[d] : 0)) * strides[d] }
+                        guard mark(target, target + rowElements) else {
+                            overlap = c.offsets
+                            return
+                        }
                         memcpy(to + target * element, from + row * rowElements * element, rowElements * element)
                         var d = rank - 2
                         while d >= 0 {
@@ -216,6 +231,7 @@ public final class DistributedCheckpoint: @unchecked Sendable {
                 }
             }
         }
+        if let overlap { throw fail("the chunk at \(overlap) overlaps another") }
         guard let t = TensorRecord(dtype: dtype, shape: size, bytes: ByteSlice(owner: owner), name: fqn) else {
             throw fail("cannot make a \(dtype.rawValue)\(size) tensor")
         }
