@@ -225,6 +225,55 @@ struct ConvertAnyTests {
         }
     }
 
+    /// A seeded generator (SplitMix64), so the mutations are the same on every run.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// `bytes` with a few random bytes changed, inserted or removed.
+    static func mutate(_ bytes: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
+        var b = bytes
+        for _ in 0..<Int.random(in: 1...4, using: &rng) where !b.isEmpty {
+            let i = Int.random(in: 0..<b.count, using: &rng)
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0: b[i] = UInt8.random(in: 0...255, using: &rng)
+            case 1: b[i] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+            case 2: b.insert(UInt8.random(in: 0...255, using: &rng), at: i)
+            default: b.remove(at: i)
+            }
+        }
+        return b
+    }
+
+    @Test("Mutated .metadata pickles and index files (1,500 each, seeded) only ever throw, never trap")
+    func mutationsThrowOrRead() throws {
+        try ConversionTests.withFolder { folder in
+            let dcp = try Self.copy("dcp", into: folder)
+            let sharded = try Self.copy("sharded-safetensors", into: folder)
+            let metadata = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dcp + "/.metadata")))
+            let index = try [UInt8](Data(contentsOf: URL(fileURLWithPath: sharded + "/model.safetensors.index.json")))
+            var rng = SplitMix(state: 16)
+            var read = 0, refused = 0
+            for _ in 0..<1_500 {
+                try Data(Self.mutate(metadata, &rng)).write(to: URL(fileURLWithPath: dcp + "/.metadata"))
+                do { _ = try DistributedCheckpoint(folder: dcp); read += 1 } catch is CheckpointError { refused += 1 }
+                try Data(Self.mutate(index, &rng)).write(to: URL(fileURLWithPath: sharded + "/model.safetensors.index.json"))
+                do { _ = try ShardedCheckpoint(index: sharded + "/model.safetensors.index.json"); read += 1 } catch {
+                    refused += 1
+                }
+            }
+            #expect(read + refused == 3_000)
+            #expect(refused > 1_000)
+        }
+    }
+
     @Test("maxShardBytes writes Hugging Face's layout: shards within the limit, an index; it reads back as the same state dict")
     func writesShards() throws {
         try ConversionTests.withFolder { folder in
