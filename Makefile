@@ -6,7 +6,7 @@ DEFAULT_GOLDEN := Fixtures/models/tiny-basic-r18ish.golden.pth
 VENV := .venv-torch
 PY := $(VENV)/bin/python
 
-.PHONY: deps build run test ci docs consumer verify-red-team check-kernels check-arm64 fixtures venv bench-load bench parity clean fuzz
+.PHONY: deps build run test ci docs consumer verify-red-team check-kernels check-arm64 fixtures check-formats venv bench-load bench bench-convert parity clean fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -82,7 +82,19 @@ fixtures: venv
 	$(PY) Fixtures/generate_models.py
 	$(PY) Fixtures/generate_layers.py
 	$(PY) Fixtures/generate_images.py
+	$(PY) Fixtures/generate_formats.py
 	python3 Fixtures/hostile/generate_hostile.py
+
+# Every Fixtures/formats checkpoint converted by the built tool, then loaded into its model with
+# load_state_dict(strict=True) under real torch (writes Fixtures/formats/strict-load.txt).
+check-formats: venv
+	$(SWIFT) build --product torchport
+	$(PY) Fixtures/check_formats.py
+
+# ~100 MB checkpoints (zip, shards, distributed) converted by torchport and by torch, side by side.
+bench-convert: venv
+	$(SWIFT) build -c release --product torchport
+	$(PY) Benchmarks/convert_layouts.py
 
 # The red team's corpus cases (class 11) under real torch: each payload runs, as `scan` says.
 verify-red-team: venv

@@ -49,10 +49,10 @@ public struct ClassLabels: Sendable, Equatable {
     /// Keys under which training scripts commonly save a class list next to the state dict, in the
     /// order they are tried. A list (or tuple) of names, an `{index: name}` dict (`idx_to_class`) and a
     /// `{name: index}` dict (`class_to_idx`, as torchvision's `ImageFolder` builds it) are understood.
-    public static let checkpointKeys = ["classes", "class_names", "categories", "labels", "idx_to_class", "class_to_idx"]
+    public static let checkpointKeys = Checkpoint.classNameKeys
 
     /// Dicts inside the checkpoint's root dict that are searched too (`{"meta": {"classes": ...}}`).
-    public static let nestedDictKeys = ["meta", "metadata", "hparams", "hyper_parameters"]
+    public static let nestedDictKeys = Checkpoint.classNameContainers
 
     /// Reads names from a text file, one per line (surrounding spaces and trailing blank lines
     /// dropped; `#` starts no comment: a name may contain anything but a newline).
@@ -76,26 +76,29 @@ public struct ClassLabels: Sendable, Equatable {
     /// ``nestedDictKeys``), with the key it was found under; nil when there is none or it is
     /// malformed (not all strings, indices not exactly `0..<n`).
     public static func stored(in checkpoint: Checkpoint) -> (names: [String], key: String)? {
-        let graph = checkpoint.graph
-        guard case .dict(let rootIndex) = checkpoint.root else { return nil }
-        var dicts: [(PickleDict, String)] = [(graph.dicts[rootIndex], "")]
-        for key in nestedDictKeys {
-            if case .dict(let i)? = graph.dicts[rootIndex][key] { dicts.append((graph.dicts[i], key + ".")) }
-        }
-        for (dict, prefix) in dicts {
-            for key in checkpointKeys {
-                if let value = dict[key], let names = names(from: value, graph: graph) { return (names, prefix + key) }
+        checkpoint.storedClassNames
+    }
+
+    /// The metadata keys a converted `.safetensors` file may hold a class list under (a JSON array
+    /// of strings), in the order they are tried: `torchport.classes` (what `convert` writes), then
+    /// `classes` (files converted by Torchport before its keys had a prefix, and other tools).
+    public static let metadataKeys = ["torchport.classes", "classes"]
+
+    /// A class list stored in a converted `.safetensors` file's metadata (``metadataKeys``), as a
+    /// JSON array of strings.
+    public static func stored(in file: SafeTensorsFile) -> [String]? {
+        storedWithKey(in: file)?.names
+    }
+
+    /// ``stored(in:)-(SafeTensorsFile)`` and the metadata key it came from.
+    static func storedWithKey(in file: SafeTensorsFile) -> (names: [String], key: String)? {
+        for key in metadataKeys {
+            if let json = file.metadata[key],
+               let array = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String], !array.isEmpty {
+                return (array, key)
             }
         }
         return nil
-    }
-
-    /// A class list stored in a converted `.safetensors` file's metadata under `classes`, as a JSON
-    /// array of strings.
-    public static func stored(in file: SafeTensorsFile) -> [String]? {
-        guard let json = file.metadata["classes"],
-              let array = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String] else { return nil }
-        return array
     }
 
     /// Picks labels for a model with `classes` outputs: the labels file if given (its line count
@@ -112,8 +115,8 @@ public struct ClassLabels: Sendable, Equatable {
         }
         if let path = checkpointPath {
             if let file = try? SafeTensorsFile(contentsOf: path) {
-                if let names = stored(in: file), names.count == classes {
-                    return ClassLabels(names: names, source: .checkpoint, detail: "metadata classes")
+                if let (names, key) = storedWithKey(in: file), names.count == classes {
+                    return ClassLabels(names: names, source: .checkpoint, detail: "metadata \(key)")
                 }
             } else if let checkpoint = try? Checkpoint(contentsOf: path, options: options),
                       let (names, key) = stored(in: checkpoint), names.count == classes {
@@ -122,32 +125,6 @@ public struct ClassLabels: Sendable, Equatable {
         }
         if classes == imageNet.count { return ClassLabels(names: imageNet, source: .imageNet) }
         return .indices
-    }
-
-    private static func names(from value: PickleValue, graph: PickleGraph) -> [String]? {
-        if let items = graph.sequence(value) {
-            var out: [String] = []
-            for item in items {
-                guard case .string(let s) = item else { return nil }
-                out.append(s)
-            }
-            return out.isEmpty ? nil : out
-        }
-        guard case .dict(let d) = value else { return nil }
-        let dict = graph.dicts[d]
-        guard dict.count > 0 else { return nil }
-        var slots = [String?](repeating: nil, count: dict.count)
-        for (k, v) in zip(dict.keys, dict.values) {
-            let index: Int, name: String
-            switch (k, v) {
-            case (.int(let i), .string(let s)): (index, name) = (i, s)    // idx_to_class
-            case (.string(let s), .int(let i)): (index, name) = (i, s)    // class_to_idx
-            default: return nil
-            }
-            guard slots.indices.contains(index), slots[index] == nil else { return nil }
-            slots[index] = name
-        }
-        return slots.allSatisfy { $0 != nil } ? slots.map { $0! } : nil
     }
 }
 

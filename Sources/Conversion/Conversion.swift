@@ -10,6 +10,9 @@ import TorchCheckpoint
 import TorchportCore
 
 
+/// The metadata key of the source's SHA-256.
+let sourceHashKey = ConversionPlan.metadataPrefix + "source_sha256"
+
 // MARK: - Options and results
 
 /// How ``convertCheckpoint(from:to:options:progress:validate:)-(String,String,_,_,_)`` converts.
@@ -36,6 +39,16 @@ public struct ConversionOptions: Sendable {
     public var architecture: ResNetArchitecture?
     /// How the input checkpoint is read (limits, trust).
     public var reader: ReaderOptions
+    /// Glob patterns (``NamePattern``) on state-dict names: when not empty, only matching tensors
+    /// are written.
+    public var include: [NamePattern] = []
+    /// Glob patterns on state-dict names: matching tensors are left out (after ``include``).
+    public var exclude: [NamePattern] = []
+    /// Write Hugging Face's sharded layout into the output folder: files of at most this many
+    /// bytes of tensor data (`model-00001-of-00003.safetensors`, ...; a larger tensor alone) and
+    /// `model.safetensors.index.json`, or a single `model.safetensors` when all fits in one.
+    /// nil: one file.
+    public var maxShardBytes: Int?
     /// fsync the file (and its folder) before it takes the output's name, so it also survives a
     /// power loss. Off by default, as in Python's `save_file`: the rename alone already means an
     /// interrupted or failed conversion never leaves a partial file under the output's name.
@@ -94,15 +107,21 @@ public struct ConversionSummary: Sendable, Codable {
     public var bytes: Int
     /// Size of the output file.
     public var fileBytes: Int
-    /// The dtype of every tensor written; nil when they differ (the `dtype` metadata says `mixed`).
+    /// The dtype of the floating-point tensors written (integer counters aside); nil when they
+    /// differ (the `torchport.dtype` metadata says `mixed`).
     public var dtype: DType?
     /// Tensors whose dtype changed.
     public var castTensors: Int
-    /// The architecture the state dict was bound to (`arch` metadata: `resnet50`, or a structural description).
-    public var architecture: ResNetArchitecture
-    /// nil for a headless backbone.
+    /// The ResNet the state dict binds to (`torchport.arch` metadata: `resnet50`, or a structural
+    /// description); nil for any other model.
+    public var architecture: ResNetArchitecture?
+    /// A ResNet's classes; nil for a headless backbone or another model.
     public var numClasses: Int?
-    /// SHA-256 of the input file, 64 lowercase hex digits (the `source_sha256` metadata).
+    /// The parameter count people quote (floating-point elements, BatchNorm statistics left out).
+    public var parameters: Int
+    /// The checkpoint's non-tensor values kept as JSON metadata (`torchport.checkpoint.<key>`).
+    public var keptValues: [String]
+    /// SHA-256 of the input file, 64 lowercase hex digits (the `torchport.source_sha256` metadata).
     public var sourceSHA256: String
     /// The input's format.
     public var sourceFormat: WeightsFormat
@@ -112,6 +131,9 @@ public struct ConversionSummary: Sendable, Codable {
     public var metadata: [String: String]
     /// Wall-clock duration of the whole conversion, in seconds.
     public var seconds: Double
+    /// With ``ConversionOptions/maxShardBytes``: the files written in the output folder (shards,
+    /// then the index when there are several); empty for a single output file.
+    public var files: [String] = []
 }
 
 /// A conversion that did not produce a file. Errors from reading the input
@@ -130,12 +152,15 @@ public struct ConversionError: TorchportError {
         case inputChanged
         /// The written file, read back, differs from what was meant to be written.
         case checkFailed(tensor: String?, reason: String)
-        /// A tensor of the state dict cannot be converted (e.g. an integer tensor where a ResNet
+        /// A tensor of the state dict cannot be converted (an integer tensor where a ResNet
         /// has floating-point weights).
         case unsupportedTensor(name: String, dtype: DType)
         /// Views with zero or overlapping strides would write `bytes` more than their storages
         /// hold, above ``ConversionOptions/maxExpansionBytes`` (`limit`). Nothing was written.
         case expandsTooMuch(bytes: Int, limit: Int)
+        /// Nothing to write: no tensor in the state dict (of `total` tensors in the input), e.g.
+        /// `--include` patterns that match none.
+        case noTensors(total: Int)
         /// An I/O failure (create, write, sync, rename), with the system's message.
         case io(String)
     }
@@ -177,6 +202,7 @@ public struct ConversionError: TorchportError {
         case .expandsTooMuch(let bytes, let limit):
             "its tensors are views that would expand to \(bytes) bytes beyond their storages, over the "
                 + "\(limit)-byte budget (ConversionOptions.maxExpansionBytes); nothing written"
+        case .noTensors(let total): "no tensor to write (the input holds \(total); check --include / --exclude); nothing written"
         case .io(let message): "\(message)"
         }
     }
@@ -190,9 +216,12 @@ public struct ConversionError: TorchportError {
 
 // MARK: - Conversion
 
-/// Converts a checkpoint (any file ``readTensors(_:options:)-(String,_)`` reads: zip, legacy, TorchScript, or
-/// a `.safetensors`) to a `.safetensors` file holding the ResNet's state dict under canonical
-/// torchvision names, with Torchport's metadata (docs/safetensors.md).
+/// Converts a checkpoint (any file ``readTensors(_:options:)-(String,_)`` reads: zip, legacy, TorchScript, a
+/// whole-model pickle, or a `.safetensors`) to a `.safetensors` file holding the state dict of the
+/// model inside, any model, every tensor under its `state_dict()` name and bit-identical (so
+/// `load_state_dict(strict=True)` takes it), with Torchport's metadata (docs/safetensors.md).
+/// The plan (``ConversionPlan``) says what is kept, dropped and unwrapped; a ResNet is also
+/// recognised (`torchport.arch`).
 ///
 /// ```swift
 /// let summary = try convertCheckpoint(from: "resnet50.pth", to: "resnet50.safetensors")
@@ -202,9 +231,10 @@ public struct ConversionError: TorchportError {
 /// Steps, each of which stops the conversion with nothing left behind:
 /// 1. The output is refused when it is the input (same device and inode, through links too), not a
 ///    regular file, or exists without `force`.
-/// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for `source_sha256`)
-///    while the tensors are read, names mapped (`NameMapping`) and the state dict checked to bind
-///    (`NameMapping.checkBinding(architecture:)`).
+/// 2. The input is mapped read-only; one thread hashes all of it (SHA-256, for
+///    `torchport.source_sha256`) while the tensors are read and the state dict found
+///    (``ConversionPlan/make(tensors:checkpoint:architecture:include:exclude:file:)``; a forced
+///    architecture must bind).
 /// 3. Tensors are cast when `options.dtype` asks (`FloatCast`, torch's rounding).
 /// 4. The file is written as `OUT.partial-<random>`, created exclusively next to the output:
 ///    header and data order from `SafeTensorsWriter.layout(_:metadata:order:)`, the data while
@@ -245,6 +275,10 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
                               validate: ((String) throws -> Void)? = nil) throws -> ConversionSummary {
     let start = DispatchTime.now().uptimeNanoseconds
     let before = try FileIdentity(path: input)
+    if let limit = options.maxShardBytes {
+        return try convertSharded(from: input, toFolder: output, maxShardBytes: limit, options: options, before: before,
+                                  start: start, progress: progress)
+    }
     try checkOutput(output, input: before, force: options.force)
 
     let file: StagingFile
@@ -269,11 +303,100 @@ public func convertCheckpoint(from input: String, to output: String, options: Co
         return ConversionSummary(
             input: input, output: output, tensors: tensorCount, bytes: written.dataBytes,
             fileBytes: fileBytes, dtype: written.dtype, castTensors: written.castTensors,
-            architecture: written.architecture, numClasses: written.architecture.numClasses,
-            sourceSHA256: written.metadata["source_sha256"] ?? "", sourceFormat: written.sourceFormat,
+            architecture: written.architecture, numClasses: written.architecture?.numClasses,
+            parameters: written.parameters, keptValues: written.keptValues,
+            sourceSHA256: written.metadata[sourceHashKey] ?? "", sourceFormat: written.sourceFormat,
             decisions: written.decisions, metadata: written.metadata, seconds: seconds)
     } catch {
         file.discard()
+        throw error
+    }
+}
+
+/// ``convertCheckpoint(from:to:options:progress:validate:)-(String,String,_,_,_)`` into a folder
+/// of shards and `model.safetensors.index.json` (``ConversionOptions/maxShardBytes``). Every
+/// file is staged, written, read back and checked before any takes its name; on any failure
+/// none is left behind. The summary's `fileBytes` sums the files.
+private func convertSharded(from input: String, toFolder folder: String, maxShardBytes: Int, options: ConversionOptions,
+                            before: FileIdentity, start: UInt64,
+                            progress: (@Sendable (ConversionProgress) -> Void)?) throws -> ConversionSummary {
+    guard maxShardBytes > 0 else { throw ConversionError(.io("the shard size must be positive"), file: folder) }
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) {
+        guard isDir.boolValue else { throw ConversionError(.outputNotAFile, file: folder) }
+    } else {
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw ConversionError(.io("cannot create the folder: \(error.localizedDescription)"), file: folder)
+        }
+    }
+    let indexName = "model.safetensors.index.json"
+    var files: [StagingFile] = []
+    defer { for f in files { ConversionCleanup.unregister(f.path) } }
+    func stage(_ target: String) throws -> StagingFile {
+        try checkOutput(target, input: before, force: options.force)
+        let file: StagingFile
+        do { file = try StagingFile.create(for: target) } catch { throw ConversionError(error) }
+        ConversionCleanup.register(file.path)
+        files.append(file)
+        return file
+    }
+    do {
+        var written = try writeStaging(input: input, options: options, maxShardBytes: maxShardBytes, progress: progress) { i, n in
+            let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", i + 1, n)
+            return try stage((folder as NSString).appendingPathComponent(name))
+        }
+        let shardFiles = files
+        for (f, w) in zip(shardFiles, written) {
+            try checkHeader(f.path, against: w)
+            if options.durable { do { try f.sync() } catch { throw ConversionError(error) } }
+        }
+        let tensorCount = written.reduce(0) { $0 + $1.expected.count }
+        let dataBytes = written.reduce(0) { $0 + $1.dataBytes }
+        var names: [String] = []
+        if shardFiles.count > 1 {
+            // Hugging Face's index: total_size, and every tensor's shard (keys sorted, as it writes them).
+            var map: [(String, String)] = []
+            for (f, w) in zip(shardFiles, written) {
+                let shard = (f.destination as NSString).lastPathComponent
+                names.append(shard)
+                for e in w.expected { map.append((e.name, shard)) }
+            }
+            map.sort { $0.0 < $1.0 }
+            let body = map.map { "    \(PickleGraph.jsonLiteral($0.0)): \(PickleGraph.jsonLiteral($0.1))" }.joined(separator: ",\n")
+            let json = "{\n  \"metadata\": {\n    \"total_size\": \(dataBytes)\n  },\n  \"weight_map\": {\n\(body)\n  }\n}\n"
+            let index = try stage((folder as NSString).appendingPathComponent(indexName))
+            let fd: Int32
+            do { fd = try index.openForWriting() } catch { throw ConversionError(error) }
+            defer { close(fd) }
+            try Array(json.utf8).withUnsafeBytes { try writeFully(fd, $0, at: 0, path: index.path) }
+            if options.durable { do { try index.sync() } catch { throw ConversionError(error) } }
+        } else {
+            names = shardFiles.map { ($0.destination as NSString).lastPathComponent }
+        }
+        for i in written.indices { written[i].expected = [] }  // unmap the source before placing
+        guard try FileIdentity(path: input) == before else { throw ConversionError(.inputChanged, file: input) }
+        var placed: [StagingFile] = []
+        do {
+            for f in files {
+                try f.place(replace: options.force, durable: options.durable)
+                placed.append(f)
+            }
+        } catch {
+            for f in placed { unlink(f.destination) }
+            throw ConversionError(error)
+        }
+        let fileBytes = files.reduce(0) { $0 + ((try? FileIdentity(path: $1.destination).size) ?? 0) }
+        let first = written[0]
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return ConversionSummary(
+            input: input, output: folder, tensors: tensorCount, bytes: dataBytes,
+            fileBytes: fileBytes, dtype: first.dtype, castTensors: first.castTensors,
+            architecture: first.architecture, numClasses: first.architecture?.numClasses,
+            parameters: first.parameters, keptValues: first.keptValues,
+            sourceSHA256: first.metadata[sourceHashKey] ?? "", sourceFormat: first.sourceFormat,
+            decisions: first.decisions, metadata: first.metadata, seconds: seconds, files: names)
+    } catch {
+        for f in files { f.discard() }
         throw error
     }
 }
@@ -290,7 +413,9 @@ struct Written {
     var expected: [Expected]
     var metadata: [String: String]
     var decisions: [MappingDecision]
-    var architecture: ResNetArchitecture
+    var architecture: ResNetArchitecture?
+    var parameters: Int
+    var keptValues: [String]
     var sourceFormat: WeightsFormat
     var dtype: DType?
     var castTensors: Int
@@ -307,13 +432,31 @@ struct Written {
 /// format's rules and checks live there); this only puts the bytes at their offsets.
 private func writeStaging(input: String, staging file: StagingFile, options: ConversionOptions,
                           progress: (@Sendable (ConversionProgress) -> Void)?) throws -> Written {
-    let bytes = try FileBytes.map(path: input)
+    let written = try writeStaging(input: input, options: options, maxShardBytes: nil, progress: progress) { _, _ in file }
+    guard let only = written.first, written.count == 1 else {
+        throw ConversionError(.io("\(written.count) files planned for one output"), file: file.path)
+    }
+    return only
+}
+
+/// Like ``writeStaging(input:staging:options:progress:)``, into several files when
+/// `maxShardBytes` splits the tensors (in state-dict order, a new file when the next tensor would
+/// pass the limit; a larger tensor alone): `staging(i, n)` gives the staging file of file `i` of `n`.
+private func writeStaging(input: String, options: ConversionOptions, maxShardBytes: Int?,
+                          progress: (@Sendable (ConversionProgress) -> Void)?,
+                          staging makeStaging: (Int, Int) throws -> StagingFile) throws -> [Written] {
+    // A sharded index or a distributed checkpoint is read by its own reader (its tensors are
+    // views of several maps); its identifying file (the index, `.metadata`) is hashed on its own.
+    let layout = CheckpointLayout.detect(input)
+    let single = if case .file? = layout { true } else { false }
+    let bytes = single ? try FileBytes.map(path: input) : FileBytes.owned([])
+    let hashed = layout?.identifyingFile ?? input
     // Without a cast, one read-only map serves the file hash and the tensors (their pages are read
     // once, and stay for the check). With one, each source tensor's pages are released once it is
     // cast, so the hash reads the file on its own instead of bringing them back.
     let casting = options.dtype != nil
     let sourceHash = Background { () -> String in
-        if casting { return try sha256(ofFileAt: input) }
+        if casting || !single { return try sha256(ofFileAt: hashed) }
         var h = SHA256()
         var offset = 0
         while offset < bytes.count {  // in 4 MiB steps, so pages are faulted in as they are hashed
@@ -325,25 +468,37 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     }
     defer { _ = try? sourceHash.value() }  // never leave the thread reading a map we gave up on
 
-    let tensors: [NamedTensor], sourceFormat: WeightsFormat
-    if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
+    let tensors: [NamedTensor], sourceFormat: WeightsFormat, checkpoint: Checkpoint?
+    var layoutDecisions: [MappingDecision] = []
+    if case .distributed(let folder)? = layout {
+        let dcp = try DistributedCheckpoint(folder: folder, options: options.reader)
+        (tensors, sourceFormat, checkpoint) = (dcp.tensors, .distributed, nil)
+        layoutDecisions = dcp.nonTensorEntries.map {
+            .droppedValue($0, reason: "a pickled Python value of the distributed checkpoint (BytesStorageMetadata), not read")
+        }
+    } else if !single {
+        (tensors, sourceFormat) = try readTensors(input, options: options.reader)
+        checkpoint = nil
+    } else if SafeTensorsSignature.matches(bytes.bytes, fileSize: bytes.count) {  // the map already holds the bytes
         tensors = try SafeTensorsFile(bytes: bytes, name: input).tensors
         sourceFormat = .safetensors
+        checkpoint = nil
     } else {
-        let checkpoint = try Checkpoint(bytes: bytes, name: input, options: options.reader)
-        tensors = checkpoint.tensors
-        sourceFormat = checkpoint.format
+        let c = try Checkpoint(bytes: bytes, name: input, options: options.reader)
+        tensors = c.tensors
+        sourceFormat = c.format
+        checkpoint = c
     }
-    let mapping = try NameMapping.map(tensors)
-    let architecture = try mapping.checkBinding(architecture: options.architecture)
-    for (name, t) in mapping.stateDict where !t.dtype.isFloatingPoint {
-        throw ConversionError(.unsupportedTensor(name: name, dtype: t.dtype), file: input)
-    }
+    var plan = try ConversionPlan.make(tensors: tensors, checkpoint: checkpoint, architecture: options.architecture,
+                                       include: options.include, exclude: options.exclude, file: input)
+    plan.decisions += layoutDecisions
+    let architecture = plan.architecture
+    guard !plan.stateDict.isEmpty else { throw ConversionError(.noTensors(total: tensors.count), file: input) }
 
     // Views that claim more elements than their storages hold (zero strides) are written in full:
     // bounded before anything is allocated or written.
     var expansion = 0
-    for (_, t) in mapping.stateDict {
+    for (_, t) in plan.stateDict {
         // Saturating: a caller's ReaderLimits.maxElements may allow element counts near Int.max.
         let (logical, overflow) = t.numel.multipliedReportingOverflow(by: (options.dtype?.dtype ?? t.dtype).size)
         let (sum, sumOverflow) = expansion.addingReportingOverflow(overflow ? Int.max : max(0, logical - t.storage.count))
@@ -357,19 +512,21 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
     let target = options.dtype?.dtype
     var entries: [SafeTensorsWriter.Entry] = []
     var payloads: [Payload] = []
-    entries.reserveCapacity(mapping.stateDict.count)
-    payloads.reserveCapacity(mapping.stateDict.count)
+    entries.reserveCapacity(plan.stateDict.count)
+    payloads.reserveCapacity(plan.stateDict.count)
     var castTensors = 0
-    let totalBytes = mapping.stateDict.reduce(0) { $0 + $1.tensor.numel * (target ?? $1.tensor.dtype).size }
+    let totalBytes = plan.stateDict.reduce(0) { total, item in
+        total + item.tensor.numel * (target.flatMap { FloatCast.canCast(from: item.tensor.dtype, to: $0) ? $0 : nil } ?? item.tensor.dtype).size
+    }
     var doneBytes = 0
-    for (i, (name, t)) in mapping.stateDict.enumerated() {
+    for (i, (name, t)) in plan.stateDict.enumerated() {
         if let target, t.dtype != target, let cast = FloatCast.cast(t, to: target) {
             entries.append(.init(name: name, dtype: target, shape: t.shape, bytes: cast))
             payloads.append(.bytes(cast))
             releasePages(of: t, in: bytes)
             castTensors += 1
             doneBytes += cast.count
-            progress?(.init(stage: .casting, tensors: i + 1, totalTensors: mapping.stateDict.count,
+            progress?(.init(stage: .casting, tensors: i + 1, totalTensors: plan.stateDict.count,
                             bytes: doneBytes, totalBytes: totalBytes))
         } else {
             entries.append(.init(name: name, tensor: t))
@@ -377,49 +534,77 @@ private func writeStaging(input: String, staging file: StagingFile, options: Con
             doneBytes += t.nbytes
         }
     }
-    let dtypes = Set(entries.map(\.dtype))
-    var metadata: [String: String] = [
-        "format": "torchport",
-        "arch": architecture.description,
-        "num_classes": architecture.numClasses.map(String.init) ?? "none",
-        "source_sha256": String(repeating: "0", count: 64),  // a placeholder of the same length
-        "source_format": sourceFormat.rawValue,
-        "dtype": dtypes.count == 1 ? dtypes.first!.rawValue : "mixed",
-        "converter_version": torchportVersion,
-        "mapping": mapping.decisions.map(\.description).joined(separator: "; "),
-    ]
+    // The dtype of the weights: the floating-point tensors' (integer counters aside), when they share one.
+    let floating = entries.filter { $0.dtype.isFloatingPoint }
+    let dtypes = Set((floating.isEmpty ? entries : floating).map(\.dtype))
+    var metadata = plan.metadata(sourceFormat: sourceFormat.rawValue,
+                                 dtype: dtypes.count == 1 ? dtypes.first?.rawValue ?? "mixed" : "mixed")
+    metadata[sourceHashKey] = String(repeating: "0", count: 64)  // a placeholder of the same length
+    // Shards: consecutive tensors up to the limit each.
+    var groups: [Range<Int>] = []
+    var groupStart = 0, groupBytes = 0
+    for (i, e) in entries.enumerated() {
+        let n = payloads[i].count
+        if let limit = maxShardBytes, i > groupStart, groupBytes + n > limit {
+            groups.append(groupStart..<i)
+            groupStart = i
+            groupBytes = 0
+        }
+        groupBytes += n
+        _ = e
+    }
+    groups.append(groupStart..<entries.count)
+
     // The data goes out while the input is still being hashed; the header, which holds the hash,
     // is written last over the space its placeholder version reserved.
-    let draft = try SafeTensorsWriter.layout(entries, metadata: metadata)
-    let staging = file.path
-    let fd: Int32
-    do { fd = try file.openForWriting() } catch { throw ConversionError(error) }
-    defer { close(fd) }
-    FilePreallocation.reserve(fd, bytes: draft.prefix.count + draft.dataSize)
-    var offset = draft.prefix.count
-    var fileOffsets: [String: Int] = [:]
-    let payloadByName = Dictionary(zip(entries.map(\.name), payloads), uniquingKeysWith: { a, _ in a })
-    for (i, e) in draft.entries.enumerated() {
-        guard let payload = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
-        fileOffsets[e.name] = offset
-        try payload.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
-        offset += payload.count
-        progress?(.init(stage: .writing, tensors: i + 1, totalTensors: entries.count,
-                        bytes: offset - draft.prefix.count, totalBytes: totalBytes))
+    struct Open { let file: StagingFile; let fd: Int32; let entries: [SafeTensorsWriter.Entry]; let prefix: Int
+                  let expected: [Written.Expected]; let offsets: [String: Int]; let bytes: Int }
+    var opened: [Open] = []
+    defer { for o in opened { close(o.fd) } }
+    var doneTensors = 0, doneData = 0
+    for (g, range) in groups.enumerated() {
+        let file = try makeStaging(g, groups.count)
+        let groupEntries = Array(entries[range]), groupPayloads = Array(payloads[range])
+        let draft = try SafeTensorsWriter.layout(groupEntries, metadata: metadata)
+        let staging = file.path
+        let fd: Int32
+        do { fd = try file.openForWriting() } catch { throw ConversionError(error) }
+        let expected = zip(groupEntries, groupPayloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
+        var offset = draft.prefix.count
+        var fileOffsets: [String: Int] = [:]
+        opened.append(Open(file: file, fd: fd, entries: groupEntries, prefix: draft.prefix.count, expected: expected,
+                           offsets: [:], bytes: draft.dataSize))
+        FilePreallocation.reserve(fd, bytes: draft.prefix.count + draft.dataSize)
+        let payloadByName = Dictionary(zip(groupEntries.map(\.name), groupPayloads), uniquingKeysWith: { a, _ in a })
+        for e in draft.entries {
+            guard let payload = payloadByName[e.name] else { throw ConversionError(.io("lost tensor \(e.name)"), file: staging) }
+            fileOffsets[e.name] = offset
+            try payload.withContiguousBytes { try writeFully(fd, $0, at: offset, path: staging) }
+            offset += payload.count
+            doneTensors += 1
+            doneData += payload.count
+            progress?(.init(stage: .writing, tensors: doneTensors, totalTensors: entries.count,
+                            bytes: doneData, totalBytes: totalBytes))
+        }
+        // The data is read back and compared while the hash completes.
+        try checkData(staging, expected: expected, offsets: fileOffsets, totalBytes: draft.dataSize, progress: progress)
+        opened[opened.count - 1] = Open(file: file, fd: fd, entries: groupEntries, prefix: draft.prefix.count,
+                                        expected: expected, offsets: fileOffsets, bytes: draft.dataSize)
     }
-    // The data is read back and compared while the hash completes.
-    let expected = zip(entries, payloads).map { Written.Expected(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1) }
-    try checkData(staging, expected: expected, offsets: fileOffsets, totalBytes: totalBytes, progress: progress)
-    metadata["source_sha256"] = try sourceHash.value()
-    let header = try SafeTensorsWriter.layout(entries, metadata: metadata).prefix
-    guard header.count == draft.prefix.count else {
-        throw ConversionError(.io("header changed size (\(draft.prefix.count) -> \(header.count))"), file: staging)
+    metadata[sourceHashKey] = try sourceHash.value()
+    var written: [Written] = []
+    for o in opened {
+        let header = try SafeTensorsWriter.layout(o.entries, metadata: metadata).prefix
+        guard header.count == o.prefix else {
+            throw ConversionError(.io("header changed size (\(o.prefix) -> \(header.count))"), file: o.file.path)
+        }
+        try header.withUnsafeBytes { try writeFully(o.fd, $0, at: 0, path: o.file.path) }
+        written.append(Written(expected: o.expected, metadata: metadata, decisions: plan.decisions,
+                               architecture: architecture, parameters: plan.parameters, keptValues: plan.keptValues.map(\.key),
+                               sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
+                               castTensors: castTensors, dataBytes: o.bytes, fileOffsets: o.offsets))
     }
-    try header.withUnsafeBytes { try writeFully(fd, $0, at: 0, path: staging) }
-    return Written(expected: expected, metadata: metadata, decisions: mapping.decisions,
-                   architecture: architecture, sourceFormat: sourceFormat, dtype: dtypes.count == 1 ? dtypes.first : nil,
-                   castTensors: castTensors, dataBytes: totalBytes,
-                   fileOffsets: fileOffsets)
+    return written
 }
 
 /// Reads `path`'s header back and compares it with what was meant to be written: validated in
@@ -666,12 +851,21 @@ private final class Background<T: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Waits for the result; may be called more than once.
+    /// Waits for the result; may be called more than once. `result` is read only after the
+    /// worker's signal (reading it before, as this once did, raced the worker's write: a torn
+    /// `Result` crashed the process when a hostile input failed as fast as its hash finished).
     func value() throws -> T {
-        if let result { return try result.get() }
-        done.wait()
-        return try result!.get()
+        waitLock.lock()
+        defer { waitLock.unlock() }
+        if !waited {
+            done.wait()
+            waited = true
+        }
+        guard let result else { throw ConversionError(.io("background work ended without a result"), file: "") }
+        return try result.get()
     }
+    private let waitLock = NSLock()
+    private var waited = false
 }
 
 /// Progress of work done on several threads, reported one call at a time.

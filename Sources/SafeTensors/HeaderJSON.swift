@@ -1,7 +1,7 @@
 import TorchportCore
 /// A JSON value of the header, with the file offset of each object member for error context.
 /// Numbers keep their form, so a shape of `1.0` or `-1` can be refused rather than coerced.
-indirect enum JSONValue {
+package indirect enum JSONValue {
     case object([JSONMember])
     case array([JSONValue])
     case string(String)
@@ -22,14 +22,14 @@ indirect enum JSONValue {
     }
 }
 
-struct JSONMember {
-    let key: String
-    let value: JSONValue
+package struct JSONMember {
+    package let key: String
+    package let value: JSONValue
     /// Offset of the key's opening quote, in the file.
-    let offset: Int
+    package let offset: Int
 }
 
-struct JSONNumber {
+package struct JSONNumber {
     let negative: Bool
     /// No fraction and no exponent.
     let isInteger: Bool
@@ -37,34 +37,34 @@ struct JSONNumber {
     let magnitude: Int?
 
     /// The value as a non-negative `Int`, or why not.
-    var nonNegativeInteger: Result<Int, NumberProblem> {
+    package var nonNegativeInteger: Result<Int, NumberProblem> {
         if !isInteger { return .failure(.notInteger) }
         if negative { return .failure(.negative) }
         guard let magnitude else { return .failure(.tooLarge) }
         return .success(magnitude)
     }
 
-    enum NumberProblem: Error { case notInteger, negative, tooLarge }
+    package enum NumberProblem: Error { case notInteger, negative, tooLarge }
 }
 
 /// A strict parser for the header: RFC 8259 JSON, plus what JSONSerialization does not do —
 /// it refuses duplicate keys, lone surrogates and deep nesting, and never converts numbers.
 /// The bytes must already be valid UTF-8 (see ``firstInvalidUTF8(_:)``).
-struct HeaderJSONParser {
+package struct HeaderJSONParser {
     private let bytes: UnsafeRawBufferPointer
     private let base: Int
     private let maxDepth: Int
     private var i = 0
 
     /// `base` is the file offset of `bytes[0]`, used in errors.
-    init(bytes: UnsafeRawBufferPointer, base: Int, maxDepth: Int = SafeTensorsFormat.maxJSONDepth) {
+    package init(bytes: UnsafeRawBufferPointer, base: Int, maxDepth: Int = SafeTensorsFormat.maxJSONDepth) {
         self.bytes = bytes
         self.base = base
         self.maxDepth = maxDepth
     }
 
     /// Parses one value followed only by JSON whitespace.
-    mutating func parseDocument() throws(SafeTensorsError) -> JSONValue {
+    package mutating func parseDocument() throws(SafeTensorsError) -> JSONValue {
         skipWhitespace()
         let value = try parseValue(depth: 0)
         skipWhitespace()
@@ -317,7 +317,7 @@ struct HeaderJSONParser {
 
 /// Index of the first byte that breaks UTF-8 (overlong forms, surrogates and values past
 /// U+10FFFF included), or nil when `bytes` is valid.
-func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer) -> Int? {
+package func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer) -> Int? {
     var i = 0
     let n = bytes.count
     while i < n {

@@ -19,6 +19,15 @@ public enum MappingDecision: Sendable, Equatable, Codable, CustomStringConvertib
     case appliedRule(MappingRule, renamed: Int)
     /// A caller's `sanitize` closure renamed `renamed` names and dropped `dropped`.
     case sanitized(renamed: Int, dropped: Int)
+    /// The tensors under a top-level key outside the state dict (`optimizer`: training state, or
+    /// anything else beside the model) were left out.
+    case droppedOutside(String, tensors: Int, reason: String)
+    /// `--include` / `--exclude` patterns kept `kept` tensors and left out `dropped`.
+    case filtered(include: [String], exclude: [String], kept: Int, dropped: Int)
+    /// Non-tensor values of the checkpoint (epoch, args, classes, ...) kept as JSON metadata.
+    case keptValues([String])
+    /// A non-tensor value of the checkpoint that was not kept, and why.
+    case droppedValue(String, reason: String)
 
     /// The decision as one sentence.
     public var description: String {
@@ -34,6 +43,14 @@ public enum MappingDecision: Sendable, Equatable, Codable, CustomStringConvertib
                 + groups.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
         case .appliedRule(let rule, let n): "rule \(rule): \(n) names changed"
         case .sanitized(let renamed, let dropped): "sanitize: \(renamed) names changed, \(dropped) dropped"
+        case .droppedOutside(let key, let n, let why): "dropped '\(key)' (\(why): \(n) tensor\(n == 1 ? "" : "s"))"
+        case .filtered(let include, let exclude, let kept, let dropped):
+            "selected by " + (include.isEmpty ? "" : "--include \(include.joined(separator: ", "))")
+                + (include.isEmpty || exclude.isEmpty ? "" : " and ")
+                + (exclude.isEmpty ? "" : "--exclude \(exclude.joined(separator: ", "))")
+                + ": \(kept) kept, \(dropped) left out"
+        case .keptValues(let keys): "kept \(keys.joined(separator: ", ")) as JSON metadata (torchport.checkpoint.<key>)"
+        case .droppedValue(let key, let why): "dropped '\(key)' (\(why))"
         }
     }
 }

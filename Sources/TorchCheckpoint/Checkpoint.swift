@@ -347,9 +347,13 @@ public final class Checkpoint: @unchecked Sendable {
                 children = zip(d.keys, d.values).map { (keyName($0.0), $0.1) }
             case .object(let i):
                 let o = graph.objects[i]
-                children = o.attributes.map { ($0.name, $0.value) }
-                    + o.entries.map { (keyName($0.key), $0.value) }
-                    + o.items.enumerated().map { (String($0.offset), $0.element) }
+                if let state = moduleState(o, graph: graph) {
+                    children = state  // an nn.Module of a whole-model pickle: its state_dict() entries
+                } else {
+                    children = o.attributes.map { ($0.name, $0.value) }
+                        + o.entries.map { (keyName($0.key), $0.value) }
+                        + o.items.enumerated().map { (String($0.offset), $0.element) }
+                }
             default:
                 children = []
             }
@@ -368,6 +372,37 @@ public final class Checkpoint: @unchecked Sendable {
                 }
             }
         }
+        return out
+    }
+
+    /// For an `nn.Module` restored as a record (a whole-model pickle: its instance dict holds
+    /// `_parameters`, `_buffers` and `_modules`), the entries `state_dict()` walks, in its order:
+    /// parameters (not None), persistent buffers (not None, not in `_non_persistent_buffers_set`),
+    /// then submodules (not None). Nil for any other object.
+    static func moduleState(_ o: InertObject, graph: PickleGraph) -> [(String, PickleValue)]? {
+        var parameters: PickleDict?, buffers: PickleDict?, modules: PickleDict?
+        var nonPersistent: Set<String> = []
+        for a in o.attributes {
+            switch (a.name, a.value) {
+            case ("_parameters", .dict(let d)): parameters = graph.dicts[d]
+            case ("_buffers", .dict(let d)): buffers = graph.dicts[d]
+            case ("_modules", .dict(let d)): modules = graph.dicts[d]
+            case ("_non_persistent_buffers_set", .set(let s)):
+                for case .string(let name) in graph.sets[s] { nonPersistent.insert(name) }
+            default: continue
+            }
+        }
+        guard let parameters, let modules else { return nil }
+        var out: [(String, PickleValue)] = []
+        func add(_ d: PickleDict, skipping: Set<String> = []) {
+            for (k, v) in zip(d.keys, d.values) {
+                guard case .string(let name) = k, v != .none, !skipping.contains(name) else { continue }
+                out.append((name, v))
+            }
+        }
+        add(parameters)
+        if let buffers { add(buffers, skipping: nonPersistent) }
+        add(modules)
         return out
     }
 

@@ -127,6 +127,11 @@ public struct CheckpointError: TorchportError {
         case storageMismatch(String)
         /// Could not map or read the file from disk.
         case io(String)
+        /// A checkpoint spread over several files (a Hugging Face `*.index.json` and its shards, a
+        /// `torch.distributed.checkpoint` folder) whose parts do not fit together: a path that
+        /// leaves the folder, a missing shard or tensor, a name twice, chunks that do not tile
+        /// their tensor (the reason is in the string; the file and key in the location).
+        case layout(String)
     }
 
     /// What went wrong, in one sentence.
@@ -171,6 +176,7 @@ public struct CheckpointError: TorchportError {
         case .tensorOutOfBounds(let n, let a): "tensor needs \(n) bytes of its storage, which holds \(a)"
         case .storageMismatch(let s): "storage mismatch: \(s)"
         case .io(let s): "I/O error: \(s)"
+        case .layout(let s): "inconsistent multi-file checkpoint: \(s)"
         }
     }
 

@@ -9,14 +9,22 @@ struct Convert: ParsableCommand {
     static let progressMinimumBytes = 16 << 20
 
     static let configuration = CommandConfiguration(
-        abstract: "Convert a checkpoint to a .safetensors file under canonical torchvision names, checked against the source.",
+        abstract: "Convert a checkpoint of any model to a .safetensors file under its state-dict names, checked against the source.",
         discussion: """
-            Reads any checkpoint Torchport reads (zip, legacy, TorchScript, or a .safetensors), maps \
-            the names (prefixes stripped, wrappers unwrapped, num_batches_tracked dropped), checks \
-            that the state dict binds to a ResNet, and writes it with Torchport's metadata (format, \
-            arch, num_classes, source_sha256, source_format, dtype, converter_version, mapping). \
-            Values are bit-identical to the source unless --dtype casts them (as torch's .half() / \
-            .bfloat16() round: to nearest, ties to even).
+            Reads any checkpoint Torchport reads (zip, legacy, TorchScript, a whole-model pickle, \
+            Lightning .ckpt, Hugging Face .bin, or a .safetensors), finds the model's state dict \
+            (wrappers such as model / state_dict unwrapped and prefixes module. / _orig_mod. \
+            stripped where nothing else sits beside them; each decision printed), and writes every \
+            tensor under the name model.state_dict() gives, so load_state_dict(strict=True) takes \
+            the file. A training checkpoint's optimizer state is dropped (and listed); its other \
+            values (epoch, args, hyper-parameters, classes) are kept as JSON in the metadata \
+            (torchport.checkpoint.<key>, torchport.classes). --include / --exclude choose tensors \
+            by glob pattern on their state-dict names. The metadata holds format=pt (the \
+            safetensors convention) and Torchport's keys under torchport. (source_sha256, \
+            source_format, dtype, converter_version, mapping, parameters; for a ResNet also arch \
+            and num_classes). --golden and --arch apply to ResNets only. Values are bit-identical \
+            to the source unless --dtype casts them (as torch's .half() / .bfloat16() round: to \
+            nearest, ties to even; integer tensors are kept as they are).
 
             The file is written under a temporary name next to OUT, read back and compared with the \
             source (name, dtype, shape and every byte of every tensor), verified against --golden if \
@@ -27,7 +35,7 @@ struct Convert: ParsableCommand {
             Exit status: 0 written, 1 the written file failed its check or the golden verification, \
             2 unusable input or refused output (OUT exists without --force, or OUT is the input).
 
-            Many inputs: give several, or a directory (its .pth and .pt files, not recursive, \
+            Many inputs: give several, or a directory (its .pth, .pt, .ckpt and .bin files, not recursive, \
             sorted; *.golden.* files left out). OUT is then a directory (created if absent) and \
             each input <stem>.<ext> is written to OUT/<stem>.safetensors; --golden, if given, is \
             a directory holding <stem>.golden.pth (or .golden.pt, .golden.safetensors) for every \
@@ -43,6 +51,7 @@ struct Convert: ParsableCommand {
               torchport convert ckpt.pth -o r50-fp16.safetensors --dtype float16 --golden g.pth --rtol 1e-2
               torchport convert model.pth -o model.safetensors --force --json
               torchport convert checkpoints/ -o converted/ --golden goldens/ --jobs 2
+              torchport convert train.pth -o backbone.safetensors --exclude 'head.*' --exclude 'fc.*'
             """)
 
     @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file; or several, or directories of them.",
@@ -62,13 +71,22 @@ struct Convert: ParsableCommand {
     @Option(help: "Architecture override for ambiguous state dicts (e.g. resnet50).")
     var arch: ArchChoice?
 
-    @Option(help: "Verify the written file against this golden file (see `torchport verify`) before keeping it.",
+    @Option(name: .customLong("include"), help: ArgumentHelp("Keep only the tensors whose state-dict name matches this glob (repeatable).", valueName: "pattern"))
+    var includes: [String] = []
+
+    @Option(name: .customLong("exclude"), help: ArgumentHelp("Leave out the tensors whose state-dict name matches this glob (repeatable).", valueName: "pattern"))
+    var excludes: [String] = []
+
+    @Option(help: "Verify the written file against this golden file (see `torchport verify`) before keeping it (ResNets only: another model fails with 'no ResNet found').",
             completion: .file())
     var golden: String?
 
     /// With --golden: the criterion (try --rtol 1e-2 with --dtype float16).
     @OptionGroup var tolerance: ToleranceFlags
     @Option(help: "With --golden: threads for inference.") var threads = 2
+
+    @Option(help: ArgumentHelp("Write Hugging Face's sharded layout into the folder OUT: shards of at most this much tensor data (5MB, 2GB, 1GiB, or bytes) and model.safetensors.index.json (one model.safetensors when all fits).", valueName: "size"))
+    var maxShardSize: String?
 
     @Flag(help: "fsync the written file and its folder before it takes the output's name (survives a power loss).")
     var sync = false
@@ -83,16 +101,32 @@ struct Convert: ParsableCommand {
     @OptionGroup var reader: ReaderFlags
 
     /// Several inputs, or a directory of them.
-    var many: Bool { inputs.count > 1 || anyDirectory(inputs) }
+    /// (A folder that is one checkpoint, sharded or distributed, is one input.)
+    var many: Bool { inputs.count > 1 || anyDirectory(inputs.filter { !Self.isMultiFileCheckpoint($0) }) }
+
+    /// A Hugging Face sharded folder or index, or a `torch.distributed.checkpoint` folder.
+    static func isMultiFileCheckpoint(_ path: String) -> Bool {
+        switch CheckpointLayout.detect(path) {
+        case .shardedIndex?, .distributed?: true
+        default: false
+        }
+    }
     var input: String { inputs[0] }
     /// The file one input is written to: OUT, or OUT/<stem>.safetensors when OUT is a directory.
     var target: String {
-        isDirectory(output) ? (output as NSString).appendingPathComponent(fileStem(input) + ".safetensors") : output
+        maxShardSize != nil ? output : isDirectory(output) ? (output as NSString).appendingPathComponent(fileStem(input) + ".safetensors") : output
     }
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
         try requireAtLeast([("--jobs", jobs, 1), ("--threads", threads, 1)])
+        if let maxShardSize {
+            guard Self.parseSize(maxShardSize) != nil else {
+                throw ValidationError("--max-shard-size \(maxShardSize): give a positive size such as 5MB, 2GB, 1GiB or a byte count")
+            }
+            if many { throw ValidationError("--max-shard-size writes one model's shards: give one input") }
+            if golden != nil { throw ValidationError("--golden verifies one file: leave out --max-shard-size") }
+        }
         if many {
             if FileManager.default.fileExists(atPath: output), !isDirectory(output) {
                 throw ValidationError("with several inputs (or a directory), -o must be a directory; '\(output)' is a file")
@@ -108,8 +142,7 @@ struct Convert: ParsableCommand {
         if many { return try runMany() }
         let output = target
 
-        let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
-                                        reader: reader.options, durable: sync)
+        let options = conversionOptions
         let display = ProgressMeter(textEnabled: isatty(STDERR_FILENO) == 1 && inputSize() >= Self.progressMinimumBytes)
         var verification: VerificationReport?
         let summary: ConversionSummary
@@ -150,15 +183,46 @@ struct Convert: ParsableCommand {
         }
     }
 
+    /// The options every conversion of this command uses.
+    var conversionOptions: ConversionOptions {
+        var options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
+                                        reader: reader.options, durable: sync)
+        options.include = includes.map(NamePattern.init)
+        options.exclude = excludes.map(NamePattern.init)
+        options.maxShardBytes = maxShardSize.flatMap(Self.parseSize)
+        return options
+    }
+
+    /// `5MB` (5,000,000 bytes, as Hugging Face counts), `2GB`, `1GiB` (2^30), `500KB`, `123` (bytes).
+    static func parseSize(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("TIB", 1 << 40),
+                                      ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000),
+                                      ("B", 1)]
+        let upper = text.trimmingCharacters(in: .whitespaces).uppercased()
+        var number = upper, scale = 1
+        for (suffix, factor) in units where upper.hasSuffix(suffix) {
+            number = String(upper.dropLast(suffix.count)).trimmingCharacters(in: .whitespaces)
+            scale = factor
+            break
+        }
+        guard let value = Double(number), value.isFinite, value > 0 else { return nil }
+        let bytes = value * Double(scale)
+        guard bytes >= 1, bytes < 9e18 else { return nil }
+        return Int(bytes)
+    }
+
     private func inputSize() -> Int {
         (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
     }
 
-    /// `wrote OUT: resnet50, 1000 classes, 320 tensors, ... in 0.52 s`
+    /// `wrote OUT: resnet50, 1000 classes, 320 tensors, ... in 0.52 s`, or for another model
+    /// `wrote OUT: state dict, 2.2M parameters, 158 tensors, ...`
     func headline(_ s: ConversionSummary) -> String {
-        "wrote \(s.output): \(s.architecture), "
-            + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
-            + ", \(s.tensors) tensors, \(s.bytes) bytes \(s.dtype?.rawValue ?? "mixed")"
+        let model = s.architecture.map { arch in
+            "\(arch), " + (s.numClasses.map { "\($0) classes" } ?? "headless (features)")
+        } ?? "state dict, \(StateDictSelection.describeParameters(s.parameters))"
+        return "wrote \(s.output): \(model)"
+            + ", \(s.tensors) tensors, \(s.bytes) bytes (\(InspectReport.humanBytes(s.bytes))) \(s.dtype?.rawValue ?? "mixed")"
             + (s.castTensors > 0 ? " (\(s.castTensors) cast)" : "")
             + String(format: " in %.2f s", s.seconds)
     }
@@ -170,6 +234,7 @@ struct Convert: ParsableCommand {
             "mapping:",
         ]
         lines += s.decisions.map { "  - \($0)" }
+        if !s.files.isEmpty { lines.append("files:     " + s.files.joined(separator: ", ")) }
         lines.append("checked:   read back; name, dtype, shape and every byte of every tensor match the source"
                      + (s.castTensors > 0 ? " (after the cast)" : ""))
         if let verification {
@@ -206,7 +271,7 @@ extension Convert {
     }
 
     func runMany() throws {
-        let expanded = expandInputs(inputs, extensions: ["pth", "pt"], recursive: false, skip: isGoldenName)
+        let expanded = expandInputs(inputs, extensions: ["pth", "pt", "ckpt", "bin"], recursive: false, skip: isGoldenName)
         let files = expanded.files
         let total = files.count + expanded.failures.count
         do {
@@ -230,8 +295,7 @@ extension Convert {
         let clash = clashes
         let goldens: [String?] = files.map { file in self.golden.flatMap { goldenFile(for: file, in: $0) } }
 
-        let options = ConversionOptions(dtype: dtype?.target, force: force, architecture: arch?.architecture,
-                                        reader: reader.options, durable: sync)
+        let options = conversionOptions
         let criterion = tolerance.criterion
         let (golden, arch, reader, threads) = (self.golden, self.arch, self.reader, self.threads)
         let meter = ProgressMeter(total: files.count, enabled: progressEnabled(progress))
@@ -356,6 +420,10 @@ struct ConvertJSON: Encodable {
     var castTensors: Int?
     var arch: String?
     var numClasses: Int?
+    var parameters: Int?
+    var keptValues: [String]?
+    /// With --max-shard-size: the files written in the output folder.
+    var files: [String]?
     var sourceSha256: String?
     var sourceFormat: String?
     var mapping: [String]?
@@ -373,8 +441,11 @@ struct ConvertJSON: Encodable {
         fileBytes = s.fileBytes
         dtype = s.dtype?.rawValue ?? "mixed"
         castTensors = s.castTensors
-        arch = s.architecture.description
+        arch = s.architecture?.description
         numClasses = s.numClasses
+        parameters = s.parameters
+        keptValues = s.keptValues
+        files = s.files.isEmpty ? nil : s.files
         sourceSha256 = s.sourceSHA256
         sourceFormat = s.sourceFormat.rawValue
         mapping = s.decisions.map(\.description)

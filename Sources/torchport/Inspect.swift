@@ -15,7 +15,7 @@ struct Inspect: ParsableCommand {
             cannot be used) unless --allow-unknown-globals keeps such objects as inert records.
             """)
 
-    @Argument(help: "A .pth / .pt checkpoint (zip, legacy or TorchScript) or a .safetensors file.", completion: .file())
+    @Argument(help: "A .pth / .pt / .ckpt / .bin checkpoint (zip, legacy, TorchScript, whole model) or a .safetensors file; a Hugging Face *.index.json or its folder; a torch.distributed.checkpoint folder.", completion: .file())
     var file: String
 
     @Flag(help: "Print JSON instead of text.")
@@ -25,7 +25,14 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let report = try withExitCode2(json: json, verbose: reader.verbose, file: file) {
-            WeightsFormat.isSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+            switch CheckpointLayout.detect(file) {
+            case .file?:
+                WeightsFormat.isSafeTensors(path: file) ? InspectReport(try SafeTensorsFile(contentsOf: file)) : InspectReport(try reader.open(file))
+            case .distributed(let folder)?:
+                try InspectReport(distributed: DistributedCheckpoint(folder: folder, options: reader.options), file: file)
+            default:  // a sharded index (or an error saying why a folder is no checkpoint)
+                InspectReport(file: file, try readTensors(file, options: reader.options))
+            }
         }
         if json {
             try printJSON(report)
@@ -74,15 +81,16 @@ struct InspectReport: Encodable {
     /// A safetensors file's `__metadata__`.
     let metadata: [String: String]?
     let root: String
-    let topLevel: [Entry]
+    var topLevel: [Entry]
     let tensors: [Tensor]
     let totalTensors: Int
     let totalElements: Int
     let totalBytes: Int
     let model: ModelSection?
 
-    /// What the name-mapping layer makes of the file: where the ResNet is, what was stripped or
-    /// dropped, the recognised architecture, and whether binding would succeed.
+    /// What `convert` makes of the file (its ``ConversionPlan``): where the state dict is, what
+    /// was unwrapped, stripped, kept or dropped, its size, and for a ResNet the recognised
+    /// architecture and whether binding succeeds.
     struct ModelSection: Encodable {
         let root: String
         let kind: String
@@ -90,6 +98,18 @@ struct InspectReport: Encodable {
         let architecture: String?
         let numClasses: Int?
         let binding: String
+        /// Tensors of the state dict `convert` writes.
+        let stateDictTensors: Int
+        /// Their bytes.
+        let stateDictBytes: Int
+        /// The parameter count (floating-point elements, BatchNorm running statistics left out).
+        let parameters: Int
+        /// `11.7M parameters`.
+        let parametersText: String
+        /// Non-tensor values `convert` keeps as JSON metadata.
+        let keptValues: [String]
+        /// Class names stored beside the weights.
+        let classes: [String]?
     }
 
     init(_ c: Checkpoint) {
@@ -110,7 +130,36 @@ struct InspectReport: Encodable {
         totalTensors = c.tensors.count
         totalElements = c.totalElements
         totalBytes = c.totalBytes
-        model = Self.modelSection(c.tensors)
+        model = Self.modelSection(c.tensors, checkpoint: c)
+    }
+
+    /// A checkpoint of several files (a sharded index, a distributed checkpoint): one state dict,
+    /// its tensors as the layout's reader assembled them (`storage_key` is `assembled`).
+    init(file path: String, _ read: (tensors: [NamedTensor], format: WeightsFormat)) {
+        file = path
+        format = read.format.rawValue
+        prefix = nil
+        byteOrder = "little"
+        pickleProtocol = nil
+        metadata = nil
+        root = "\(read.tensors.count) tensors across files"
+        topLevel = []
+        tensors = read.tensors.map {
+            let t = $0.tensor
+            return Tensor(name: $0.name, dtype: t.dtype.rawValue, shape: t.shape, strides: t.isContiguous ? nil : t.strides,
+                          storageKey: t.storageKey.isEmpty ? "assembled" : t.storageKey, storageOffset: t.storageOffset,
+                          location: "cpu", bytes: t.nbytes)
+        }
+        totalTensors = read.tensors.count
+        totalElements = read.tensors.reduce(0) { $0 + $1.tensor.numel }
+        totalBytes = read.tensors.reduce(0) { $0 + $1.tensor.nbytes }
+        model = Self.modelSection(read.tensors, checkpoint: nil)
+    }
+
+    /// A distributed checkpoint: its full tensors, and its non-tensor entries among the top level.
+    init(distributed dcp: DistributedCheckpoint, file path: String) {
+        self.init(file: path, (dcp.tensors, .distributed))
+        topLevel = dcp.nonTensorEntries.map { Entry(key: $0, value: "a pickled Python value (BytesStorageMetadata), not read") }
     }
 
     /// A safetensors file: its metadata, and each tensor with its byte offset in the data buffer
@@ -132,23 +181,34 @@ struct InspectReport: Encodable {
         totalTensors = f.tensors.count
         totalElements = f.tensors.reduce(0) { $0 + $1.tensor.numel }
         totalBytes = f.totalBytes
-        model = Self.modelSection(f.tensors)
+        model = Self.modelSection(f.tensors, checkpoint: nil)
     }
 
-    private static func modelSection(_ tensors: [NamedTensor]) -> ModelSection? {
-        if let mapping = try? NameMapping.map(tensors) {
-            let arch = ResNetArchitecture.recognise(mapping.shapes)
-            let binding: String
+    private static func modelSection(_ tensors: [NamedTensor], checkpoint: Checkpoint?) -> ModelSection? {
+        guard let plan = try? ConversionPlan.make(tensors: tensors, checkpoint: checkpoint) else { return nil }
+        let mapping = try? NameMapping.map(tensors)
+        let binding: String
+        if plan.architecture != nil {
+            binding = "ok"
+        } else if let mapping {
+            // A ResNet stem that does not bind: why (it is converted as any state dict).
             do {
                 _ = try mapping.checkBinding()
                 binding = "ok"
             } catch {
                 binding = "\(error)"
             }
-            return ModelSection(root: mapping.root, kind: mapping.kind.rawValue, decisions: mapping.decisions.map(\.description),
-                                architecture: arch?.description, numClasses: arch?.numClasses, binding: binding)
+        } else {
+            binding = "not a ResNet (convert writes the state dict as it is)"
         }
-        return nil
+        let root = plan.architecture != nil ? (mapping?.root ?? "") : StateDictSelection.select(tensors).root
+        return ModelSection(root: root, kind: plan.architecture == nil ? "state-dict" : (mapping?.kind.rawValue ?? "resnet"),
+                            decisions: plan.decisions.map(\.description), architecture: plan.architecture?.description,
+                            numClasses: plan.architecture?.numClasses, binding: binding,
+                            stateDictTensors: plan.stateDict.count,
+                            stateDictBytes: plan.stateDict.reduce(0) { $0 + $1.tensor.nbytes },
+                            parameters: plan.parameters, parametersText: StateDictSelection.describeParameters(plan.parameters),
+                            keptValues: plan.keptValues.map(\.key), classes: plan.classes)
     }
 
     var text: String {
@@ -194,16 +254,25 @@ struct InspectReport: Encodable {
         lines.append("")
         lines.append("total: \(totalTensors) tensors, \(Self.grouped(totalElements)) elements, \(Self.humanBytes(totalBytes))"
                      + (totalBytes >= 1024 ? " (\(Self.grouped(totalBytes)) bytes)" : ""))
-        lines.append("parameters: \(Self.grouped(parameterCount)) (floating-point values, BatchNorm running statistics left out)")
+        lines.append("parameters: \(Self.grouped(parameterCount)) (floating-point values, BatchNorm running statistics left out; "
+                     + "\(StateDictSelection.describeParameters(parameterCount)))")
         lines.append("")
         if let m = model {
-            lines.append("model:     \(m.architecture ?? "unrecognised")" + (m.numClasses.map { ", \($0) classes" } ?? ", headless (features)")
-                         + (m.kind == "detection-backbone" ? ", detection backbone" : ""))
+            if let arch = m.architecture {
+                lines.append("model:     \(arch)" + (m.numClasses.map { ", \($0) classes" } ?? ", headless (features)")
+                             + (m.kind == "detection-backbone" ? ", detection backbone" : ""))
+            } else {
+                lines.append("model:     a state dict (not a ResNet)")
+            }
+            lines.append("           \(m.parametersText), \(m.stateDictTensors) tensors, \(Self.humanBytes(m.stateDictBytes))")
             lines.append("mapping:   root '\(m.root)'")
             for d in m.decisions { lines.append("           - \(d)") }
+            if let classes = m.classes {
+                lines.append("classes:   \(classes.count): " + classes.prefix(5).joined(separator: ", ") + (classes.count > 5 ? ", ..." : ""))
+            }
             lines.append("binding:   \(m.binding)")
         } else {
-            lines.append("model:     no ResNet found")
+            lines.append("model:     no state dict found")
         }
         return lines.joined(separator: "\n")
     }

@@ -12,6 +12,8 @@ struct Scan: ParsableCommand {
             lists each global (GLOBAL, STACK_GLOBAL, INST, EXT1/2/4) with how Torchport treats it:
               interpreted  implemented by Torchport (tensor rebuild functions, storages, OrderedDict, ...)
               inert        kept as a data record, never called (argparse.Namespace, __torch__.* classes)
+              framework    a torch.nn / torchvision module class of a whole-model pickle (torch.save(model)): \
+            a data record for Torchport; torch.load runs torch's own code for it, not the file's
               refused      on neither allowlist: Torchport refuses the file
             and whether torch.load(weights_only=False) would run code for it (executes-code: a known \
             primitive such as os.system or builtins.eval; unknown-import: an arbitrary module would be \
@@ -80,8 +82,10 @@ struct Scan: ParsableCommand {
         }
         let interpreted = groups.filter { $0.classification == GlobalClassification.interpreted.rawValue }.count
         let inert = groups.filter { $0.classification == GlobalClassification.inert.rawValue }.count
-        let refused = groups.count - interpreted - inert
-        lines.append("  \(groups.count) distinct globals: \(interpreted) interpreted, \(inert) inert, \(refused) refused"
+        let framework = groups.filter { $0.classification == GlobalClassification.framework.rawValue }.count
+        let refused = groups.count - interpreted - inert - framework
+        lines.append("  \(groups.count) distinct globals: \(interpreted) interpreted, \(inert) inert, "
+                     + (framework > 0 ? "\(framework) framework (torch/torchvision module classes), " : "") + "\(refused) refused"
                      + "; \(r.pickles.count) pickle\(r.pickles.count == 1 ? "" : "s") scanned")
         if !r.torchScriptCode.isEmpty {
             lines.append(("  TorchScript code (never executed by Torchport): "

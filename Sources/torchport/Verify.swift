@@ -60,7 +60,8 @@ struct Verify: ParsableCommand {
     @OptionGroup var engineFlags: EngineFlags
 
     /// Several models, or a directory of them.
-    var many: Bool { models.count > 1 || anyDirectory(models) }
+    /// (A folder that is one checkpoint, sharded or distributed, is one model.)
+    var many: Bool { models.count > 1 || anyDirectory(models.filter { !Convert.isMultiFileCheckpoint($0) }) }
     var model: String { models[0] }
 
     func validate() throws {

@@ -157,6 +157,27 @@ struct ClassifyCommandTests {
         #expect(images == names.map(ImageFixtures.path))
     }
 
+    @Test("Class names survive convert (torchport.classes) and classify uses them on the converted file",
+          arguments: ["tiny-classes.pth", "tiny-idx-to-class.pth"])
+    func convertedClassList(_ file: String) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("torchport-cls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let converted = folder + "/model.safetensors"
+        let c = try CLIRunner.run("convert", ImageFixtures.path(file), "-o", converted)
+        #expect(c.status == 0, "\(c.stderr)")
+        let r = try CLIRunner.run("classify", converted, ImageFixtures.path("coffee.png"), "--json", "-k", "5")
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let labels = try #require(json["labels"] as? [String: Any])
+        #expect(labels["source"] as? String == "checkpoint")
+        #expect(labels["detail"] as? String == "metadata torchport.classes")
+        let names = ["airplane", "automobile", "bird", "cat", "deer"]
+        let top = try #require((json["results"] as? [[String: Any]])?.first?["top"] as? [[String: Any]])
+        #expect(top.count == 5)
+        for t in top { #expect(t["label"] as? String == (t["index"] as? Int).map { names[$0] }) }
+    }
+
     @Test("Class names stored in a training checkpoint (`classes` list, `idx_to_class` dict) are used",
           arguments: [("tiny-classes.pth", "classes"), ("tiny-idx-to-class.pth", "idx_to_class")])
     func checkpointClassList(_ file: String, _ key: String) throws {

@@ -176,7 +176,7 @@ struct MessageTests {
         #expect(legacy.status == 0)
         #expect(legacy.stdout.contains("conv.weight             float32   [4, 3, 3, 3]          s0+0           432 B"))
         #expect(legacy.stdout.contains("total: 9 tensors, 141 elements, 568 B"))
-        #expect(legacy.stdout.contains("parameters: 132 (floating-point values, BatchNorm running statistics left out)"))
+        #expect(legacy.stdout.contains("parameters: 132 (floating-point values, BatchNorm running statistics left out; 132 parameters)"))
         let ns = try CLIRunner.run("inspect", CLIRunner.fixture("hostile/cases/inert-argparse-namespace.pth"))
         #expect(ns.stdout.contains("args: argparse.Namespace(lr=0.1, arch=\"resnet50\", epochs=90)"), "\(ns.stdout)")
         try ConvertCommandTests.withFolder { folder in

@@ -13,7 +13,10 @@ struct OutputSafetyTests {
         struct Case: Decodable { let file: String; let code: String? }
         guard let data = try? Data(contentsOf: hostile.appendingPathComponent("manifest.json")),
               let cases = try? JSONDecoder().decode([Case].self, from: data) else { return [] }
-        return cases.filter { $0.code != nil }.map { ($0.file as NSString).lastPathComponent }.sorted()
+        // A safetensors file named .pth is refused by the checkpoint reader, but `convert` reads
+        // safetensors by content: it converts.
+        return cases.filter { $0.code != nil }.map { ($0.file as NSString).lastPathComponent }
+            .filter { $0 != "unrecognized-safetensors.pth" }.sorted()
     }()
 
     static func run(_ arguments: [String]) throws -> CLIRunner.Result { try CLIRunner.run(arguments) }

@@ -215,6 +215,10 @@ public enum GlobalRole: Sendable, Equatable {
     case passThrough
     /// A class kept as an inert record (`argparse.Namespace`, `__torch__.*`, numpy scalars).
     case inertClass
+    /// A module class of torch or torchvision (`torch.nn.modules.conv.Conv2d`,
+    /// `torchvision.models.resnet.ResNet`), as a whole-model pickle (`torch.save(model)`) names
+    /// them: an inert record here; `torch.load` would import torch's own module for it.
+    case moduleClass
     /// A global outside every allowlist, admitted only because the caller asked for it.
     case unknown
 }

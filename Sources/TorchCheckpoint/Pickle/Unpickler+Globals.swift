@@ -56,6 +56,40 @@ extension Unpickler {
         return s
     }()
 
+    /// Packages whose module classes a whole-model pickle names: `torch.nn.modules.*` (layers,
+    /// containers), `torchvision.models.*` (the networks and their blocks), `torchvision.ops.*`
+    /// (`Conv2dNormActivation`, `FrozenBatchNorm2d`, ...).
+    static let frameworkModulePrefixes = ["torch.nn.modules.", "torchvision.models.", "torchvision.ops."]
+
+    /// A class (a capitalised plain identifier, never a dotted attribute path or a function such as
+    /// `torchvision.models.resnet50`) in a module under ``frameworkModulePrefixes`` whose parts are
+    /// plain identifiers.
+    static func isFrameworkModuleClass(module: String, name: String) -> Bool {
+        guard frameworkModulePrefixes.contains(where: { module.hasPrefix($0) }),
+              let first = name.unicodeScalars.first, first.properties.isUppercase, first.isASCII else { return false }
+        let identifier: (Substring) -> Bool = { part in
+            !part.isEmpty && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+        }
+        return identifier(Substring(name)) && module.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(identifier)
+    }
+
+    /// The globals of a `torch.distributed.checkpoint` `.metadata` pickle (torch 2.x), allowed
+    /// only while one is read (``DistributedCheckpoint``): its dataclasses and enum as inert
+    /// records, `pathlib` paths (`StorageMeta.checkpoint_id`) as records, and
+    /// `torch.serialization._get_layout('torch.strided')` as its argument, a string.
+    static let distributedMetadataGlobals: [String: GlobalRole] = {
+        var m: [String: GlobalRole] = [
+            "torch.distributed.checkpoint.filesystem._StorageInfo": .inertClass,
+            "torch.serialization._get_layout": .passThrough,
+            "pathlib.PosixPath": .inertClass, "pathlib.WindowsPath": .inertClass, "pathlib.PurePosixPath": .inertClass,
+        ]
+        for name in ["Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata",
+                     "TensorProperties", "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING"] {
+            m["torch.distributed.checkpoint.metadata.\(name)"] = .inertClass
+        }
+        return m
+    }()
+
     /// Classifies `module.name`, or throws `disallowedGlobal` unless unknown globals are allowed.
     func classify(module: String, name: String) throws -> GlobalRole {
         for part in [module, name] {
@@ -64,6 +98,7 @@ extension Unpickler {
             }
         }
         if let role = Self.allowlistRole(module: module, name: name) { return role }
+        if options.distributedMetadata, let role = Self.distributedMetadataGlobals["\(module).\(name)"] { return role }
         if options.allowUnknownGlobals { return .unknown }
         throw error(.disallowedGlobal(module: module, name: name), key: "\(module).\(name)")
     }
@@ -74,6 +109,7 @@ extension Unpickler {
         let qualified = "\(module).\(name)"
         if let role = interpreted[qualified] { return role }
         if inertClasses.contains(qualified) { return .inertClass }
+        if isFrameworkModuleClass(module: module, name: name) { return .moduleClass }
         // TorchScript's own classes: `__torch__.torchvision.models.resnet.ResNet`, plain identifiers only.
         if module == "__torch__" || module.hasPrefix("__torch__."),
            (module + "." + name).allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }) {

@@ -35,6 +35,9 @@ public struct ReaderOptions: Sendable {
     /// When true, globals outside the allowlists are kept as inert records instead of refusing the
     /// file. Nothing is ever called either way; this only decides whether such files load.
     public var allowUnknownGlobals = false
+    /// Reading a `torch.distributed.checkpoint` `.metadata` pickle: its dataclasses
+    /// (``Unpickler/distributedMetadataGlobals``) are inert records, and only there.
+    var distributedMetadata = false
 
     /// Creates options; by default, default limits and unknown globals refused.
     public init(limits: ReaderLimits = ReaderLimits(), allowUnknownGlobals: Bool = false) {

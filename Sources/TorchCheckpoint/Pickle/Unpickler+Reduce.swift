@@ -39,7 +39,7 @@ extension Unpickler {
             let items = try args.first.map { try elements($0, of: g) } ?? []
             try charge(items.count)
             return graph.add(set: items)
-        case .inertClass, .unknown:
+        case .inertClass, .moduleClass, .unknown:
             return graph.add(object: InertObject(module: g.module, name: g.name, args: args))
         default:
             throw error(.wrongType(operation: operation, expected: "a class", got: g.qualifiedName), key: g.qualifiedName)
@@ -79,7 +79,7 @@ extension Unpickler {
                 throw bad("expected (rebuild function, type, args tuple, state)")
             }
             return try reduce(args[0], args: inner)
-        case .orderedDict, .inertClass, .unknown:
+        case .orderedDict, .inertClass, .moduleClass, .unknown:
             return try construct(callable, args: args, operation: "REDUCE")
         case .set, .frozenset:
             guard args.count <= 1 else { throw bad("takes at most one argument") }

@@ -11,6 +11,11 @@ public enum GlobalClassification: String, Sendable, Codable {
     /// Kept as a data record, never called (`argparse.Namespace`, TorchScript `__torch__.*` classes,
     /// numpy scalars).
     case inert
+    /// A module class of torch or torchvision (`torch.nn.modules.conv.Conv2d`,
+    /// `torchvision.models.resnet.ResNet`) of a whole-model pickle: an inert record for Torchport;
+    /// `torch.load` imports torch's own module and restores the object with it, running torch's
+    /// code, not code chosen by the file.
+    case framework
     /// On neither list: Torchport refuses the file.
     case refused
 }
@@ -223,7 +228,11 @@ public enum PickleScanner {
         let valid = [module, name].allSatisfy { !$0.isEmpty && !$0.contains(where: { $0 == "\n" || $0 == "\0" || $0 == " " }) }
         let torchModule = module == "__torch__" || module.hasPrefix("__torch__.")
         if valid, !(torchModule && !inTorchScript), let role = Unpickler.allowlistRole(module: module, name: name) {
-            return (role == .inertClass ? .inert : .interpreted, .none)
+            switch role {
+            case .inertClass: return (.inert, .none)
+            case .moduleClass: return (.framework, .none)
+            default: return (.interpreted, .none)
+            }
         }
         return (.refused, isKnownCodeExecution(module: module, name: name) ? .executesCode : .unknownImport)
     }

@@ -88,6 +88,15 @@ public final class FileBytes: @unchecked Sendable {
         }
     }
 
+    /// The bytes `range` of `parent`, without a copy; `parent` stays alive while this does. Nil
+    /// when `range` is not inside `parent`.
+    public static func view(of parent: FileBytes, range: Range<Int>) -> FileBytes? {
+        guard range.lowerBound >= 0, range.upperBound <= parent.count else { return nil }
+        return FileBytes(bytes: UnsafeRawBufferPointer(rebasing: parent.bytes[range]), isFileMap: parent.isFileMap) { _ in
+            withExtendedLifetime(parent) {}
+        }
+    }
+
     /// Owned uninitialised buffer filled by `fill`.
     public static func filled(count: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> FileBytes {
         let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)

@@ -16,6 +16,11 @@ public enum WeightsFormat: String, Sendable, Codable, CaseIterable {
     case torchScript = "torchscript"
     /// A `.safetensors` file: an 8-byte header length, a JSON header, the data.
     case safetensors
+    /// Hugging Face's sharded layout: a `*.index.json` (`weight_map`: tensor -> shard file) beside
+    /// its shards (`.safetensors`, or `torch.save` `.bin` files).
+    case sharded
+    /// A `torch.distributed.checkpoint` folder: `.metadata` and `__<rank>_<n>.distcp` files.
+    case distributed = "distributed-checkpoint"
 
     /// The one detector of a file's format by content (never by extension): whether its first
     /// bytes start a safetensors file (an 8-byte header length that fits the file, then `{`); if not, the checkpoint reader
