@@ -39,7 +39,7 @@ public struct ConversionOptions: Sendable {
     public var architecture: ResNetArchitecture?
     /// How the input checkpoint is read (limits, trust).
     public var reader: ReaderOptions
-    /// Glob patterns (``NamePattern``) on state-dict names: when not empty, only matching tensors
+    /// Glob patterns (`NamePattern`) on state-dict names: when not empty, only matching tensors
     /// are written.
     public var include: [NamePattern] = []
     /// Glob patterns on state-dict names: matching tensors are left out (after ``include``).

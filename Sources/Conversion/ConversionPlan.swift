@@ -4,7 +4,7 @@ import TorchCheckpoint
 import TorchportCore
 
 /// What a conversion will write, decided before anything is written: the state dict of any model
-/// (``StateDictSelection``), whether it is a ResNet (then its architecture, for `torchport.arch` and
+/// (`StateDictSelection`), whether it is a ResNet (then its architecture, for `torchport.arch` and
 /// `--golden`), the training checkpoint's other values kept as JSON, and Torchport's metadata.
 /// `torchport inspect` shows the same plan.
 public struct ConversionPlan: Sendable {
@@ -18,7 +18,7 @@ public struct ConversionPlan: Sendable {
     public var keptValues: [(key: String, json: String)]
     /// The class names stored beside the weights, if any (written as `torchport.classes`).
     public var classes: [String]?
-    /// ``StateDictSelection/parameterCount`` of the state dict.
+    /// `StateDictSelection.parameterCount` of the state dict.
     public var parameters: Int
 
     /// The metadata prefix of Torchport's own keys (`torchport.arch`, `torchport.source_sha256`, ...).

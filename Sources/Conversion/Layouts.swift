@@ -49,7 +49,7 @@ public enum CheckpointLayout: Sendable, Equatable {
 /// each tensor, the shard holding it (a `.safetensors` file, or a `torch.save` `.bin`, told apart
 /// by content). Every shard is read once; tensors are views of the shards' maps.
 ///
-/// Hostile indexes are refused with ``CheckpointError/Kind/layout(_:)`` naming the index and
+/// Hostile indexes are refused with `CheckpointError.Kind.layout` naming the index and
 /// the key: a shard path that is not a plain file name in the index's folder (`..`, `/`,
 /// absolute), a missing shard, a tensor missing from its shard, a name given twice (the strict
 /// JSON parser refuses duplicate keys), an index over 64 MiB.

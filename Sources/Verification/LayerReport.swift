@@ -3,7 +3,7 @@ import ResNet
 import TorchportCore
 
 /// A per-layer comparison of a model's forward pass with the module outputs a golden holds
-/// (`intermediates`): every point the engine records (``ResNet/TracedOutput``) whose module the
+/// (`intermediates`): every point the engine records (`TracedOutput`) whose module the
 /// golden has, in forward order, each held to the criterion's tolerance at its own scale
 /// (`max|d| <= atol + rtol * max|ref|` over the whole tensor), and the first layer beyond it.
 public struct LayerReport: Sendable, Codable, Equatable {
