@@ -1,3 +1,4 @@
+import TorchportCore
 /// An 8-bit RGB image: rows top to bottom, pixels left to right, `r g b` interleaved, the form PIL
 /// gives after `Image.convert("RGB")` and the form torchvision's transforms start from.
 public struct RGBImage: Sendable, Equatable {
@@ -33,9 +34,8 @@ public struct RGBImage: Sendable, Equatable {
     }
 
     private static func sampleCount(_ width: Int, _ height: Int) -> (Int, Bool) {
-        let (a, o1) = width.multipliedReportingOverflow(by: height)
-        let (b, o2) = a.multipliedReportingOverflow(by: 3)
-        return (b, o1 || o2)
+        guard let n = Shape.elementCount([width, height], times: 3) else { return (0, true) }
+        return (n, false)
     }
 
     /// The `(r, g, b)` samples of the pixel in column `x`, row `y`.

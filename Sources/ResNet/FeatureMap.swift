@@ -16,12 +16,7 @@ public struct FeatureMap: Sendable {
     public init(n: Int, c: Int, h: Int, w: Int, data: [Float]) throws(InputError) {
         let shape = [n, c, h, w]
         guard shape.allSatisfy({ $0 >= 0 }) else { throw InputError(.negativeDimension(shape: shape)) }
-        var count = 1
-        for d in shape {
-            let (p, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw InputError(.sizeOverflow(shape: shape)) }
-            count = p
-        }
+        guard let count = Shape.elementCount(shape) else { throw InputError(.sizeOverflow(shape: shape)) }
         guard data.count == count else { throw InputError(.sizeMismatch(shape: shape, count: data.count)) }
         self.init(unchecked: n, c: c, h: h, w: w, data: data)
     }

@@ -249,11 +249,8 @@ extension SafeTensorsFile {
         let (begin, end) = (pair[0], pair[1])
         guard begin <= end else { throw invalid("data_offsets end \(end) precedes begin \(begin)") }
 
-        var count = dtype.size
-        for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
-            guard !o else { throw SafeTensorsError(.shapeOverflow(key: name), key: name, offset: member.offset) }
-            count = p
+        guard let count = Shape.elementCount(shape, times: dtype.size) else {
+            throw SafeTensorsError(.shapeOverflow(key: name), key: name, offset: member.offset)
         }
         guard count == end - begin else {
             throw SafeTensorsError(.sizeMismatch(key: name, expected: count, actual: end - begin), key: name, offset: member.offset)

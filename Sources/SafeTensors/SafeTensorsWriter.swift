@@ -142,14 +142,11 @@ public enum SafeTensorsWriter {
             guard e.dtype.safetensorsName != nil else {
                 throw SafeTensorsError(.unsupportedDType(key: e.name, dtype: e.dtype.rawValue), key: e.name)
             }
-            var count = e.dtype.size
-            for d in e.shape {
-                guard d >= 0 else {
-                    throw SafeTensorsError(.invalidEntry(key: e.name, reason: "negative dimension \(d)"), key: e.name)
-                }
-                let (p, o) = count.multipliedReportingOverflow(by: d)
-                guard !o else { throw SafeTensorsError(.shapeOverflow(key: e.name), key: e.name) }
-                count = p
+            if let d = e.shape.first(where: { $0 < 0 }) {
+                throw SafeTensorsError(.invalidEntry(key: e.name, reason: "negative dimension \(d)"), key: e.name)
+            }
+            guard let count = Shape.elementCount(e.shape, times: e.dtype.size) else {
+                throw SafeTensorsError(.shapeOverflow(key: e.name), key: e.name)
             }
             guard count == e.byteCount else {
                 throw SafeTensorsError(.sizeMismatch(key: e.name, expected: count, actual: e.byteCount), key: e.name)

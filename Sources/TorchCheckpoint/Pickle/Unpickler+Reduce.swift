@@ -329,12 +329,7 @@ extension TensorMeta {
         guard offset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
             return .failure(.badShape("negative size, stride or offset: size \(shape), stride \(strides), offset \(offset)"))
         }
-        var numel = 1
-        for d in shape {
-            let (p, o) = numel.multipliedReportingOverflow(by: d)
-            guard !o else { return .failure(.badShape("element count of \(shape) overflows")) }
-            numel = p
-        }
+        guard let numel = Shape.elementCount(shape) else { return .failure(.badShape("element count of \(shape) overflows")) }
         guard numel <= limits.maxElements else { return .failure(.limitExceeded(.elements, limit: limits.maxElements)) }
         guard numel > 0 else { return .success(0) }
         var last = offset

@@ -42,15 +42,8 @@ public struct TensorRecord: Sendable {
     /// A contiguous tensor over `bytes` (e.g. a safetensors entry, or computed data). Returns nil
     /// when `bytes` does not hold exactly `shape.product * dtype.size` bytes.
     public init?(dtype: DType, shape: [Int], bytes: ByteSlice, name: String = "") {
-        var n = 1
-        for d in shape {
-            guard d >= 0 else { return nil }
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            guard !o else { return nil }
-            n = p
-        }
-        let (total, o) = n.multipliedReportingOverflow(by: dtype.size)
-        guard !o, total == bytes.count else { return nil }
+        guard let n = Shape.elementCount(shape), let total = Shape.elementCount(shape, times: dtype.size),
+              total == bytes.count else { return nil }
         self.dtype = dtype
         self.shape = shape
         strides = Self.contiguousStrides(shape)
