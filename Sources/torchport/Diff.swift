@@ -9,7 +9,7 @@ struct Diff: ParsableCommand {
         discussion: """
             Each file's names are mapped as `inspect` shows (a ResNet's wrappers and prefixes undone, \
             num_batches_tracked dropped); a file in which no ResNet is found is compared under its \
-            own tensor names. Lists the names only in A and only in B, dtype and shape differences, \
+            state dict's names, unwrapped as `convert` does (model / state_dict / module. ...). Lists the names only in A and only in B, dtype and shape differences, \
             and for each tensor on both sides the largest absolute and relative difference. A \
             tensor is the same when every element has |a - b| <= atol + rtol * |b| (NaN equal to \
             NaN); with the defaults (0, 0) only identical values are, and a dtype difference is a \
@@ -61,12 +61,13 @@ struct Diff: ParsableCommand {
         if !diff.same { throw ExitCode(ExitStatus.mismatch) }
     }
 
-    /// The file's tensors under mapped names: a ResNet's state dict where one is found, else the
-    /// tensors as the file names them.
+    /// The file's tensors under mapped names: a ResNet's state dict where one is found (its
+    /// canonical torchvision names, num_batches_tracked dropped), else the state dict of whatever
+    /// model the file holds, unwrapped as `convert` does (`StateDictSelection`).
     func mappedTensors(_ path: String) throws -> [NamedTensor] {
         let tensors = try readTensors(path, options: reader.options).tensors
-        guard let mapping = try? NameMapping.map(tensors) else { return tensors }
-        return mapping.stateDict.map { NamedTensor(name: $0.name, tensor: $0.tensor) }
+        let stateDict = (try? NameMapping.map(tensors).stateDict) ?? StateDictSelection.select(tensors).stateDict
+        return stateDict.map { NamedTensor(name: $0.name, tensor: $0.tensor) }
     }
 
     func text(_ d: TensorDiff) -> String {

@@ -41,4 +41,18 @@ struct DiffCommandTests {
         #expect(missing.stderr.hasPrefix("error: "))
         #expect(try CLIRunner.run("diff", Self.model, Self.model, "--rtol", "-1").status == 64)
     }
+
+    @Test("Any model and any layout: a training checkpoint of a ViT is the same as its conversion; a folder of shards reads as one")
+    func anyModel() throws {
+        try ConvertCommandTests.withFolder { folder in
+            let vit = CLIRunner.fixture("formats/training-vit.pth"), out = folder + "/vit.safetensors"
+            #expect(try CLIRunner.run("convert", vit, "-o", out).status == 0)
+            let r = try CLIRunner.run("diff", vit, out, "--json")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            #expect(doc["same"] as? Bool == true && (doc["identical"] as? Int ?? 0) > 0 && (doc["only_in_a"] as? [String])?.isEmpty == true)
+        }
+        let shards = try CLIRunner.run("diff", CLIRunner.fixture("formats/sharded-bin"), CLIRunner.fixture("formats/sharded-bin"))
+        #expect(shards.status == 0 && shards.stdout.hasPrefix("SAME: "), "\(shards.stdout)\(shards.stderr)")
+    }
 }
