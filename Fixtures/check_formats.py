@@ -37,6 +37,7 @@ def models() -> dict:
         "sharded-bin": lambda: g.densenet_tiny(),
         "sharded-safetensors": lambda: g.vit_tiny(),
         "dcp": None,
+        "dcp-resnet": lambda: g.resnet_whole(),
     }
 
 

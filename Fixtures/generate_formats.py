@@ -35,6 +35,8 @@ Fixtures (all tiny; the generator asserts < 1 MiB in all):
                                and `__0_0.distcp`, `__1_0.distcp`; a DTensor sharded on dim 0, one
                                sharded on dim 1, one replicated (DTensor Replicate), a plain tensor
                                and a plain int (`epoch`: BytesStorageMetadata)
+  dcp-resnet/                  the whole-model ResNet's state dict saved by 2 ranks (conv weights Shard(0),
+                               the rest replicated), with dcp-resnet.golden.pth (input, logits) for `verify`
 
 Determinism: one thread, every model seeded; checkpoints saved to in-memory buffers (zip folder
 `archive/`), written only if their bytes changed. `dcp/` is written by torch's FileSystemWriter
@@ -43,6 +45,7 @@ Determinism: one thread, every model seeded; checkpoints saved to in-memory buff
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import io
 import json
@@ -199,6 +202,12 @@ def dcp_worker(rank: int, world: int, folder: str, port: int) -> None:
     }
     dcp.save(sd, checkpoint_id=Path(folder).name)
     dist.barrier()
+    # The whole-model ResNet's state dict, conv weights sharded on their output channels, the rest
+    # replicated: `verify` runs it against a golden straight from the folder.
+    resnet = {k: distribute_tensor(v, mesh, [Shard(0)] if v.dim() == 4 else [Replicate()])
+              for k, v in resnet_whole().state_dict().items()}
+    dcp.save(resnet, checkpoint_id=Path(folder).name + "-resnet")
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -322,8 +331,17 @@ def main() -> None:
     # torch.distributed.checkpoint from two ranks (written in a scratch folder also named `dcp`).
     with tempfile.TemporaryDirectory() as tmp:
         make_dcp(Path(tmp) / "dcp")
-        for f in sorted((Path(tmp) / "dcp").iterdir()):
-            write(f"dcp/{f.name}", f.read_bytes(), written)
+        for name in ["dcp", "dcp-resnet"]:
+            for f in sorted((Path(tmp) / name).iterdir()):
+                write(f"{name}/{f.name}", f.read_bytes(), written)
+    resnet = resnet_whole()
+    seed(1608)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        golden = {"input": x, "logits": resnet(x), "logits_f64": copy.deepcopy(resnet).double()(x.double())}
+    write("dcp-resnet.golden.pth", save_bytes(golden), written)
+    expected["dcp-resnet"] = {"model": "torchvision.models.resnet.ResNet", "resnet": True,
+                              "state_dict": state_entries(resnet.state_dict()), "kept": {}, "dropped": []}
     expected["dcp"] = {"model": "dcp", "resnet": False, "state_dict": state_entries(dcp_full_tensors()),
                        "kept": {}, "dropped": ["epoch"]}
 

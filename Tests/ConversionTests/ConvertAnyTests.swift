@@ -29,6 +29,7 @@ struct ConvertAnyTests {
         "vit-tiny.pth", "densenet-tiny.pth", "mobilenet-v2-narrow.pth", "training-vit.pth",
         "lightning-densenet.ckpt", "hf-vit.bin", "whole-resnet.pth", "whole-mobilenet.pth",
         "sharded-bin/pytorch_model.bin.index.json", "sharded-safetensors/model.safetensors.index.json", "dcp",
+        "dcp-resnet",
     ]
 
     @Test("The fixtures and their expectations are there (no parameterised test runs zero cases)")
@@ -131,6 +132,13 @@ struct ConvertAnyTests {
         // Shard(1): column blocks [3, 4] at columns 0 and 4, put back side by side.
         let decoder = dcp.tensors[1].tensor
         #expect(decoder.isContiguous && decoder.nbytes == 3 * 8 * 8)
+    }
+
+    @Test("The library loader binds a ResNet straight from a distributed checkpoint folder")
+    func loaderTakesDistributed() throws {
+        let model = try ResNetModel(contentsOf: Self.folder.appendingPathComponent("dcp-resnet"))
+        #expect(model.architecture.numClasses == 5)
+        #expect(model.source?.format == .distributed)
     }
 
     /// A copy of a fixture folder to break.

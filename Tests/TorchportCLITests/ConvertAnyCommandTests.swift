@@ -22,6 +22,19 @@ struct ConvertAnyCommandTests {
         #expect(dcp.stdout.contains("decoder.weight  float64   [3, 8]"))
     }
 
+    @Test("verify, and convert --golden, take a distributed checkpoint folder of a ResNet (conv weights sharded over 2 ranks)")
+    func verifyDistributed() throws {
+        let r = try CLIRunner.run("verify", Self.formats("dcp-resnet"), "--golden", Self.formats("dcp-resnet.golden.pth"))
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("PASS: 2 of 2 samples"))
+        try ConvertCommandTests.withFolder { folder in
+            let c = try CLIRunner.run("convert", Self.formats("dcp-resnet"), "-o", folder + "/r.safetensors",
+                                      "--golden", Self.formats("dcp-resnet.golden.pth"))
+            #expect(c.status == 0, "\(c.stderr)")
+            #expect(c.stdout.contains("5 classes, 74 tensors"))
+        }
+    }
+
     @Test("convert of a folder layout, --include/--exclude, --max-shard-size, and a bad size refused before any work")
     func convertLayouts() throws {
         try ConvertCommandTests.withFolder { folder in

@@ -20,8 +20,10 @@ print("classes: \(architecture.numClasses ?? 0)")
 
 let summary = try convertCheckpoint(from: arguments[1], to: arguments[2], options: .init(force: true))
 let converted = try SafeTensorsFile(contentsOf: arguments[2])
+// Every tensor of the state dict (the ResNet's and its BatchNorm counters) under its own name.
 var equal = 0
-for (name, original) in mapping.stateDict {
+for t in checkpoint.tensors {
+    let (name, original) = (t.name, t.tensor)
     guard let copy = converted.tensors.first(where: { $0.name == name })?.tensor else { continue }
     let same = original.withContiguousBytes { a in copy.withContiguousBytes { b in a.elementsEqual(b) } }
     if same && original.shape == copy.shape && original.dtype == copy.dtype { equal += 1 }
