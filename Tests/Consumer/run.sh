@@ -76,7 +76,9 @@ grep -qx "converted: $tensors tensors, $tensors identical to the checkpoint's" <
     || fail "reader: the converted file does not hold the $tensors tensors byte for byte"
 
 echo "consumer check: ldd"
-ldd "$bin/full" | grep -q "libopenblas" || fail "full does not link OpenBLAS: the ldd check below would prove nothing"
+# ldd into a file first: `ldd | grep -q` under pipefail fails when grep stops reading early (SIGPIPE).
+ldd "$bin/full" > "$work/full.ldd"
+grep -q "libopenblas" "$work/full.ldd" || fail "full does not link OpenBLAS: the ldd check below would prove nothing"
 linked="$(ldd "$bin/reader" | grep -E "openblas|libjpeg|libpng|libblas|liblapack" || true)"
 [ -z "$linked" ] || fail "reader links what the reader product must not: $linked"
 echo "  full links: $(ldd "$bin/full" | grep -oE "lib(openblas|jpeg|png)[^ ]*" | sort -u | tr '\n' ' ')"
