@@ -168,8 +168,8 @@ struct Classify: ParsableCommand {
                 try SafeTensorsWriter.writeAtomically(
                     [.init(name: "logits", dtype: .float32, shape: [rowImages.count, classes],
                            bytes: logitRows.withUnsafeBytes { Array($0) })],
-                    metadata: ["format": "torchport", "model": model, "output": "logits",
-                               "images": String(decoding: data, as: UTF8.self)],
+                    metadata: ["format": "pt", "torchport.model": model, "torchport.output": "logits",
+                               "torchport.images": String(decoding: data, as: UTF8.self)],
                     to: saveLogits)
             }
         }

@@ -229,7 +229,8 @@ func verifyModel(_ model: String, golden: String, criterion: Criterion?, arch: A
     if let saveLogits {
         try SafeTensorsWriter.writeAtomically(
             [.init(name: "logits", dtype: .float32, shape: computed.shape, bytes: computed.values.withUnsafeBytes { Array($0) })],
-            metadata: ["format": "pt", "model": model, "golden": golden, "output": report.output.rawValue],
+            metadata: ["format": "pt", "torchport.model": model, "torchport.golden": golden,
+                       "torchport.output": report.output.rawValue],
             to: saveLogits)
     }
     return report

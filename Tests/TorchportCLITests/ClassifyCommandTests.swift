@@ -153,7 +153,7 @@ struct ClassifyCommandTests {
             let scale = want.map(abs).max() ?? 1
             #expect(zip(got, want).allSatisfy { abs($0 - $1) <= 1e-5 * scale }, "\(name)")
         }
-        let images = try JSONSerialization.jsonObject(with: Data(try #require(saved.metadata["images"]).utf8)) as? [String]
+        let images = try JSONSerialization.jsonObject(with: Data(try #require(saved.metadata["torchport.images"]).utf8)) as? [String]
         #expect(images == names.map(ImageFixtures.path))
     }
 
