@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Synchronization
 import Torchport
 import TorchportCore
 
@@ -485,6 +486,17 @@ nonisolated(unsafe) private var signalPipe: Int32 = -1
 /// every thread blocks them, and OpenBLAS starts its threads before `main`.) A signal that was
 /// ignored when the process started (e.g. SIGINT for a background job) stays ignored; one that
 /// was blocked is unblocked.
+/// Set by the signal handler (before anything else): a fatal signal is being handled, and the
+/// process must die of it, not exit on its own in the meantime (the cleanup removes the staging
+/// file, which the conversion, still running, would otherwise report as an error, exit 2).
+private let fatalSignalArrived = Atomic<Int32>(0)
+
+/// Blocks for good once a fatal signal is being handled: the cleanup thread re-raises it, which
+/// ends the process. Called by the CLI before it exits, whatever the outcome.
+func waitIfDyingOfSignal() {
+    while fatalSignalArrived.load(ordering: .acquiring) != 0 { pause() }
+}
+
 private func removeFilesOnSignals() {
     var fds: [Int32] = [-1, -1]
     guard pipe(&fds) == 0 else { return }
@@ -506,6 +518,7 @@ private func removeFilesOnSignals() {
     pthread_sigmask(SIG_UNBLOCK, &handled, nil)
     for sig in cleanedUpSignals {
         let previous = signal(sig) { sig in
+            fatalSignalArrived.store(1, ordering: .releasing)
             var s = sig
             _ = write(signalPipe, &s, MemoryLayout<Int32>.size)
         }

@@ -18,7 +18,9 @@ struct TorchportCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(nil)
             try command.run()
+            waitIfDyingOfSignal()
         } catch {
+            waitIfDyingOfSignal()
             // Help, version and exit codes as swift-argument-parser has them; a command-line
             // mistake with the `error:` prefix every other failure has.
             let code = exitCode(for: error)
