@@ -4,7 +4,7 @@
 // sub-tile is up to 6 pixels x 16 channels (12 accumulators, 2 weight vectors, 1 broadcast).
 // `tile2_MS` (packed panel) and `direct2_MS` (input map in place) are the sub-tiles; the
 // `tile_M_NV` / `direct_M_NV` / `direct7_M_NV` wrappers cover the driver's tiles of up to 14
-// pixels x 16 * NV channels with them (pixels in runs of 6, each 16-channel half in turn) and fill
+// pixels x 16 * NV channels with them (pixels in runs of up to 6, each 16-channel half in turn) and fill
 // tables of the AVX-512 tables' shapes. `make check-kernels` (Benchmarks/kernel_codegen.py) fails
 // if a sub-tile spills a ymm register.
 #include "internal.h"
@@ -160,19 +160,28 @@ typedef void (*direct2_fn)(const float *const *, const int64_t *, int64_t, int64
 static const tile2_fn tile2_of[SUB] = {tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 static const direct2_fn direct2_of[SUB] = {direct2_1, direct2_2, direct2_3, direct2_4, direct2_5, direct2_6};
 
+/// Splits M pixels into ceil(M / 6) sub-tiles of nearly equal sizes (14: 5, 5, 4; 8: 4, 4): a
+/// sub-tile of 2 pixels would load its weights for 4 FMAs. Returns the count.
+static int sub_tiles(int M, int sizes[TP_TILE]) {
+    const int k = (M + SUB - 1) / SUB;
+    for (int q = 0; q < k; q++) sizes[q] = M / k + (q < M % k);
+    return k;
+}
+
 /// M pixels of a packed panel times 16 * NV channels (tile_fn's contract, see microkernels_avx512.c:
-/// `tile`), as sub-tiles: each 16-channel half, pixels in runs of up to 6. The prefetch goes with
+/// `tile`), as sub-tiles: each 16-channel half, pixels in runs of up to 6 (see sub_tiles). The prefetch goes with
 /// the first sub-tile.
 static void tile_avx2(int M, int NV, const float *a, int64_t kp, const float *w, const float *bias, float *out,
                       const int64_t *off, int64_t res_shift, int has_res, int relu, int valid, const char *pf,
                       int64_t pf_step) {
+    int sizes[TP_TILE];
+    const int k = sub_tiles(M, sizes);
     for (int j = 0; j < NV; j++) {
         int lanes = valid - 16 * j;
         if (lanes <= 0) break;
         if (lanes > 16) lanes = 16;
-        for (int i0 = 0; i0 < M; i0 += SUB) {
-            const int ms = M - i0 < SUB ? M - i0 : SUB;
-            const int first = j == 0 && i0 == 0;
+        for (int q = 0, i0 = 0; q < k; i0 += sizes[q++]) {
+            const int ms = sizes[q], first = j == 0 && q == 0;
             tile2_of[ms - 1](a + i0 * 16, kp, w + 16 * j, 16 * NV, bias + 16 * j, out + 16 * j, off + i0, res_shift,
                              has_res, relu, lanes, pf, first ? pf_step : 0);
         }
@@ -187,13 +196,14 @@ static void direct_avx2(int M, int NV, int S, const float *a0, const float *a1, 
                         const char *pf0, int64_t pf0_step) {
     const float *px[TP_TILE];
     for (int i = 0; i < M; i++) px[i] = i < S ? a0 + i * lda : a1 + (i - S) * lda;
+    int sizes[TP_TILE];
+    const int k = sub_tiles(M, sizes);
     for (int j = 0; j < NV; j++) {
         int lanes = valid - 16 * j;
         if (lanes <= 0) break;
         if (lanes > 16) lanes = 16;
-        for (int i0 = 0; i0 < M; i0 += SUB) {
-            const int ms = M - i0 < SUB ? M - i0 : SUB;
-            const int first = j == 0 && i0 == 0;
+        for (int q = 0, i0 = 0; q < k; i0 += sizes[q++]) {
+            const int ms = sizes[q], first = j == 0 && q == 0;
             direct2_of[ms - 1](px + i0, tap_off, taps, cin, w + 16 * j, 16 * NV, bias + 16 * j, out + 16 * j, off + i0,
                                res_shift, has_res, relu, lanes, pf, first ? pf_step : 0, pf0, first ? pf0_step : 0);
         }
