@@ -18,7 +18,8 @@ public enum InferenceEngine: String, Sendable, CaseIterable, Codable {
     /// ``InferenceEngine/best`` and ``InferenceEngine/packedISA``).
     case packed
 
-    /// Whether this CPU can run the engine.
+    /// Whether this CPU can run the engine (the packed one: with the instruction set
+    /// ``packedISA`` names, so not where `TORCHPORT_ISA` forces `reference` or one the CPU lacks).
     public var isAvailable: Bool {
         switch self {
         case .reference: true

@@ -180,7 +180,7 @@ struct Bench: ParsableCommand {
             if let layers {
                 let peak = report.peakGflopsPerSecond
                 print(peak.map { String(format: "\nFMA peak of %d threads: %.1f GFLOP/s (the roofline's ceiling)", threads, $0) }
-                      ?? "\nFMA peak: not measured (no AVX-512)")
+                      ?? "\nFMA peak: not measured (no AVX-512 or AVX2 kernels)")
                 print("layer                     calls   ms/call   GFLOP/s  of peak")
                 for l in layers {
                     let share = peak.map { String(format: "  %5.1f%%", 100 * l.gflopsPerSecond / $0) } ?? ""
