@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The packed engine's kernels as SwiftPM compiles them: no `unsafeFlags`, so C in release is -O2.
 
-Compiles the micro-kernel files (Sources/CKernels/microkernels_*.c: today microkernels_avx512.c)
+Compiles the micro-kernel files (Sources/CKernels/microkernels_avx512.c and microkernels_avx2.c)
 the way `swift build -c release` does (the toolchain's clang, -O2, plus nothing of ours) and checks
-the code of every micro-kernel (tile_*, direct*_*): none may move a zmm register to or from the
-stack. (Winograd's tp_winograd_run, in winograd.c, whose M buffer lives on the stack by design, is
+the code of every micro-kernel: none may move a vector register to or from the stack (AVX-512's
+tile_*, direct*_*: zmm; AVX2's sub-tiles tile2_*, direct2_*: ymm). (Winograd's tp_winograd_run, in winograd.c, whose M buffer lives on the stack by design, is
 not held to it.) A kernel whose accumulators do not stay in registers loses half its speed or more
 (see docs/performance.md), and nothing at run time would say so.
 
@@ -28,6 +28,11 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CKERNELS = os.path.join(ROOT, "Sources", "CKernels")
 KERNELS = os.path.join(CKERNELS, "microkernels_avx512.c")
+# Each micro-kernel file: its checked functions, how many there must be, their vector registers.
+FILES = [
+    (KERNELS, re.compile(r"^(tile|direct7?)_\d+_\d+$"), 2 * 14 + 2 * 14 + 2 * 7, "zmm"),
+    (os.path.join(CKERNELS, "microkernels_avx2.c"), re.compile(r"^(tile2|direct2)_\d+$"), 2 * 6, "ymm"),
+]
 INCLUDE = os.path.join(CKERNELS, "include")
 HOT = ["tile_14_2", "tile_14_1", "direct_14_2", "direct_14_1", "direct7_14_2", "tile_8_2"]
 MICRO = re.compile(r"^(tile|direct7?)_\d+_\d+$")
@@ -70,8 +75,8 @@ def functions(obj):
     return result
 
 
-def stack_vector_moves(instructions):
-    return sum(1 for i in instructions if "zmm" in i and re.search(r"\((%rsp|%rbp)", i))
+def stack_vector_moves(instructions, register="zmm"):
+    return sum(1 for i in instructions if register in i and re.search(r"\((%rsp|%rbp)", i))
 
 
 def hot_loop(assembly, name):
@@ -117,17 +122,21 @@ def main():
     ap.add_argument("--cpu", default="skylake-avx512", help="llvm-mca's CPU model (default skylake-avx512)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        obj = os.path.join(tmp, "kernels.o")
-        compile_c(args.source, "O2", obj)
-        funcs = {n: i for n, i in functions(obj).items() if MICRO.match(n)}
-        if len(funcs) < 2 * 14 + 2 * 14 + 2 * 7:
-            print(f"kernel_codegen: found only {len(funcs)} micro-kernels in {args.source}")
-            return 1
-        spilled = {n: stack_vector_moves(i) for n, i in funcs.items() if stack_vector_moves(i)}
-        print(f"{len(funcs)} micro-kernels at -O2 (SwiftPM's release default): "
-              f"{len(spilled)} move zmm registers through the stack")
-        for name, count in sorted(spilled.items()):
-            print(f"  {name}: {count} zmm loads/stores on the stack")
+        files = FILES if args.source == KERNELS else [(args.source,) + FILES[0][1:]]
+        spilled = {}
+        for source, pattern, expected, register in files:
+            obj = os.path.join(tmp, "kernels.o")
+            compile_c(source, "O2", obj)
+            funcs = {n: i for n, i in functions(obj).items() if pattern.match(n)}
+            if len(funcs) < expected:
+                print(f"kernel_codegen: found only {len(funcs)} micro-kernels in {source}")
+                return 1
+            these = {n: stack_vector_moves(i, register) for n, i in funcs.items() if stack_vector_moves(i, register)}
+            print(f"{os.path.basename(source)}: {len(funcs)} micro-kernels at -O2 (SwiftPM's release default): "
+                  f"{len(these)} move {register} registers through the stack")
+            for name, count in sorted(these.items()):
+                print(f"  {name}: {count} {register} loads/stores on the stack")
+            spilled.update(these)
         if args.mca:
             if not shutil.which("llvm-mca"):
                 print("kernel_codegen: llvm-mca not found (apt-get install llvm)")

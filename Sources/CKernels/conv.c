@@ -1,19 +1,20 @@
-// The convolutions' driver (AVX-512): which tiles an entry point runs, and how. A tile is read in
+// The convolutions' driver (AVX-512 or AVX2, by tp_conv.isa): which tiles an entry point runs, and how. A tile is read in
 // place by a direct micro-kernel where it can be (direct_for), else packed into a panel
 // (pack_tile; Winograd's input transform) for a panel micro-kernel; the lines the next tile or
 // the next block's weights will need are prefetched while one computes. Off x86 the entry points
 // stop with a message (the packed engine never binds there). The micro-kernels themselves are in
-// microkernels_avx512.c.
+// microkernels_avx512.c and microkernels_avx2.c.
 #include "internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 
-/// Where the packed kernels cannot run (tp_kernels_available() is 0), the packed engine never
-/// binds; reaching a convolution entry point anyway is a bug in the caller: say so and stop,
+/// Where the packed kernels cannot run (tp_isa_available(conv->isa) is 0: an unplanned descriptor,
+/// or a CPU without the instruction set), the packed engine never binds; reaching a convolution
+/// entry point anyway is a bug in the caller: say so and stop,
 /// rather than fault on an illegal instruction or return outputs never written.
 static void unavailable(const char *function) {
     fprintf(stderr, "CKernels: %s called, but the packed-engine kernels cannot run on this CPU or build "
-                    "(tp_kernels_available() is 0)\n", function);
+                    "(tp_isa_available(conv->isa) is 0)\n", function);
     abort();
 }
 
@@ -43,16 +44,23 @@ static inline TP_AVX512 void copy_run(float *panel, int i, int64_t r, const floa
     }
 }
 
+/// copy_run without AVX-512 (the AVX2 path): plain C, vectorised by the compiler.
+static inline TP_AVX2 void copy_run_avx2(float *panel, int i, int64_t r, const float *src, int64_t len) {
+    while (len > 0) {
+        const int64_t off = r & 15, n = 16 - off < len ? 16 - off : len;
+        float *dst = panel + ((r >> 4) * TP_TILE + i) * 16 + off;
+        for (int64_t q = 0; q < n; q++) dst[q] = src[q];
+        src += n; r += n; len -= n;
+    }
+}
+
 /// Packs the input of tile `t` of image `n` for the channels from `cin0`: the panel holds, per
 /// 16 rows of the reduction (tap-major, then channel), the tile's pixels one after the other,
 /// 16 floats each: element (r, i) at ((r / 16) * TP_TILE + i) * 16 + r % 16. Rows past the
-/// reduction are zero.
-static TP_AVX512 void pack_tile(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t, int64_t cin0,
-                                float *panel) {
-    if (c->winograd) {
-        tp_winograd_input(c, in, out, n, t, panel);
-        return;
-    }
+/// reduction are zero. (The body of pack_tile_avx512 and pack_tile_avx2, `copy` their copy_run.)
+static inline __attribute__((always_inline)) void
+pack_tile_body(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t, int64_t cin0, float *panel,
+               void (*copy)(float *, int, int64_t, const float *, int64_t)) {
     int64_t ys[TP_TILE], xs[TP_TILE];
     const int m = tile_pixels(out, t, ys, xs);
     const int64_t k = c->kernel, s = c->stride, cb = c->block_cin, kp = reduction(c);
@@ -63,12 +71,36 @@ static TP_AVX512 void pack_tile(const tp_conv *c, const tp_map *in, const tp_map
         const float *p = in->data + pixel_index(in, n, ys[i] * s - c->pad, xs[i] * s - c->pad) + cin0;
         for (int64_t ky = 0; ky < k; ky++) {
             if (whole_rows) {
-                copy_run(panel, i, ky * k * cb, p + ky * wp * in->cs, k * cb);
+                copy(panel, i, ky * k * cb, p + ky * wp * in->cs, k * cb);
             } else {
-                for (int64_t kx = 0; kx < k; kx++) copy_run(panel, i, (ky * k + kx) * cb, p + (ky * wp + kx) * in->cs, cb);
+                for (int64_t kx = 0; kx < k; kx++) copy(panel, i, (ky * k + kx) * cb, p + (ky * wp + kx) * in->cs, cb);
             }
         }
         for (int64_t r = k * k * cb; r < kp; r++) panel[((r >> 4) * TP_TILE + i) * 16 + (r & 15)] = 0;
+    }
+}
+
+static TP_AVX512 void pack_tile_avx512(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t,
+                                       int64_t cin0, float *panel) {
+    pack_tile_body(c, in, out, n, t, cin0, panel, copy_run);
+}
+
+static TP_AVX2 void pack_tile_avx2(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t,
+                                   int64_t cin0, float *panel) {
+    pack_tile_body(c, in, out, n, t, cin0, panel, copy_run_avx2);
+}
+
+/// Packs the input of tile `t` of image `n` (see pack_tile_body), or Winograd-transforms it, with
+/// the convolution's instruction set.
+static void pack_tile(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t t, int64_t cin0,
+                      float *panel) {
+    const int avx512 = c->isa == TP_ISA_AVX512;
+    if (c->winograd) {
+        if (avx512) tp_winograd_input(c, in, out, n, t, panel);
+        else tp_winograd_input_avx2(c, in, out, n, t, panel);
+    } else {
+        if (avx512) pack_tile_avx512(c, in, out, n, t, cin0, panel);
+        else pack_tile_avx2(c, in, out, n, t, cin0, panel);
     }
 }
 
@@ -100,8 +132,9 @@ static int direct_for(const tp_conv *c, const tp_map *in, const tp_map *out, int
     const int m = tile_pixels(out, t, ys, xs);
     int split = m;  // pixels of the first row
     while (split > 0 && ys[split - 1] != ys[0]) split--;
-    if (split == m) d->fn = tp_direct_rows[c->nv - 1][m - 1];
-    else if (split == 7) d->fn = tp_direct_pairs[c->nv - 1][m - 8];
+    const int avx512 = c->isa == TP_ISA_AVX512;
+    if (split == m) d->fn = (avx512 ? tp_direct_rows : tp_direct_rows_avx2)[c->nv - 1][m - 1];
+    else if (split == 7) d->fn = (avx512 ? tp_direct_pairs : tp_direct_pairs_avx2)[c->nv - 1][m - 8];
     else return 0;
     const int64_t s = c->stride, k = c->kernel, wp = in->w + 2 * in->border;
     d->lda = s * in->cs;
@@ -138,7 +171,8 @@ static void run_direct(const tp_conv *c, const tp_map *out, const tp_map *residu
 static void run_tile(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu, int64_t n, int64_t t,
                      const float *panel, int64_t b0, int64_t b1, const char *pf, int64_t pf_step) {
     if (c->winograd) {
-        tp_winograd_run(c, out, residual, relu, n, t, panel, b0, b1, pf, pf_step);
+        if (c->isa == TP_ISA_AVX512) tp_winograd_run(c, out, residual, relu, n, t, panel, b0, b1, pf, pf_step);
+        else tp_winograd_run_avx2(c, out, residual, relu, n, t, panel, b0, b1, pf, pf_step);
         return;
     }
     int64_t ys[TP_TILE], xs[TP_TILE], off[TP_TILE];
@@ -147,7 +181,7 @@ static void run_tile(const tp_conv *c, const tp_map *out, const tp_map *residual
     for (int i = 0; i < m; i++) off[i] = pixel_index(out, n, ys[i], xs[i]) - base;
     const int64_t nb = block_width(c), kp = reduction(c);
     const int64_t res_shift = residual ? residual->data - out->data : 0;
-    const tile_fn fn = tp_tile_kernels[c->nv - 1][m - 1];
+    const tile_fn fn = (c->isa == TP_ISA_AVX512 ? tp_tile_kernels : tp_tile_kernels_avx2)[c->nv - 1][m - 1];
     for (int64_t b = b0; b < b1; b++) {
         const int valid = (int)(c->cout - b * nb < nb ? c->cout - b * nb : nb);
         fn(panel, kp, c->weight + b * block_floats(c), c->bias + b * nb, out->data + base + b * nb, off, res_shift,
@@ -209,7 +243,7 @@ int tp_conv_needs_panels(const tp_conv *c, const tp_map *in, const tp_map *out) 
 
 void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                  int64_t begin, int64_t end, float *panel) {
-    if (!kernels_ready()) unavailable(__func__);
+    if (!kernels_ready(c->isa)) unavailable(__func__);
     const int64_t tiles_per_image = conv_tiles(c, out);
     for (int64_t item = begin; item < end; item++) {
         const int64_t n = item / tiles_per_image, t = item % tiles_per_image;
@@ -237,7 +271,7 @@ void tp_conv_run(const tp_conv *c, const tp_map *in, const tp_map *out, const tp
 
 void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n0, int64_t i0, int64_t i1,
                         float *panels) {
-    if (!kernels_ready()) unavailable(__func__);
+    if (!kernels_ready(c->isa)) unavailable(__func__);
     const int64_t stride = panel_floats(c), tiles_per_image = conv_tiles(c, out);
     for (int64_t i = i0; i < i1; i++) {
         const int64_t n = n0 + i / tiles_per_image, t = i % tiles_per_image;
@@ -248,7 +282,7 @@ void tp_conv_pack_tiles(const tp_conv *c, const tp_map *in, const tp_map *out, i
 
 void tp_conv_run_blocks(const tp_conv *c, const tp_map *in, const tp_map *out, const tp_map *residual, int relu,
                         int64_t n0, int64_t n1, const float *panels, int64_t b0, int64_t b1) {
-    if (!kernels_ready()) unavailable(__func__);
+    if (!kernels_ready(c->isa)) unavailable(__func__);
     const int64_t stride = panel_floats(c), tiles_per_image = conv_tiles(c, out);
     const int64_t items = (n1 - n0) * tiles_per_image;
     // While block b computes, the next block's weights come into L2: a slice per tile.

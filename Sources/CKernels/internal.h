@@ -5,15 +5,18 @@
 //   plan.c                  the CPU check, planning (block geometry, loop order), weight packing
 //   winograd.c              Winograd F(2x2, 3x3): the weight, input and output transforms
 //   microkernels_avx512.c   the AVX-512 micro-kernels (panel `tile_*`, direct `direct*_*`) and their
-//                           tables; the only file whose code `make check-kernels` holds to no spills
+//                           tables; `make check-kernels` holds their code to no spills
+//   microkernels_avx2.c     the AVX2 + FMA micro-kernels (sub-tiles of up to 6 pixels x 16 channels,
+//                           `tile2_*`, `direct2_*`, behind wrappers with the AVX-512 tables' shapes),
+//                           held to no ymm spills the same way
 //   conv.c                  the convolutions' driver: tiles, input panels, the direct kernel's
 //                           setup, prefetch scheduling, the tp_conv_run* entry points (stubs off x86)
 //   layout.c                the other layers: maxpool, NCHW <-> bordered NHWC, global average
 //   pool.c                  the thread pools (tp_pool)
 //   profile.c               the roofline's FMA probe (tp_fma_flops)
 //   heap.c                  returning freed heap memory to the system
-// A micro-kernel for another instruction set would be one more file beside microkernels_avx512.c,
-// with its own tables; planning, packing and the pool stay shared.
+// Each instruction set has its own micro-kernel file and tables (chosen by tp_conv.isa); planning,
+// packing and the pool stay shared.
 #pragma once
 #include "ckernels.h"
 #include <stdatomic.h>
@@ -25,9 +28,11 @@
 #include <immintrin.h>
 #define TP_HAVE_X86 1
 #define TP_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define TP_AVX2 __attribute__((target("avx2,fma")))
 #else
 #define TP_HAVE_X86 0
 #define TP_AVX512
+#define TP_AVX2
 #endif
 
 /// Functions and tables shared between the files of CKernels, and no further (not exported from a
@@ -35,14 +40,16 @@
 #define TP_INTERNAL __attribute__((visibility("hidden")))
 
 #if TP_HAVE_X86
-/// tp_kernels_available(), asked of the CPU once: the convolution entry points check it on every
-/// call (a few hundred per forward pass). (Each file that calls it keeps its own answer.)
-static inline int kernels_ready(void) {
-    static _Atomic int cached = -1;
-    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+/// tp_isa_available(isa), asked of the CPU once per instruction set: the convolution entry points
+/// check their convolution's on every call (a few hundred per forward pass). (Each file that calls
+/// it keeps its own answers.)
+static inline int kernels_ready(int32_t isa) {
+    static _Atomic int cached[3] = {-1, -1, -1};
+    if (isa != TP_ISA_AVX2 && isa != TP_ISA_AVX512) return 0;
+    int v = atomic_load_explicit(&cached[isa], memory_order_relaxed);
     if (v < 0) {
-        v = tp_kernels_available();
-        atomic_store_explicit(&cached, v, memory_order_relaxed);
+        v = tp_isa_available(isa);
+        atomic_store_explicit(&cached[isa], v, memory_order_relaxed);
     }
     return v;
 }
@@ -109,6 +116,10 @@ TP_INTERNAL extern const tile_fn tp_tile_kernels[2][TP_TILE];
 TP_INTERNAL extern const direct_fn tp_direct_rows[2][TP_TILE];
 /// The direct kernels for two rows of 7 pixels, [nv - 1][pixels - 8].
 TP_INTERNAL extern const direct_fn tp_direct_pairs[2][TP_TILE - 7];
+/// The same three tables for AVX2 + FMA (microkernels_avx2.c).
+TP_INTERNAL extern const tile_fn tp_tile_kernels_avx2[2][TP_TILE];
+TP_INTERNAL extern const direct_fn tp_direct_rows_avx2[2][TP_TILE];
+TP_INTERNAL extern const direct_fn tp_direct_pairs_avx2[2][TP_TILE - 7];
 
 /// Winograd input transform of tile group `g` of image `n` into its 16 panels (winograd.c).
 TP_INTERNAL TP_AVX512 void tp_winograd_input(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n, int64_t g,
@@ -117,4 +128,10 @@ TP_INTERNAL TP_AVX512 void tp_winograd_input(const tp_conv *c, const tp_map *in,
 TP_INTERNAL TP_AVX512 void tp_winograd_run(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu,
                                            int64_t n, int64_t g, const float *panel, int64_t b0, int64_t b1,
                                            const char *pf, int64_t pf_step);
+/// The same two with AVX2 + FMA (winograd.c).
+TP_INTERNAL TP_AVX2 void tp_winograd_input_avx2(const tp_conv *c, const tp_map *in, const tp_map *out, int64_t n,
+                                                int64_t g, float *panel);
+TP_INTERNAL TP_AVX2 void tp_winograd_run_avx2(const tp_conv *c, const tp_map *out, const tp_map *residual, int relu,
+                                              int64_t n, int64_t g, const float *panel, int64_t b0, int64_t b1,
+                                              const char *pf, int64_t pf_step);
 #endif

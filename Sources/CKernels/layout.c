@@ -3,10 +3,13 @@
 #include "internal.h"
 #include <math.h>
 
-// MARK: - Other layers (plain C, vectorised by the compiler for AVX-512: the packed engine, their
-// only caller, runs where the CPU has it)
+// MARK: - Other layers (plain C, vectorised by the compiler for the selected instruction set:
+// each body is compiled three times, for AVX-512, for AVX2 + FMA, and for the baseline, and
+// tp_isa_selected() picks one; off x86 only the baseline exists)
 
-TP_AVX512 void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end) {
+#define AI __attribute__((always_inline))
+
+static inline AI void maxpool3s2_body(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end) {
     const int64_t c = in->c;
     for (int64_t row = row_begin; row < row_end; row++) {
         const int64_t n = row / out->h, oy = row % out->h;
@@ -28,7 +31,7 @@ TP_AVX512 void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_be
     }
 }
 
-TP_AVX512 void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end) {
+static inline AI void from_nchw_body(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end) {
     const int64_t plane = (int64_t)out->h * out->w;
     for (int64_t row = row_begin; row < row_end; row++) {
         const int64_t n = row / out->h, y = row % out->h;
@@ -40,7 +43,7 @@ TP_AVX512 void tp_from_nchw(const float *src, const tp_map *out, int64_t row_beg
     }
 }
 
-TP_AVX512 void tp_to_nchw(const tp_map *in, float *dst) {
+static inline AI void to_nchw_body(const tp_map *in, float *dst) {
     const int64_t plane = (int64_t)in->h * in->w;
     for (int64_t n = 0; n < in->n; n++)
         for (int64_t y = 0; y < in->h; y++)
@@ -51,7 +54,7 @@ TP_AVX512 void tp_to_nchw(const tp_map *in, float *dst) {
             }
 }
 
-TP_AVX512 void tp_global_average(const tp_map *in, float *dst) {
+static inline AI void global_average_body(const tp_map *in, float *dst) {
     const int64_t plane = (int64_t)in->h * in->w;
     for (int64_t n = 0; n < in->n; n++) {
         float *d = dst + n * in->c;
@@ -64,3 +67,33 @@ TP_AVX512 void tp_global_average(const tp_map *in, float *dst) {
         for (int64_t ch = 0; ch < in->c; ch++) d[ch] /= (float)plane;
     }
 }
+
+#if TP_HAVE_X86
+#define VARIANTS(NAME, PARAMS, ARGS)                                                                                   \
+    static TP_AVX512 void NAME##_avx512 PARAMS { NAME##_body ARGS; }                                                  \
+    static TP_AVX2 void NAME##_avx2 PARAMS { NAME##_body ARGS; }                                                      \
+    static void NAME##_base PARAMS { NAME##_body ARGS; }
+#define DISPATCH(NAME, ARGS)                                                                                           \
+    switch (tp_isa_selected()) {                                                                                       \
+    case TP_ISA_AVX512: NAME##_avx512 ARGS; break;                                                                     \
+    case TP_ISA_AVX2: NAME##_avx2 ARGS; break;                                                                         \
+    default: NAME##_base ARGS; break;                                                                                  \
+    }
+#else
+#define VARIANTS(NAME, PARAMS, ARGS)
+#define DISPATCH(NAME, ARGS) NAME##_body ARGS;
+#endif
+
+VARIANTS(maxpool3s2, (const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end), (in, out, row_begin, row_end))
+VARIANTS(from_nchw, (const float *src, const tp_map *out, int64_t row_begin, int64_t row_end), (src, out, row_begin, row_end))
+VARIANTS(to_nchw, (const tp_map *in, float *dst), (in, dst))
+VARIANTS(global_average, (const tp_map *in, float *dst), (in, dst))
+
+void tp_maxpool3s2(const tp_map *in, const tp_map *out, int64_t row_begin, int64_t row_end) {
+    DISPATCH(maxpool3s2, (in, out, row_begin, row_end))
+}
+void tp_from_nchw(const float *src, const tp_map *out, int64_t row_begin, int64_t row_end) {
+    DISPATCH(from_nchw, (src, out, row_begin, row_end))
+}
+void tp_to_nchw(const tp_map *in, float *dst) { DISPATCH(to_nchw, (in, dst)) }
+void tp_global_average(const tp_map *in, float *dst) { DISPATCH(global_average, (in, dst)) }

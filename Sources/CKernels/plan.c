@@ -1,18 +1,62 @@
-// Planning and packing, shared by every instruction set: whether this CPU runs the kernels, each
+// Planning and packing, shared by every instruction set: which instruction set runs (TORCHPORT_ISA), each
 // convolution's block geometry and loop order, its weights packed once at bind time (BatchNorm
 // folded in), and the tiling of its output. See include/ckernels.h for the layouts and
 // docs/performance.md for the design.
 #include "internal.h"
 
-int tp_kernels_available(void) {
+#include <stdlib.h>
+#include <string.h>
+
+int tp_isa_available(int32_t isa) {
 #if TP_HAVE_X86
+    // __builtin_cpu_supports reports AVX, AVX2 and AVX-512 only where XGETBV says the OS saves the
+    // ymm (and zmm) state.
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
-        && __builtin_cpu_supports("avx512bw");
+    switch (isa) {
+    case TP_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case TP_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
+    default: return 0;
+    }
 #else
+    (void)isa;
     return 0;
 #endif
 }
+
+static int32_t isa_from_environment(void) {
+    const char *forced = getenv("TORCHPORT_ISA");
+    if (forced != NULL && *forced != 0) {
+        if (strcmp(forced, "avx512") == 0) return tp_isa_available(TP_ISA_AVX512) ? TP_ISA_AVX512 : TP_ISA_NONE;
+        if (strcmp(forced, "avx2") == 0) return tp_isa_available(TP_ISA_AVX2) ? TP_ISA_AVX2 : TP_ISA_NONE;
+        if (strcmp(forced, "reference") == 0) return TP_ISA_NONE;
+        // Anything else: as if unset.
+    }
+    if (tp_isa_available(TP_ISA_AVX512)) return TP_ISA_AVX512;
+    if (tp_isa_available(TP_ISA_AVX2)) return TP_ISA_AVX2;
+    return TP_ISA_NONE;
+}
+
+int32_t tp_isa_selected(void) {
+    static _Atomic int32_t cached = -1;
+    int32_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        v = isa_from_environment();
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+const char *tp_isa_name(int32_t isa) {
+    switch (isa) {
+    case TP_ISA_AVX512: return "avx512";
+    case TP_ISA_AVX2: return "avx2";
+    default: return "reference";
+    }
+}
+
+int tp_kernels_available(void) { return tp_isa_selected() != TP_ISA_NONE; }
 
 /// Whether blocks of 16 * nv channels tile the groups (several whole groups per block, or a
 /// block inside one group), with no partial last block.
@@ -24,6 +68,8 @@ static int groups_fit(const tp_conv *c, int nv) {
 
 int tp_conv_plan(tp_conv *c, int64_t in_bytes, int winograd) {
     if (c->cin <= 0 || c->cout <= 0 || c->kernel <= 0 || c->stride <= 0 || c->groups <= 0) return 0;
+    if (c->isa == 0) c->isa = tp_isa_selected();
+    if (!tp_isa_available(c->isa)) return 0;
     c->winograd = winograd && c->kernel == 3 && c->stride == 1 && c->pad == 1 && c->groups == 1 && c->cin % 16 == 0;
     c->direct = !c->winograd && c->groups == 1 && c->kernel <= 7;
     if (c->cin % c->groups != 0 || c->cout % c->groups != 0) return 0;

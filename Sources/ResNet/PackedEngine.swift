@@ -12,21 +12,30 @@ public enum InferenceEngine: String, Sendable, CaseIterable, Codable {
     /// NCHW, im2col + OpenBLAS sgemm per convolution, BatchNorm applied after each one. Runs on
     /// every CPU; the reference the packed engine is tested against.
     case reference
-    /// Torchport's own AVX-512 kernels: bordered NHWC maps, weights packed at bind time with the
-    /// BatchNorm folded in, direct convolutions with bias, residual add and ReLU fused, buffers
-    /// planned once per input size. Needs AVX-512 (see ``InferenceEngine/best``).
+    /// Torchport's own kernels (AVX-512, or AVX2 + FMA): bordered NHWC maps, weights packed at bind
+    /// time with the BatchNorm folded in, direct convolutions with bias, residual add and ReLU
+    /// fused, buffers planned once per input size. Needs AVX-512 or AVX2 + FMA (see
+    /// ``InferenceEngine/best`` and ``InferenceEngine/packedISA``).
     case packed
 
-    /// Whether this CPU can run the engine.
+    /// Whether this CPU can run the engine (the packed one: with the instruction set
+    /// ``packedISA`` names, so not where `TORCHPORT_ISA` forces `reference` or one the CPU lacks).
     public var isAvailable: Bool {
         switch self {
         case .reference: true
-        case .packed: PackedNet.kernelsAvailable
+        case .packed: PackedNet.isaAvailable
         }
     }
 
-    /// The fastest engine this CPU runs: ``packed`` with AVX-512, else ``reference``.
-    public static var best: InferenceEngine { PackedNet.kernelsAvailable ? .packed : .reference }
+    /// The fastest engine this CPU runs: ``packed`` with AVX-512 or AVX2 + FMA, else ``reference``
+    /// (also when `TORCHPORT_ISA=reference` is set in the environment).
+    public static var best: InferenceEngine { PackedNet.isaAvailable ? .packed : .reference }
+
+    /// The instruction set the ``packed`` engine runs with in this process: `"avx512"`, `"avx2"`,
+    /// or `"reference"` when it cannot run (``isAvailable`` is false). The best the CPU has,
+    /// unless the environment variable `TORCHPORT_ISA` (`avx512`, `avx2` or `reference`, read
+    /// once) forces one; forcing one the CPU lacks makes the packed engine unavailable.
+    public static var packedISA: String { String(cString: tp_isa_name(tp_isa_selected())) }
 }
 
 /// One convolution of the packed engine: its plan and packed weights (64-byte aligned, owned).
@@ -40,9 +49,11 @@ final class PackedConv: @unchecked Sendable {
 
     /// Packs `conv` (BatchNorm folded), choosing the loop order for `inputBytes` of input per
     /// image, as Winograd F(2x2, 3x3) when `winograd` asks and the shape allows; nil when the
-    /// kernels cannot run it.
-    init?(_ conv: Conv2d, inputBytes: Int, winograd: Bool = false) {
+    /// kernels cannot run it. `isa` (`TP_ISA_AVX512`, `TP_ISA_AVX2`; 0: the process's, see
+    /// ``InferenceEngine/packedISA``) picks the micro-kernels.
+    init?(_ conv: Conv2d, inputBytes: Int, winograd: Bool = false, isa: Int32 = 0) {
         var d = tp_conv()
+        d.isa = isa
         d.cin = Int32(conv.inChannels); d.cout = Int32(conv.outChannels); d.kernel = Int32(conv.kernel)
         d.stride = Int32(conv.stride); d.pad = Int32(conv.padding); d.groups = Int32(conv.groups)
         guard tp_conv_plan(&d, Int64(inputBytes), winograd ? 1 : 0) != 0 else { return nil }
@@ -79,6 +90,14 @@ private func alignedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
 /// forward pass of that size: no allocation in the steady state).
 final class PackedNet: @unchecked Sendable {
     static let kernelsAvailable = tp_kernels_available() != 0
+    /// The instruction set a packed net bound in this task uses (`TP_ISA_AVX512`, `TP_ISA_AVX2`),
+    /// nil for the process's (``InferenceEngine/packedISA``). Tests bind the same model once per
+    /// instruction set the CPU runs with it; a task-local value, so tests running in parallel
+    /// do not see each other's.
+    @TaskLocal static var forcedISA: Int32?
+    /// Whether the instruction set a net bound here would use (``forcedISA``, else the process's)
+    /// runs on this CPU.
+    static var isaAvailable: Bool { forcedISA.map { tp_isa_available($0) != 0 } ?? kernelsAvailable }
     /// Whether 3x3 stride-1 convolutions of wide maps use Winograd F(2x2, 3x3) (2.25x fewer
     /// multiplications); `TORCHPORT_WINOGRAD=0` in the environment turns it off, for comparisons.
     static let winograd = getenv("TORCHPORT_WINOGRAD").map { String(cString: $0) != "0" } ?? true
@@ -100,7 +119,8 @@ final class PackedNet: @unchecked Sendable {
     /// each convolution's loop order (blocks outside when its weights outweigh its input at that
     /// size). nil when the kernels are unavailable or cannot run a convolution.
     init?(_ model: ResNetModel, height: Int = 224, width: Int = 224) {
-        guard Self.kernelsAvailable else { return nil }
+        let isa = Self.forcedISA ?? tp_isa_selected()
+        guard tp_isa_available(isa) != 0 else { return nil }
         var convs: [PackedConv] = []
         var blocks: [BlockPlan] = []
         func add(_ c: Conv2d, _ h: Int, _ w: Int) -> Int? {
@@ -109,7 +129,7 @@ final class PackedNet: @unchecked Sendable {
             // have to stream from memory: direct is faster there).
             let (_, ow) = c.outputSize(h, w)
             let winograd = Self.winograd && c.kernel == 3 && c.stride == 1 && c.groups == 1 && ow >= 14
-            guard let p = PackedConv(c, inputBytes: c.inChannels * h * w * 4, winograd: winograd) else { return nil }
+            guard let p = PackedConv(c, inputBytes: c.inChannels * h * w * 4, winograd: winograd, isa: isa) else { return nil }
             convs.append(p)
             return convs.count - 1
         }

@@ -44,7 +44,8 @@ package enum Profiler {
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     /// The CPU's float32 FMA peak on the threads of `executor`, in GFLOP/s: every thread runs
-    /// independent AVX-512 FMA chains for about `seconds`; nil without AVX-512. The ceiling of the
+    /// independent FMA chains of the packed engine's instruction set (zmm with AVX-512, ymm with
+    /// AVX2; see ``InferenceEngine/packedISA``) for about `seconds`; nil without either. The ceiling of the
     /// roofline that `bench --profile` sets each layer against.
     package static func peakGflops(seconds: Double = 0.3, executor: Executor = .shared) -> Double? {
         var sink = 0.0

@@ -10,8 +10,8 @@ import TorchportCore
 /// let weight = model.parameter("layer1.0.conv1.weight")  // as loaded, by torchvision name
 /// ```
 ///
-/// The forward pass runs on ``engine``: the packed AVX-512 engine where the CPU has it (its
-/// weights are packed at bind time, with BatchNorm folded in), else the reference engine
+/// The forward pass runs on ``engine``: the packed engine where the CPU has AVX-512 or AVX2 + FMA
+/// (its weights are packed at bind time, with BatchNorm folded in), else the reference engine
 /// (im2col + OpenBLAS). Whatever the engine, every bound parameter and buffer stays readable as
 /// loaded, by torchvision name (``parameter(_:)``, ``parameters``): views of the file's bytes
 /// (zero-copy where the stored layout allows), never the engine's folded or packed copies.
@@ -52,7 +52,7 @@ public struct ResNetModel: Sendable {
         self.executor = executor
         let file = source?.file
         if let engine, !engine.isAvailable {
-            throw BindingError(.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW), which this CPU or build lacks"),
+            throw BindingError(.engineUnavailable("the \(engine.rawValue) engine needs AVX-512 (F, VL, DQ, BW) or AVX2 + FMA, which this CPU or build lacks (or TORCHPORT_ISA forces another)"),
                                file: file)
         }
         // A forced architecture keeps the head the file has (a fine-tuned head of any size).

@@ -68,6 +68,9 @@ struct Bench: ParsableCommand {
         let blasKernels: String
         /// `packed` or `reference`.
         let engine: String
+        /// The packed engine's instruction set (`avx512`, `avx2`; TORCHPORT_ISA forces one); nil
+        /// with the reference engine.
+        let isa: String?
         /// Bytes of the activation arena (packed engine), and of the largest activation.
         let activationArenaBytes: Int?
         let largestActivationBytes: Int?
@@ -146,6 +149,7 @@ struct Bench: ParsableCommand {
                             msPerImage: median / Double(batch), gflops: flops / 1e9,
                             achievedGflopsPerSecond: flops / (median * 1e6), blasKernels: BLASKernels.coreName,
                             engine: loaded.engine.rawValue,
+                            isa: loaded.engine == .packed ? InferenceEngine.packedISA : nil,
                             activationArenaBytes: activations?.arena, largestActivationBytes: activations?.largest,
                             rssBeforeRunsBytes: rssBefore, peakRssDuringRunsBytes: peakRss, weightBytes: loaded.weightBytes,
                             peakGflopsPerSecond: profile ? Profiler.peakGflops(executor: executor) : nil,
@@ -154,7 +158,7 @@ struct Bench: ParsableCommand {
             try printJSON(report)
         } else {
             print("\(report.architecture), batch \(batch), \(size)x\(size), \(threads) thread\(threads == 1 ? "" : "s"), "
-                  + "\(runs) run\(runs == 1 ? "" : "s"), engine \(report.engine)")
+                  + "\(runs) run\(runs == 1 ? "" : "s"), engine \(report.engine)" + (report.isa.map { " (\($0))" } ?? ""))
             if let stored = loaded.storedDType, stored != .float32 {
                 print("note: the weights are stored as \(stored.rawValue) and run in float32 (widened when the model is bound)")
             }
@@ -176,7 +180,7 @@ struct Bench: ParsableCommand {
             if let layers {
                 let peak = report.peakGflopsPerSecond
                 print(peak.map { String(format: "\nFMA peak of %d threads: %.1f GFLOP/s (the roofline's ceiling)", threads, $0) }
-                      ?? "\nFMA peak: not measured (no AVX-512)")
+                      ?? "\nFMA peak: not measured (no AVX-512 or AVX2 kernels)")
                 print("layer                     calls   ms/call   GFLOP/s  of peak")
                 for l in layers {
                     let share = peak.map { String(format: "  %5.1f%%", 100 * l.gflopsPerSecond / $0) } ?? ""

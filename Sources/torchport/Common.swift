@@ -24,7 +24,7 @@ extension InferenceEngine: ExpressibleByArgument {}
 
 /// `--engine`, for the commands that run a model.
 struct EngineFlags: ParsableArguments {
-    @Option(help: "Inference engine: packed (Torchport's AVX-512 kernels) or reference (im2col + OpenBLAS). Default: the fastest this CPU runs.")
+    @Option(help: "Inference engine: packed (Torchport's AVX-512 or AVX2 kernels; TORCHPORT_ISA=avx512|avx2|reference forces one) or reference (im2col + OpenBLAS). Default: the fastest this CPU runs.")
     var engine: InferenceEngine?
 }
 

@@ -1,8 +1,10 @@
 // The C kernels' portable part, run on whatever CPU this is compiled for (x86-64 natively, aarch64
 // under qemu-aarch64: `make check-arm64`). Checks, against scalar references written here:
-//   - tp_kernels_available() is 0 off x86-64 and the FMA probe reports 0 FLOPs there;
+//   - tp_kernels_available() is 0 off x86-64 and the FMA probe reports 0 FLOPs there; no
+//     instruction set is available there; on x86-64, AVX2 is wherever AVX-512 is, the selected
+//     one is the best (TORCHPORT_ISA unset) and the FMA probe counts its vector width;
 //   - the plain-C layers (maxpool, NCHW <-> bordered NHWC, global average) give torch's values
-//     (on x86-64 only where AVX-512 is, as they are compiled for it there);
+//     (on x86-64 in the selected instruction set's build of them: AVX-512, AVX2 or baseline);
 //   - a thread pool runs every task exactly once, with several workers; a thread count below 1
 //     (or no pool at all) runs the tasks on the caller; two pools run at the same time, from two
 //     threads (neither waits for the other); destroying a pool joins its workers, spinning or
@@ -214,27 +216,37 @@ static void call_run_blocks(void) {
 
 int main(void) {
     const int available = tp_kernels_available();
-#if defined(__x86_64__)
-    printf("x86-64: packed kernels %savailable on this CPU\n", available ? "" : "not ");
-#else
-    CHECK(available == 0, "no packed kernels off x86-64 (got %d)", available);
+    const int32_t selected = tp_isa_selected();
+    CHECK(strcmp(tp_isa_name(TP_ISA_NONE), "reference") == 0 && strcmp(tp_isa_name(TP_ISA_AVX2), "avx2") == 0
+              && strcmp(tp_isa_name(TP_ISA_AVX512), "avx512") == 0, "tp_isa_name");
+    CHECK(!tp_isa_available(TP_ISA_NONE) && !tp_isa_available(7), "no kernels for TP_ISA_NONE or unknown values");
+    CHECK(available == (selected != TP_ISA_NONE), "tp_kernels_available() is whether an instruction set is selected");
     double sink = 0;
+#if defined(__x86_64__)
+    printf("x86-64: packed kernels %savailable on this CPU (%s; avx512 %d, avx2 %d)\n", available ? "" : "not ",
+           tp_isa_name(selected), tp_isa_available(TP_ISA_AVX512), tp_isa_available(TP_ISA_AVX2));
+    if (tp_isa_available(TP_ISA_AVX512)) CHECK(tp_isa_available(TP_ISA_AVX2), "AVX2 + FMA wherever AVX-512 is");
+    const char *forced = getenv("TORCHPORT_ISA");
+    if (forced == NULL || *forced == 0) {
+        const int32_t best = tp_isa_available(TP_ISA_AVX512) ? TP_ISA_AVX512
+                           : tp_isa_available(TP_ISA_AVX2) ? TP_ISA_AVX2 : TP_ISA_NONE;
+        CHECK(selected == best, "the best instruction set is selected (%d, best %d)", selected, best);
+    }
+    const double width = selected == TP_ISA_AVX512 ? 16 : selected == TP_ISA_AVX2 ? 8 : 0;
+    CHECK(tp_fma_flops(1000, &sink) == 1000 * 12 * width * 2, "the FMA probe counts the selected vectors' FLOPs");
+#else
+    CHECK(available == 0 && selected == TP_ISA_NONE, "no packed kernels off x86-64 (got %d)", available);
+    CHECK(!tp_isa_available(TP_ISA_AVX2) && !tp_isa_available(TP_ISA_AVX512), "no x86 instruction sets off x86-64");
     CHECK(tp_fma_flops(1000, &sink) == 0, "the FMA probe reports 0 FLOPs where the kernels are unavailable");
 #endif
-    // On x86-64 the layers are compiled for AVX-512 (the packed engine, their only caller, runs
-    // only there); elsewhere they are plain C.
-#if defined(__x86_64__)
-    if (available) layers();
-    else printf("x86-64 without AVX-512: the layers (compiled for AVX-512) are not run here\n");
-#else
+    // The layers run everywhere: on x86-64 in the selected instruction set's build (AVX-512, AVX2,
+    // or the baseline's when none is), elsewhere plain C.
     layers();
-#endif
     pool();
     tp_trim_heap();
-    if (!available) {
-        CHECK(aborts(call_conv_run), "tp_conv_run aborts where the kernels are unavailable");
-        CHECK(aborts(call_run_blocks), "tp_conv_run_blocks aborts where the kernels are unavailable");
-    }
+    // An unplanned descriptor (isa 0), like any where the kernels are unavailable, aborts.
+    CHECK(aborts(call_conv_run), "tp_conv_run aborts where the kernels are unavailable");
+    CHECK(aborts(call_run_blocks), "tp_conv_run_blocks aborts where the kernels are unavailable");
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

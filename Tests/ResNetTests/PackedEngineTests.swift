@@ -7,10 +7,45 @@ import _TestSupport
 @testable import ResNet
 import StateDict
 
-/// The packed engine (Torchport's AVX-512 kernels) against the reference engine (im2col +
-/// OpenBLAS) and against torch's goldens. Skipped where the CPU has no AVX-512.
-@Suite("Packed engine", .enabled(if: InferenceEngine.packed.isAvailable))
+/// The instruction sets this CPU runs the packed kernels with, best first.
+let packedISAs: [Int32] = [TP_ISA_AVX512, TP_ISA_AVX2].filter { tp_isa_available($0) != 0 }
+
+/// The packed engine (Torchport's AVX-512 and AVX2 + FMA kernels) against the reference engine
+/// (im2col + OpenBLAS) and against torch's goldens, once per instruction set this CPU runs
+/// (whatever TORCHPORT_ISA says: the convolution descriptor, or the task-local
+/// `PackedNet.forcedISA` when binding a model, carries the instruction set, so the tests stay
+/// parallel). Skipped where the CPU has neither.
+@Suite("Packed engine", .enabled(if: !packedISAs.isEmpty))
 struct PackedEngineTests {
+    /// The instruction sets this CPU runs the packed kernels with.
+    static var isas: [Int32] { packedISAs }
+
+    static func name(_ isa: Int32) -> String { String(cString: tp_isa_name(isa)) }
+
+    @Test("The instruction sets: AVX2 wherever AVX-512 is, the selected one among them, TORCHPORT_ISA honoured")
+    func instructionSets() {
+        #expect(!Self.isas.isEmpty)
+        if tp_isa_available(TP_ISA_AVX512) != 0 { #expect(Self.isas == [TP_ISA_AVX512, TP_ISA_AVX2]) }
+        let selected = tp_isa_selected()
+        #expect(selected == TP_ISA_NONE || Self.isas.contains(selected))
+        #expect(InferenceEngine.packedISA == Self.name(selected))
+        #expect(InferenceEngine.packed.isAvailable == (selected != TP_ISA_NONE))
+        let forced = ProcessInfo.processInfo.environment["TORCHPORT_ISA"]
+        switch forced {
+        case "reference": #expect(selected == TP_ISA_NONE)
+        case "avx2": #expect(selected == (tp_isa_available(TP_ISA_AVX2) != 0 ? TP_ISA_AVX2 : TP_ISA_NONE))
+        case "avx512": #expect(selected == (tp_isa_available(TP_ISA_AVX512) != 0 ? TP_ISA_AVX512 : TP_ISA_NONE))
+        default: #expect(selected == Self.isas[0])
+        }
+        // An instruction set the CPU lacks, or none, plans nothing (the engine never binds it).
+        var d = tp_conv()
+        d.cin = 16; d.cout = 16; d.kernel = 1; d.stride = 1; d.groups = 1; d.isa = 7
+        #expect(tp_conv_plan(&d, 1024, 0) == 0)
+        for isa in Self.isas {
+            #expect(PackedNet.$forcedISA.withValue(isa) { InferenceEngine.packed.isAvailable })
+        }
+    }
+
     /// Deterministic values in [-1, 1).
     static func values(_ count: Int, seed: UInt64) -> [Float] {
         var state = seed
@@ -23,9 +58,10 @@ struct PackedEngineTests {
     /// Runs `conv` (+ optional residual, ReLU) through the C kernels on bordered NHWC maps, both
     /// ways of looping (blocks inside and outside), and returns NCHW outputs.
     static func packed(_ conv: Conv2d, _ x: FeatureMap, residual: FeatureMap?, relu: Bool, blocksOuter: Bool,
-                       winograd: Bool, direct: Bool = true, denseInput: Bool = false) throws -> FeatureMap {
+                       winograd: Bool, direct: Bool = true, denseInput: Bool = false, isa: Int32) throws -> FeatureMap {
         let (oh, ow) = conv.outputSize(x.h, x.w)
-        let p = try #require(PackedConv(conv, inputBytes: x.imageSize * 4, winograd: winograd))
+        let p = try #require(PackedConv(conv, inputBytes: x.imageSize * 4, winograd: winograd, isa: isa))
+        #expect(p.desc.isa == isa)
         #expect((p.desc.winograd != 0) == winograd)
         var desc = p.desc
         if desc.groups == 1 { desc.blocks_outer = blocksOuter ? 1 : 0 }
@@ -123,15 +159,18 @@ struct PackedEngineTests {
         let residual = try FeatureMap(n: c.n, c: c.cout, h: oh, w: ow, data: Self.values(c.n * c.cout * oh * ow, seed: 11))
         for (res, relu) in [(nil, false), (residual, true)] as [(FeatureMap?, Bool)] {
             let want = conv(x, residual: res, relu: relu, executor: .shared)
-            for outer in [false, true] {
-                // The direct kernel (on padded and dense input), and every tile through a packed panel.
-                for (direct, dense) in [(true, false), (true, true), (false, false)] {
-                    let got = try Self.packed(conv, x, residual: res, relu: relu, blocksOuter: outer, winograd: c.winograd,
-                                              direct: direct, denseInput: dense)
-                    #expect(got.shape == want.shape)
-                    let scale = want.data.map(abs).max() ?? 1
-                    let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
-                    #expect(worst <= 2e-6 * max(scale, 1), "max|d| \(worst), scale \(scale), outer \(outer), direct \(direct), dense \(dense)")
+            for isa in Self.isas {
+                for outer in [false, true] {
+                    // The direct kernel (on padded and dense input), and every tile through a packed panel.
+                    for (direct, dense) in [(true, false), (true, true), (false, false)] {
+                        let got = try Self.packed(conv, x, residual: res, relu: relu, blocksOuter: outer, winograd: c.winograd,
+                                                  direct: direct, denseInput: dense, isa: isa)
+                        #expect(got.shape == want.shape)
+                        let scale = want.data.map(abs).max() ?? 1
+                        let worst = zip(got.data, want.data).map { abs($0 - $1) }.max() ?? .infinity
+                        #expect(worst <= 2e-6 * max(scale, 1),
+                                "\(Self.name(isa)): max|d| \(worst), scale \(scale), outer \(outer), direct \(direct), dense \(dense)")
+                    }
                 }
             }
         }
@@ -141,8 +180,15 @@ struct PackedEngineTests {
     func fixturesMatch(_ f: ModelFixture) throws {
         let checkpoint = try Checkpoint(contentsOf: f.path(f.checkpoint))
         let mapping = try NameMapping.map(checkpoint.tensors)
-        let packed = try ResNetModel(mapping: mapping, engine: .packed)
         let reference = try ResNetModel(mapping: mapping, engine: .reference)
+        for isa in Self.isas {
+            let packed = try PackedNet.$forcedISA.withValue(isa) { try ResNetModel(mapping: mapping, engine: .packed) }
+            try Self.fixtureMatches(f, packed: packed, reference: reference, isa: isa)
+        }
+    }
+
+    /// One fixture's packed model (bound with instruction set `isa`) against the reference and torch.
+    static func fixtureMatches(_ f: ModelFixture, packed: ResNetModel, reference: ResNetModel, isa: Int32) throws {
         // Grouped convolutions run packed when 16 or 32 channels hold whole groups (or lie in one);
         // tiny-resnext's 8 output channels do not, so it stays on the reference engine.
         #expect(packed.engine == (f.name == "tiny-resnext" ? .reference : .packed))
@@ -151,16 +197,16 @@ struct PackedEngineTests {
         let golden = try Checkpoint(contentsOf: f.path(f.golden))
         let x = try ModelParityTests.input(golden)
         let got = try packed(x).values, want = try reference(x).values
-        #expect(ModelParityTests.relativeError(got, want) <= 2e-6)
+        #expect(ModelParityTests.relativeError(got, want) <= 2e-6, "\(name(isa))")
         if f.golden_keys.contains("logits") {
             let torch = try #require(golden.tensor(named: "logits")).floats()
-            #expect(ModelParityTests.relativeError(got, torch) <= 1e-5)
+            #expect(ModelParityTests.relativeError(got, torch) <= 1e-5, "\(name(isa))")
         }
         // Other sizes than the one the loop orders were chosen for (224): at 232 the last stage is
         // 8 pixels wide (single-row tiles where 224 gives paired rows of 7); 3x3 shrinks to 1x1.
         for (h, w) in [(232, 232), (3, 3)] {
-            let y = try FeatureMap(n: 1, c: 3, h: h, w: w, data: Self.values(3 * h * w, seed: UInt64(h)))
-            #expect(ModelParityTests.relativeError(try packed(y).values, try reference(y).values) <= 2e-6, "\(h)x\(w)")
+            let y = try FeatureMap(n: 1, c: 3, h: h, w: w, data: values(3 * h * w, seed: UInt64(h)))
+            #expect(ModelParityTests.relativeError(try packed(y).values, try reference(y).values) <= 2e-6, "\(name(isa)) \(h)x\(w)")
         }
         // The layer4 feature map (NCHW) agrees too.
         let mapP = try packed.featureMap(x), mapR = try reference.featureMap(x)
@@ -171,8 +217,16 @@ struct PackedEngineTests {
     @Test("Repeated and concurrent forward passes reuse their workspaces and give identical outputs")
     func steadyState() throws {
         let f = try #require(ModelFixture.all.first { $0.arch.block == "bottleneck" && $0.arch.groups == 1 })
-        let model = try ResNetModel(mapping: NameMapping.map(Checkpoint(contentsOf: f.path(f.checkpoint)).tensors))
-        let x = try FeatureMap(n: 2, c: 3, h: 40, w: 33, data: Self.values(2 * 3 * 40 * 33, seed: 5))
+        let mapping = try NameMapping.map(Checkpoint(contentsOf: f.path(f.checkpoint)).tensors)
+        for isa in Self.isas {
+            let model = try PackedNet.$forcedISA.withValue(isa) { try ResNetModel(mapping: mapping) }
+            #expect(model.engine == .packed)
+            try Self.steadyState(model)
+        }
+    }
+
+    static func steadyState(_ model: ResNetModel) throws {
+        let x = try FeatureMap(n: 2, c: 3, h: 40, w: 33, data: values(2 * 3 * 40 * 33, seed: 5))
         let first = try model(x)
         #expect(try model(x) == first)
         let results = UnsafeMutableBufferPointer<ModelOutput?>.allocate(capacity: 4)
@@ -186,7 +240,8 @@ struct PackedEngineTests {
     @Test("The activation arena: overlapping lifetimes never share bytes, and it stays within twice the largest activation")
     func arenaPlan() throws {
         let f = try #require(ModelFixture.all.first { $0.arch.block == "bottleneck" && $0.arch.groups == 1 })
-        let model = try ResNetModel(mapping: NameMapping.map(Checkpoint(contentsOf: f.path(f.checkpoint)).tensors))
+        let mapping = try NameMapping.map(Checkpoint(contentsOf: f.path(f.checkpoint)).tensors)
+        let model = try PackedNet.$forcedISA.withValue(Self.isas[0]) { try ResNetModel(mapping: mapping) }
         let net = try #require(model.packed)
         let plan = Workspace.plan(net, Geometry(n: 3, h: 64, w: 48, threads: 2))
         var first = [Int: Int](), last = [Int: Int]()

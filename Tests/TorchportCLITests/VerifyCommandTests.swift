@@ -35,7 +35,7 @@ struct VerifyCommandTests {
             #expect(json["engine"] as? String == "packed")
         } else {
             #expect(r.status == 2)
-            #expect(r.stderr.contains("engine unavailable: the packed engine needs AVX-512"))
+            #expect(r.stderr.contains("engine unavailable: the packed engine needs AVX-512 (F, VL, DQ, BW) or AVX2 + FMA"))
         }
     }
 

@@ -1,4 +1,4 @@
-// Torchport's own convolution kernels (AVX-512), for the packed inference engine.
+// Torchport's own convolution kernels (AVX-512, or AVX2 + FMA), for the packed inference engine.
 //
 // Activations are NHWC, float32, with a zero border of `border` pixels on every side, so a
 // convolution never tests for padding: element (n, y, x, c) lies at
@@ -42,19 +42,46 @@ typedef struct {
     /// Direct (no groups, not Winograd, input channels a multiple of 16): the kernel reads the
     /// input map in place, tap by tap, instead of a packed copy of each tile.
     int32_t direct;
+    /// The instruction set that runs it (TP_ISA_AVX512 or TP_ISA_AVX2); 0 before planning means
+    /// tp_isa_selected(), which tp_conv_plan writes here. The packed layout is the same for both
+    /// (a block of 16 channels is one zmm, or two ymm), so only the micro-kernels differ.
+    int32_t isa;
     const float *weight;  // tp_conv_packed_count floats
     const float *bias;    // blocks * 16 * nv floats
 } tp_conv;
 
-// MARK: - Convolutions (plan.c: planning and packing; conv.c, winograd.c, microkernels_avx512.c: running)
+// MARK: - Instruction sets (plan.c)
 
-/// 1 when this CPU runs the AVX-512 kernels (AVX-512 F, and the OS saves its registers).
+/// No packed kernels (the reference engine runs).
+#define TP_ISA_NONE 0
+/// AVX2 + FMA: 16 ymm registers, micro-kernels of up to 6 pixels x 16 channels.
+#define TP_ISA_AVX2 1
+/// AVX-512 (F, VL, DQ, BW): 32 zmm registers, micro-kernels of up to 14 pixels x 32 channels.
+#define TP_ISA_AVX512 2
+
+/// 1 when this CPU (and its OS, which must save the ymm or zmm registers) runs the kernels of
+/// `isa` (TP_ISA_AVX2 needs AVX2 and FMA; TP_ISA_AVX512 needs AVX-512 F, VL, DQ and BW); 0 for
+/// any other value and off x86-64.
+int tp_isa_available(int32_t isa);
+
+/// The instruction set the packed engine uses in this process, decided once: the best available,
+/// unless the environment variable TORCHPORT_ISA forces one (`avx512`, `avx2`, or `reference` for
+/// none); forcing one the CPU lacks gives TP_ISA_NONE (the packed engine is then unavailable).
+int32_t tp_isa_selected(void);
+
+/// "avx512", "avx2" or "reference" (TP_ISA_NONE and unknown values).
+const char *tp_isa_name(int32_t isa);
+
+// MARK: - Convolutions (plan.c: planning and packing; conv.c, winograd.c, microkernels_*.c: running)
+
+/// 1 when the packed kernels run in this process: tp_isa_selected() is not TP_ISA_NONE.
 int tp_kernels_available(void);
 
 /// Chooses `nv`, the block geometry, the loop order for a convolution with `in_bytes` of input
 /// per image (at the size it is planned for) and, when `winograd` asks and the shape allows,
 /// Winograd F(2x2, 3x3); 0 when the kernels cannot run it (grouped
-/// convolutions whose group widths do not tile the blocks).
+/// convolutions whose group widths do not tile the blocks, or `conv->isa` (0: tp_isa_selected())
+/// not available on this CPU).
 int tp_conv_plan(tp_conv *conv, int64_t in_bytes, int winograd);
 
 /// Floats of packed weights for a planned convolution.
@@ -146,9 +173,10 @@ void tp_pool_run(tp_pool *pool, int64_t count, tp_task_fn fn, void *ctx);
 
 // MARK: - The roofline (profile.c)
 
-/// The roofline's ceiling: `iterations` rounds of 12 independent AVX-512 FMA chains (no memory
-/// traffic); returns the floating-point operations done (0 without AVX-512). `sink` keeps the
-/// result alive.
+/// The roofline's ceiling: `iterations` rounds of 12 independent FMA chains of the selected
+/// instruction set (tp_isa_selected(): zmm with AVX-512, ymm with AVX2; no memory traffic);
+/// returns the floating-point operations done (0 without packed kernels). `sink` keeps the result
+/// alive.
 double tp_fma_flops(int64_t iterations, double *sink);
 
 // MARK: - The heap (heap.c)
