@@ -36,6 +36,17 @@ enum BLAS {
         }
     }
 
+    /// One thread for every BLAS call, and OpenBLAS's worker threads stopped: Torchport splits
+    /// the work itself and calls single-threaded BLAS in each piece, so the pool OpenBLAS starts
+    /// when it loads (whose idle workers spin for some milliseconds, taking cores from the
+    /// process's own threads) is never used. Accelerate: nothing to do.
+    static func useSingleThread() {
+        #if !canImport(Accelerate)
+        openblas_set_num_threads(1)
+        _ = blas_thread_shutdown_()
+        #endif
+    }
+
     static var coreName: String {
         #if canImport(Accelerate)
         "Accelerate"
@@ -54,6 +65,11 @@ package enum BLASKernels {
     /// The name of the kernel set the BLAS selected when it loaded (OpenBLAS: `Prescott`,
     /// `Haswell`, `SkylakeX`, …; `Accelerate` on Apple platforms).
     package static var coreName: String { BLAS.coreName }
+
+    /// Stops the BLAS's own worker threads (Torchport never uses them: it calls single-threaded
+    /// BLAS inside its own pieces of work). The CLI calls this first, so that no idle OpenBLAS
+    /// worker spins beside the work of a command.
+    package static func releaseThreads() { BLAS.useSingleThread() }
 
     /// The `OPENBLAS_CORETYPE` to restart with (`SkylakeX` or `Haswell`), or nil when OpenBLAS did not
     /// fall back to `Prescott` or the CPU flags in `cpuinfo` (by default `/proc/cpuinfo`, read on

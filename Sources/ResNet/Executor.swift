@@ -58,7 +58,7 @@ public final class Executor: Sendable {
 
     /// OpenBLAS runs single-threaded inside each piece of work (set once, process-wide, before the
     /// first executor exists).
-    private static let singleThreadedBLAS: Void = { BLAS.threads = 1 }()
+    private static let singleThreadedBLAS: Void = { BLAS.useSingleThread() }()
 
     /// Splits `0..<total` into contiguous ranges, one per thread (at most `threads`, none empty),
     /// and runs `body(thread, range)` for each on the pool.

@@ -15,6 +15,7 @@ struct TorchportCommand: ParsableCommand {
         ConversionCleanup.installInputFaultHandler()
         suggestSubcommand()
         selectBLASKernels()
+        BLASKernels.releaseThreads()
         do {
             var command = try parseAsRoot(nil)
             try command.run()
