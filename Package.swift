@@ -42,7 +42,7 @@ let package = Package(
                 dependencies: ["TorchportCore", "StateDict", "CKernels",
                                .target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
                 linkerSettings: [.linkedFramework("Accelerate", .when(platforms: applePlatforms))]),
-        .target(name: "Verification", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "ResNet"]),
+        .target(name: "Verification", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "Conversion", "ResNet"]),
         .target(name: "Images", dependencies: ["TorchportCore", "CJPEG", "CPNG"]),
         // Class names (files, checkpoints, ImageNet's) and images in, predictions out.
         .target(name: "Classification", dependencies: ["TorchportCore", "TorchCheckpoint", "SafeTensors", "ResNet", "Images"]),

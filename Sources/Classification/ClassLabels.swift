@@ -142,8 +142,6 @@ public struct LabelsError: TorchportError, Equatable {
         case countMismatch(labels: Int, classes: Int)
         /// The model has no classification head (a headless backbone).
         case headless
-        /// The preprocessing cannot run (the problem is in the string).
-        case preprocessing(String)
     }
 
     /// What is wrong.
@@ -165,7 +163,6 @@ public struct LabelsError: TorchportError, Equatable {
         case .notUTF8: "not UTF-8 text (labels file)"
         case .countMismatch(let l, let c): "\(l) labels, the model has \(c) classes"
         case .headless: "the model has no classification head (a headless backbone): nothing to classify"
-        case .preprocessing(let p): "preprocessing: \(p)"
         }
     }
 
@@ -215,7 +212,7 @@ extension FeatureMap {
     /// preprocessed sizes differ (without a crop, batch images by size: see
     /// `ResNetModel/outputs(for:preprocessing:batchSize:)`).
     public init(images: [RGBImage], preprocessing: Preprocessing = .imageNet) throws {
-        if let problem = preprocessing.validationProblem { throw LabelsError(.preprocessing(problem)) }
+        try preprocessing.validate()
         guard let first = images.first else { throw InputError(.emptyBatch) }
         let (w, h) = preprocessing.outputSize(width: first.width, height: first.height)
         var data: [Float] = []
@@ -243,7 +240,7 @@ extension ResNetModel {
     /// let best = Prediction.top(5, of: output, row: 0, labels: ClassLabels(names: ClassLabels.imageNet, source: .imageNet))
     /// ```
     public func outputs(for images: [RGBImage], preprocessing: Preprocessing = .imageNet, batchSize: Int = 8) throws -> ModelOutput {
-        if let problem = preprocessing.validationProblem { throw LabelsError(.preprocessing(problem)) }
+        try preprocessing.validate()
         let inputs = try images.map { image in
             let (w, h) = preprocessing.outputSize(width: image.width, height: image.height)
             return try FeatureMap(n: 1, c: 3, h: h, w: w, data: try preprocessing.tensor(image))

@@ -61,6 +61,11 @@ public struct Preprocessing: Sendable, Equatable {
         return nil
     }
 
+    /// Throws ``ImageError/Kind/invalidArgument`` naming the ``validationProblem``, when there is one.
+    public func validate() throws(ImageError) {
+        if let problem = validationProblem { throw ImageError(.invalidArgument, "preprocessing: \(problem)") }
+    }
+
     /// The size an image of `width` x `height` has after the resize step: torchvision's
     /// `_compute_resized_output_size` (shorter side to ``resizeSize``, longer side
     /// `int(resizeSize * long / short)`).
@@ -81,7 +86,7 @@ public struct Preprocessing: Sendable, Equatable {
     /// ``ImageError/Kind/invalidArgument`` for an empty image or a preprocessing that cannot run
     /// (``validationProblem``).
     public func geometry(_ image: RGBImage) throws(ImageError) -> RGBImage {
-        if let problem = validationProblem { throw ImageError(.invalidArgument, "preprocessing: \(problem)") }
+        try validate()
         var out = image
         if resizeSize != nil {
             let (w, h) = resizedSize(width: image.width, height: image.height)

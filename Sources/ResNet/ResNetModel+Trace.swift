@@ -18,21 +18,18 @@ extension ResNetModel {
         var out: [TracedOutput]
         var x: FeatureMap
         if let packed {
-            out = packed.trace(input, executor: executor)
-            // Each stage's output is its last block's.
-            var stages: [TracedOutput] = []
-            for (i, t) in out.enumerated() {
-                let parts = t.module.split(separator: ".")
-                guard parts.count == 2, parts[0].hasPrefix("layer") else { continue }
-                let next = out[(i + 1)...].first { $0.module.split(separator: ".").count == 2 && $0.module.hasPrefix("layer") }
-                if next.map({ $0.module.split(separator: ".")[0] != parts[0] }) ?? true {
-                    stages.append(TracedOutput(module: String(parts[0]), shape: t.shape, values: t.values))
+            out = []
+            // Each stage's output is its last block's (the packed plan has no step of its own for it).
+            let lastBlocks = Set(layers.enumerated().map { "layer\($0.offset + 1).\($0.element.count - 1)" })
+            for t in packed.trace(input, executor: executor) {
+                out.append(t)
+                if lastBlocks.contains(t.module), let stage = t.module.split(separator: ".").first {
+                    out.append(TracedOutput(module: String(stage), shape: t.shape, values: t.values))
                 }
             }
-            for stage in stages {
-                if let i = out.lastIndex(where: { $0.module.hasPrefix(stage.module + ".") }) { out.insert(stage, at: i + 1) }
-            }
-            x = try featureMap(input)
+            // layer4's output, from the trace itself (no second forward pass).
+            guard let last = out.last, last.shape.count == 4 else { return out }
+            x = FeatureMap(unchecked: last.shape[0], c: last.shape[1], h: last.shape[2], w: last.shape[3], data: last.values)
         } else {
             (out, x) = referenceTrace(input)
         }

@@ -1,3 +1,4 @@
+import Conversion
 import Foundation
 import TorchCheckpoint
 import TorchportCore
@@ -91,7 +92,7 @@ public struct Golden: Sendable {
     public static func load(path: String) throws(VerificationError) -> Golden {
         let tensors: [NamedTensor]
         do {
-            tensors = try readTensors(path: path)
+            tensors = try readTensors(path).tensors  // any layout the loader reads (Conversion)
         } catch let e as CheckpointError {
             var inner = e
             inner.file = nil  // the golden's path is named once, by the VerificationError

@@ -31,6 +31,9 @@ struct ExecutorTests {
 
     static let engines = InferenceEngine.allCases.filter(\.isAvailable)
 
+    @Test("The engines the parameterised tests run on: at least the reference engine")
+    func enginesListed() { #expect(Self.engines.contains(.reference)) }
+
     @Test("Two models on two executors, run from two concurrent tasks, both match their goldens", arguments: engines)
     func twoModelsTwoExecutors(_ engine: InferenceEngine) async throws {
         let a = try Self.load("tiny-basic-r18ish", executor: Executor(threads: 2), engine: engine)

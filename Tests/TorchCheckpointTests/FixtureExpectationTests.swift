@@ -27,6 +27,7 @@ struct FixtureExpectationTests {
     @Test("There is a fixture for every feature the reader claims")
     func fixtureSetIsComplete() {
         let names = Set(FixturePaths.expectationFiles)
+        #expect(names.count >= 16)  // the parameterised test below runs over these
         for required in ["tiny-resnet-basic", "tiny-resnet-basic-legacy", "protocol4", "protocol5", "dtypes", "views",
                          "shared-storage", "cuda-tagged", "training-checkpoint", "dataparallel", "compiled",
                          "torchscript-tiny", "big-endian", "custom-prefix", "untyped-storage", "deflated"] {
