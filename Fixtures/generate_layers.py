@@ -315,34 +315,6 @@ def check_command_line(out: Path, manifest: list[dict]) -> None:
     print("command line: scripts/make_golden.py reproduces the clean goldens")
 
 
-def digests(root: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir()) if p.is_file()}
-
-
-def check_determinism() -> int:
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(2):
-            d = Path(tmp) / f"run{i}"
-            subprocess.run([sys.executable, __file__, "--out", str(d)], check=True, stdout=subprocess.DEVNULL)
-            results.append(digests(d))
-    a, b = results
-    bad = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-    if bad:
-        print("NOT deterministic:", *bad, sep="\n  ")
-        return 1
-    print(f"deterministic: {len(a)} files byte-identical across two runs")
-    if DEFAULT_OUT.exists():
-        committed = digests(DEFAULT_OUT)
-        diff = sorted(k for k in a.keys() | committed.keys() if a.get(k) != committed.get(k))
-        if diff:
-            print("differs from Fixtures/layers/ (regenerate, or another CPU changed float32 bits):",
-                  *diff, sep="\n  ")
-            return 1
-        print("and identical to Fixtures/layers/")
-    return 0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default Fixtures/layers)")
@@ -351,7 +323,7 @@ def main() -> int:
                          "(and against Fixtures/layers/)")
     args = ap.parse_args()
     if args.check_determinism:
-        return check_determinism()
+        return gm.check_determinism(__file__, DEFAULT_OUT)
     generate(args.out.resolve())
     return 0
 

@@ -431,12 +431,14 @@ def digests(root: Path) -> dict[str, str]:
             if p.is_file()}
 
 
-def check_determinism() -> int:
+def check_determinism(script: str = __file__, default_out: Path = DEFAULT_OUT) -> int:
+    """Runs `script --out DIR` twice in fresh processes and compares every file's sha256, then with
+    `default_out` (the committed files). Shared by the generators of models/ and layers/."""
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):
             d = Path(tmp) / f"run{i}"
-            subprocess.run([sys.executable, __file__, "--out", str(d)], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, script, "--out", str(d)], check=True, stdout=subprocess.DEVNULL)
             results.append(digests(d))
     a, b = results
     bad = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
@@ -444,14 +446,15 @@ def check_determinism() -> int:
         print("NOT deterministic:", *bad, sep="\n  ")
         return 1
     print(f"deterministic: {len(a)} files byte-identical across two runs")
-    if DEFAULT_OUT.exists():
-        committed = digests(DEFAULT_OUT)
+    label = f"Fixtures/{default_out.name}/"
+    if default_out.exists():
+        committed = digests(default_out)
         diff = sorted(k for k in a.keys() | committed.keys() if a.get(k) != committed.get(k))
         if diff:
-            print("differs from Fixtures/models/ (regenerate, or another CPU changed float32 bits):",
+            print(f"differs from {label} (regenerate, or another CPU changed float32 bits):",
                   *diff, sep="\n  ")
             return 1
-        print("and identical to Fixtures/models/")
+        print(f"and identical to {label}")
     return 0
 
 
