@@ -30,6 +30,14 @@ public struct LayerReport: Sendable, Codable, Equatable {
         public let elementsOutOfTolerance: Int
         /// `maxAbsError <= tolerance`.
         public let passed: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case name, shape, scale, cosine, tolerance, passed
+            case comparedAs = "compared_as"
+            case maxAbsError = "max_abs_error"
+            case relError = "rel_error"
+            case elementsOutOfTolerance = "elements_out_of_tolerance"
+        }
     }
 
     /// The first layer beyond tolerance.
@@ -48,6 +56,12 @@ public struct LayerReport: Sendable, Codable, Equatable {
         /// The modules computed together to reach this point (the engine fuses some): the fault
         /// lies in one of them.
         public let candidates: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case layer, index, grows, candidates
+            case relError = "rel_error"
+            case finalRelError = "final_rel_error"
+        }
     }
 
     /// The compared layers, in forward order.
@@ -61,6 +75,12 @@ public struct LayerReport: Sendable, Codable, Equatable {
     public let atol: Double
     /// The criterion's relative tolerance.
     public let rtol: Double
+
+    enum CodingKeys: String, CodingKey {
+        case layers, atol, rtol
+        case notCompared = "not_compared"
+        case firstDivergence = "first_divergence"
+    }
 
     /// Every layer within tolerance (and at least one compared).
     public var passed: Bool { !layers.isEmpty && firstDivergence == nil }
